@@ -1,0 +1,280 @@
+//! `FileChange`: one detected change, written by the agent of the node it happened on. Its name
+//! is derived from what it describes, so a create retried after a lost response is idempotent.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One change detected on one node: a file, file content, service or registry key that was
+/// added, modified or removed, with its attributes before and after. Aggregated changes stand for
+/// many changes that exceeded a scan's reporting limit.
+#[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "kubefim.dev",
+    version = "v1alpha1",
+    kind = "FileChange",
+    namespaced,
+    shortname = "fc",
+    category = "kubefim",
+    derive = "PartialEq",
+    doc = "One change detected on one node: a file, file content, service or registry key that was \
+           added, modified or removed, with its attributes before and after.",
+    selectable = ".spec.nodeName",
+    selectable = ".spec.category",
+    selectable = ".spec.type",
+    printcolumn(name = "Node", type_ = "string", json_path = ".spec.nodeName"),
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "Category", type_ = "string", json_path = ".spec.category"),
+    printcolumn(name = "Path", type_ = "string", json_path = ".spec.path"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FileChangeSpec {
+    /// The FimWorkspace the change belongs to.
+    pub workspace: String,
+    /// The MonitoredEntity (or recommended item, prefixed `recommended.`) that covers the path.
+    pub entity: String,
+    /// The node the change happened on.
+    pub node_name: String,
+    /// Files, FileContent, Services or Registry.
+    #[serde(rename = "type")]
+    pub change_type: ChangeType,
+    /// Added, Modified, Removed, or Aggregated for a folded group of changes.
+    pub category: ChangeCategory,
+    /// The path on the node (a unit name for services). Bytes that are not UTF-8 are shown as
+    /// U+FFFD.
+    pub path: String,
+    /// When the agent detected the change (RFC 3339, nanoseconds).
+    pub detected_at: String,
+    /// Scan for a scheduled scan, Realtime for a change seen as it happened.
+    pub source: ChangeSource,
+    /// Which attributes differ between previous and current.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_attributes: Vec<ChangedAttribute>,
+    /// The state before the change (absent for Added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<FileState>,
+    /// The state after the change (absent for Removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<FileState>,
+    /// FileContent only: a unified diff from previous to current content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_diff: Option<String>,
+    /// The diff was cut at the workspace's content.maxDiffBytes.
+    #[serde(default)]
+    pub content_diff_truncated: bool,
+    /// Aggregated only: what the folded changes were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregated: Option<AggregatedChanges>,
+}
+
+/// The kind of thing that changed.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChangeType {
+    /// A monitored file or directory.
+    Files,
+    /// A FileContent file; the change carries a diff.
+    FileContent,
+    /// A service unit or its enablement.
+    Services,
+    /// A Windows registry key.
+    Registry,
+}
+
+/// What happened.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChangeCategory {
+    /// It appeared.
+    Added,
+    /// Its content or attributes changed.
+    Modified,
+    /// It disappeared.
+    Removed,
+    /// Many changes folded into one because a scan exceeded reporting.maxChangesPerScan.
+    Aggregated,
+}
+
+/// How the change was found.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeSource {
+    /// A scheduled full scan.
+    Scan,
+    /// Realtime detection between scans.
+    Realtime,
+}
+
+/// An attribute that can differ between two states.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangedAttribute {
+    /// The content hash.
+    Content,
+    /// The size in bytes.
+    Size,
+    /// Permission bits.
+    Mode,
+    /// The owning user id.
+    Owner,
+    /// The owning group id.
+    Group,
+    /// Modification time.
+    Mtime,
+    /// Inode change time.
+    Ctime,
+    /// Inode number (the file was replaced).
+    Inode,
+    /// Where a symbolic link points.
+    LinkTarget,
+    /// Regular file, directory, symlink...
+    FileType,
+    /// Whether a service is enabled.
+    Enablement,
+}
+
+/// The type of a filesystem object.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum FileType {
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+    /// A symbolic link.
+    Symlink,
+    /// A named pipe (never opened).
+    Fifo,
+    /// A Unix socket (never opened).
+    Socket,
+    /// A character device (never opened).
+    CharDevice,
+    /// A block device (never opened).
+    BlockDevice,
+    /// A systemd unit (services).
+    Unit,
+}
+
+/// The attributes of a file (or unit) at one point in time.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FileState {
+    /// File, directory, symlink, fifo, socket, charDevice, blockDevice or unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_type: Option<FileType>,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// Permission bits in octal, such as 0644.
+    #[serde(default)]
+    pub mode: String,
+    /// Owning user id.
+    #[serde(default)]
+    pub uid: u32,
+    /// Owning group id.
+    #[serde(default)]
+    pub gid: u32,
+    /// Modification time (RFC 3339, nanoseconds).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mtime: String,
+    /// Inode change time (RFC 3339, nanoseconds).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ctime: String,
+    /// Inode number.
+    #[serde(default)]
+    pub inode: u64,
+    /// Number of hard links.
+    #[serde(default)]
+    pub nlink: u64,
+    /// Where a symbolic link points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
+    /// Content hash in hex (regular files up to scan.maxHashSize).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// blake3 or sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_algorithm: Option<crate::HashAlgorithm>,
+    /// Services: whether the unit is enabled (linked from a .wants or .requires directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// What an Aggregated FileChange stands for.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregatedChanges {
+    /// How many changes were folded.
+    pub count: u64,
+    /// The folded changes by category.
+    pub by_category: crate::workspace::CategoryCounts,
+    /// Up to 20 of the folded paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample_paths: Vec<String>,
+}
+
+/// At most this many sample paths are kept in an Aggregated change.
+pub const MAX_SAMPLE_PATHS: usize = 20;
+
+/// The deterministic object name of a change: the same (node, path, category, detectedAt)
+/// always yields the same name, so a retried create meets AlreadyExists instead of duplicating.
+pub fn change_name(node: &str, path: &str, category: ChangeCategory, detected_at: &str) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for part in [node, path, &format!("{category:?}"), detected_at] {
+        hasher.update(part.as_bytes());
+        hasher.update(&[0]);
+    }
+    let hex = hasher.finalize().to_hex();
+    format!("fc-{}", &hex[..24])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_name_is_deterministic_and_distinguishes_each_input() {
+        let base = change_name(
+            "n1",
+            "/etc/passwd",
+            ChangeCategory::Modified,
+            "2026-01-01T00:00:00Z",
+        );
+        assert_eq!(
+            base,
+            change_name(
+                "n1",
+                "/etc/passwd",
+                ChangeCategory::Modified,
+                "2026-01-01T00:00:00Z"
+            )
+        );
+        assert!(base.starts_with("fc-") && base.len() == 27);
+        for other in [
+            change_name(
+                "n2",
+                "/etc/passwd",
+                ChangeCategory::Modified,
+                "2026-01-01T00:00:00Z",
+            ),
+            change_name(
+                "n1",
+                "/etc/shadow",
+                ChangeCategory::Modified,
+                "2026-01-01T00:00:00Z",
+            ),
+            change_name(
+                "n1",
+                "/etc/passwd",
+                ChangeCategory::Removed,
+                "2026-01-01T00:00:00Z",
+            ),
+            change_name(
+                "n1",
+                "/etc/passwd",
+                ChangeCategory::Modified,
+                "2026-01-01T00:00:01Z",
+            ),
+        ] {
+            assert_ne!(base, other);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The kubefim API: the single source of truth for every resource shape, the per-node agent
+//! configuration, the label and annotation keys, and the recommended catalog.
+//!
+//! Other crates import these types; none of them redefines a field. This crate performs no I/O
+//! and talks to no cluster: it is shapes, defaults, admission rules and pure helpers.
+
+// kube's `printcolumn(name = .., type_ = "string", ..)` repeats `type_ = "string"` once per
+// column by design; clippy reads the repetition as a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
+pub mod agent_config;
+pub mod catalog;
+pub mod entity;
+pub mod filechange;
+pub mod keys;
+pub mod nodestatus;
+pub mod units;
+pub mod workspace;
+
+pub use agent_config::{AgentConfig, EntityConfig, WorkspaceConfig};
+pub use catalog::{CatalogItem, RECOMMENDED, TargetOs};
+pub use entity::{EntityType, MonitoredEntity, MonitoredEntitySpec, MonitoredEntityStatus};
+pub use filechange::{
+    ChangeCategory, ChangeSource, ChangeType, FileChange, FileChangeSpec, FileState, FileType,
+};
+pub use nodestatus::{FimNodeStatus, FimNodeStatusSpec, FimNodeStatusStatus};
+pub use workspace::{FimWorkspace, FimWorkspaceSpec, FimWorkspaceStatus, HashAlgorithm};
+
+/// The API group of every kubefim resource.
+pub const GROUP: &str = "kubefim.dev";
+/// The API version of every kubefim resource.
+pub const VERSION: &str = "v1alpha1";
+
+/// Errors from parsing kubefim values (durations, sizes, agent configuration).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid duration {value:?}: {reason}; write it like 90s, 15m, 1h30m or 14d")]
+    InvalidDuration { value: String, reason: &'static str },
+
+    #[error("invalid size {value:?}: {reason}; write it like 512, 16Ki, 5Mi or 1Gi")]
+    InvalidSize { value: String, reason: &'static str },
+
+    #[error("agent configuration is not valid YAML for kubefim {VERSION}")]
+    AgentConfigYaml(#[source] serde_yaml::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every CustomResourceDefinition this crate defines, in the order crdgen writes them.
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+    use kube::CustomResourceExt;
+    vec![
+        FimWorkspace::crd(),
+        MonitoredEntity::crd(),
+        FileChange::crd(),
+        FimNodeStatus::crd(),
+    ]
+}

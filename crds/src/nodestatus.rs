@@ -1,0 +1,152 @@
+//! `FimNodeStatus`: what one node's agent reports for one workspace. Only that node's agent
+//! writes it; the operator reads it to aggregate workspace and entity status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::EntityType;
+
+/// The state of one workspace on one node, as that node's agent reports it: heartbeat, last
+/// scan, files monitored, realtime detection, per-entity state and daily change counts.
+#[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "kubefim.dev",
+    version = "v1alpha1",
+    kind = "FimNodeStatus",
+    namespaced,
+    status = "FimNodeStatusStatus",
+    shortname = "fimns",
+    category = "kubefim",
+    derive = "PartialEq",
+    doc = "The state of one workspace on one node, as that node's agent reports it.",
+    selectable = ".spec.nodeName",
+    printcolumn(name = "Workspace", type_ = "string", json_path = ".spec.workspace"),
+    printcolumn(name = "Node", type_ = "string", json_path = ".spec.nodeName"),
+    printcolumn(name = "Files", type_ = "integer", json_path = ".status.filesMonitored"),
+    printcolumn(name = "Heartbeat", type_ = "date", json_path = ".status.lastHeartbeatTime"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FimNodeStatusSpec {
+    /// The FimWorkspace reported on.
+    pub workspace: String,
+    /// The node reporting.
+    pub node_name: String,
+}
+
+/// One node's report for one workspace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FimNodeStatusStatus {
+    /// Version of the agent binary.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub agent_version: String,
+    /// Revision of the AgentConfig the agent applies.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub config_revision: String,
+    /// The workspace baseline.revision the node's baseline was accepted at.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub baseline_revision: String,
+    /// The last time the agent reported it is alive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_time: Option<Time>,
+    /// The most recent completed scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scan: Option<ScanSummary>,
+    /// Files monitored across the workspace's entities.
+    #[serde(default)]
+    pub files_monitored: u64,
+    /// Realtime detection state.
+    #[serde(default)]
+    pub realtime: RealtimeStatus,
+    /// Per-entity state on this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<EntityNodeState>,
+    /// Changes per UTC day for the last 8 days.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub change_counts: Vec<DailyChangeCount>,
+    /// Ready and Degraded, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// One completed scan.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanSummary {
+    /// When the scan started.
+    pub started_at: Time,
+    /// How long it took.
+    pub duration_seconds: f64,
+    /// Filesystem objects examined.
+    pub files_scanned: u64,
+    /// Bytes read to compute content hashes.
+    pub bytes_hashed: u64,
+    /// Changes it found.
+    pub changes: u64,
+    /// Errors it met (unreadable files, vanished paths...).
+    pub errors: u64,
+}
+
+/// Realtime detection state.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RealtimeStatus {
+    /// Realtime detection is running.
+    #[serde(default)]
+    pub active: bool,
+    /// inotify watches held.
+    #[serde(default)]
+    pub watches: u64,
+    /// Why realtime detection is degraded (queue overflow, watch limit); scans go on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_reason: Option<String>,
+}
+
+/// The state of one entity on this node.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityNodeState {
+    /// The MonitoredEntity name, or `recommended.<id>`.
+    pub name: String,
+    /// The entity type.
+    #[serde(rename = "type")]
+    pub entity_type: EntityType,
+    /// Files monitored for it on this node.
+    #[serde(default)]
+    pub files_monitored: u64,
+    /// Active, Error, Unsupported or Disabled.
+    pub state: EntityState,
+    /// Details for Error and Unsupported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The state of an entity on a node.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntityState {
+    /// Monitored.
+    Active,
+    /// Cannot be monitored on this node; see the message.
+    Error,
+    /// This agent cannot serve the entity type (for example a Windows type on Linux).
+    Unsupported,
+    /// Disabled in its spec.
+    Disabled,
+}
+
+/// Change counts for one UTC day.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyChangeCount {
+    /// The UTC day, YYYY-MM-DD.
+    pub day: String,
+    /// The day's changes by category.
+    #[serde(default)]
+    pub by_category: crate::workspace::CategoryCounts,
+    /// The day's changes by type.
+    #[serde(default)]
+    pub by_type: crate::workspace::TypeCounts,
+}

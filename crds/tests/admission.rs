@@ -1,0 +1,276 @@
+//! The CEL admission rules, evaluated client-side with kube's `cel` feature (the same
+//! interpreter family the API server runs; DESIGN §9 records where they were checked against a
+//! real server). Each refusal must be a rule that evaluated to false with the expected message,
+//! never a rule that failed to compile: a broken rule would otherwise look like a refusal.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
+
+use kube::core::cel::ErrorKind;
+use kubefim_crds::{FimWorkspace, MonitoredEntity};
+use serde_json::json;
+
+fn entity(spec: serde_json::Value) -> MonitoredEntity {
+    let mut spec = spec;
+    spec.as_object_mut()
+        .unwrap()
+        .entry("workspace")
+        .or_insert(json!("prod"));
+    serde_json::from_value(json!({
+        "apiVersion": "kubefim.dev/v1alpha1",
+        "kind": "MonitoredEntity",
+        "metadata": {"name": "e", "namespace": "fim"},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn workspace(spec: serde_json::Value) -> FimWorkspace {
+    serde_json::from_value(json!({
+        "apiVersion": "kubefim.dev/v1alpha1",
+        "kind": "FimWorkspace",
+        "metadata": {"name": "prod", "namespace": "fim"},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// Ok(()) when admitted; Err(messages) when refused. Panics if a rule could not be evaluated.
+fn verdict(result: Result<(), kube::core::cel::ValidationErrors>) -> Result<(), Vec<String>> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(errors) => {
+            let errors = errors.into_vec();
+            for error in &errors {
+                assert!(
+                    matches!(error.kind, ErrorKind::ValidationFailure),
+                    "rule {:?} did not evaluate: {:?} {}",
+                    error.rule,
+                    error.kind,
+                    error.message
+                );
+            }
+            Err(errors.into_iter().map(|e| e.message).collect())
+        }
+    }
+}
+
+/// (spec, None when admitted or Some(fragment of the refusal message)).
+fn entity_cases() -> Vec<(serde_json::Value, Option<&'static str>)> {
+    vec![
+        // Rules from the reference document.
+        (json!({"type": "LinuxFile", "path": "/etc/*.conf"}), None),
+        (
+            json!({"type": "LinuxFile", "path": "/etc/*/passwd"}),
+            Some("wildcard before its last segment"),
+        ),
+        (
+            json!({"type": "WindowsFile", "path": "c:\\*.*"}),
+            Some("too general"),
+        ),
+        (
+            json!({"type": "WindowsFile", "path": "C:\\*"}),
+            Some("too general"),
+        ),
+        (json!({"type": "LinuxFile", "path": "/"}), Some("too general")),
+        (json!({"type": "LinuxFile", "path": "$HOME/.ssh"}), None),
+        (
+            json!({"type": "LinuxFile", "path": "${HOME}/.ssh/authorized_keys"}),
+            None,
+        ),
+        // Broad paths are accepted when asked for.
+        (
+            json!({"type": "LinuxFile", "path": "/", "allowBroad": true}),
+            None,
+        ),
+        (
+            json!({"type": "WindowsFile", "path": "C:\\*.*", "allowBroad": true}),
+            None,
+        ),
+        (json!({"type": "LinuxFile", "path": "/*"}), Some("too general")),
+        (
+            json!({"type": "LinuxFile", "path": "/usr", "recursive": true}),
+            Some("too general"),
+        ),
+        (json!({"type": "LinuxFile", "path": "/usr"}), None),
+        (
+            json!({"type": "LinuxFile", "path": "/usr/bin", "recursive": true}),
+            None,
+        ),
+        // Absolute paths per type.
+        (
+            json!({"type": "LinuxFile", "path": "etc/passwd"}),
+            Some("is not absolute"),
+        ),
+        (
+            json!({"type": "FileContent", "path": "relative.conf"}),
+            Some("is not absolute"),
+        ),
+        (json!({"type": "FileContent", "path": "/etc/hosts"}), None),
+        (
+            json!({"type": "WindowsFile", "path": "Windows\\win.ini"}),
+            Some("is not absolute"),
+        ),
+        (
+            json!({"type": "WindowsFile", "path": "C:\\Windows\\win.ini"}),
+            None,
+        ),
+        (
+            json!({"type": "WindowsFile", "path": "%windir%\\system.ini"}),
+            None,
+        ),
+        (
+            json!({"type": "WindowsFile", "path": "D:\\ContosoWebApp\\*"}),
+            None,
+        ),
+        (
+            json!({"type": "WindowsFile", "path": "C:\\Windows\\*\\win.ini"}),
+            Some("wildcard before its last segment"),
+        ),
+        (
+            json!({"type": "WindowsRegistry", "path": "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"}),
+            None,
+        ),
+        (
+            json!({"type": "WindowsRegistry", "path": "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\Netlogon\\Parameters"}),
+            None,
+        ),
+        (
+            json!({"type": "WindowsRegistry", "path": "SOFTWARE\\Run"}),
+            Some("not a registry key"),
+        ),
+        // Services are names, not paths.
+        (json!({"type": "LinuxService", "path": "ssh.service"}), None),
+        (json!({"type": "LinuxService", "path": "cron*"}), None),
+        (
+            json!({"type": "LinuxService", "path": "/etc/systemd/system/ssh.service"}),
+            Some("not a service name"),
+        ),
+        (json!({"type": "WindowsService", "path": "WinDefend"}), None),
+        // No .. segments, wherever they are.
+        (
+            json!({"type": "LinuxFile", "path": "/etc/../shadow"}),
+            Some("contains a .. segment"),
+        ),
+        (
+            json!({"type": "LinuxFile", "path": "/etc/ssh/.."}),
+            Some("contains a .. segment"),
+        ),
+        (json!({"type": "LinuxFile", "path": "/etc/..d/x"}), None),
+        (
+            json!({"type": "WindowsFile", "path": "C:\\Windows\\..\\x"}),
+            Some("contains a .. segment"),
+        ),
+        // Wildcards are fine in the last segment, with ? too.
+        (json!({"type": "LinuxFile", "path": "/etc/cron.d/job?"}), None),
+        (
+            json!({"type": "LinuxFile", "path": "/etc/cron?/job"}),
+            Some("wildcard before its last segment"),
+        ),
+        // maxDepth needs recursive.
+        (
+            json!({"type": "LinuxFile", "path": "/srv", "maxDepth": 2}),
+            Some("maxDepth is set but recursive is false"),
+        ),
+        (
+            json!({"type": "LinuxFile", "path": "/srv", "recursive": true, "maxDepth": 2}),
+            None,
+        ),
+    ]
+}
+
+#[test]
+fn entity_admission_table() {
+    let cases = entity_cases();
+    assert!(cases.len() >= 25);
+    for (spec, expected) in cases {
+        let label = spec.to_string();
+        match (verdict(entity(spec).validate_cel()), expected) {
+            (Ok(()), None) => {}
+            (Err(messages), Some(fragment)) => assert!(
+                messages.iter().any(|m| m.contains(fragment)),
+                "{label}: expected a refusal containing {fragment:?}, got {messages:?}"
+            ),
+            (Ok(()), Some(fragment)) => panic!("{label}: admitted, expected refusal {fragment:?}"),
+            (Err(messages), None) => panic!("{label}: refused with {messages:?}, expected admission"),
+        }
+    }
+}
+
+#[test]
+fn refusal_messages_name_the_offending_path() {
+    let messages =
+        verdict(entity(json!({"type": "LinuxFile", "path": "/etc/*/passwd"})).validate_cel()).unwrap_err();
+    assert!(
+        messages.iter().any(|m| m.contains("/etc/*/passwd")),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn workspace_admission_table() {
+    let cases: Vec<(serde_json::Value, Option<&str>)> = vec![
+        (json!({}), None),
+        (json!({"scan": {"interval": "1m"}}), None),
+        (json!({"scan": {"interval": "1h30m"}}), None),
+        (
+            json!({"scan": {"interval": "59s"}}),
+            Some("scan.interval 59s is not allowed"),
+        ),
+        (json!({"scan": {"interval": "30s"}}), Some("at least 1m")),
+        (
+            json!({"scan": {"interval": "15"}}),
+            Some("scan.interval 15 is not allowed"),
+        ),
+        (
+            json!({"scan": {"interval": "1d"}}),
+            Some("scan.interval 1d is not allowed"),
+        ),
+        (json!({"scan": {"rehashEvery": "7d"}}), None),
+        (
+            json!({"scan": {"rehashEvery": "daily"}}),
+            Some("scan.rehashEvery daily is not a duration"),
+        ),
+        (json!({"scan": {"maxHashSize": "2Gi"}}), None),
+        (
+            json!({"scan": {"maxHashSize": "2GB"}}),
+            Some("scan.maxHashSize 2GB is not a size"),
+        ),
+        (json!({"retention": {"maxAge": "30d"}}), None),
+        (
+            json!({"retention": {"maxAge": "a month"}}),
+            Some("retention.maxAge a month is not a duration"),
+        ),
+        (
+            json!({"content": {"maxDiffBytes": "64Ki", "maxFileSize": "1Mi"}}),
+            None,
+        ),
+        (
+            json!({"content": {"maxFileSize": "-1"}}),
+            Some("content.maxFileSize -1 is not a size"),
+        ),
+    ];
+    for (spec, expected) in cases {
+        let label = spec.to_string();
+        match (verdict(workspace(spec).validate_cel()), expected) {
+            (Ok(()), None) => {}
+            (Err(messages), Some(fragment)) => {
+                assert!(
+                    messages.iter().any(|m| m.contains(fragment)),
+                    "{label}: {messages:?}"
+                )
+            }
+            (got, want) => panic!("{label}: got {got:?}, expected {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn admitted_values_parse_in_rust() {
+    // What the API server admits, the agent and operator must be able to use.
+    for value in ["1m", "1h30m", "7d", "250ms"] {
+        kubefim_crds::units::parse_duration(value).unwrap();
+    }
+    for value in ["512", "16Ki", "2Gi", "3G"] {
+        kubefim_crds::units::parse_size(value).unwrap();
+    }
+}

