@@ -1,0 +1,175 @@
+//! Configuration without a cluster: a local YAML file holding the same FimWorkspace and
+//! MonitoredEntity objects one would `kubectl apply` (several documents separated by `---`).
+//! They are checked with the API's own CEL admission rules, then rendered with the same
+//! function the operator uses, so a standalone agent monitors exactly what a node would.
+
+use std::path::Path;
+
+use kubefim_crds::{
+    AgentConfig, FimWorkspace, MonitoredEntity, TargetOs,
+    agent_config::{WorkspaceRef, render_workspace},
+};
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// Loads and renders a standalone configuration file for this machine (`node`).
+pub fn load_standalone(path: &Path, node: &str) -> Result<AgentConfig> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_standalone(&text, node).map_err(|message| Error::Config {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// Parses the manifests in `text` into this machine's AgentConfig.
+pub fn parse_standalone(text: &str, node: &str) -> Result<AgentConfig, String> {
+    let mut workspaces: Vec<FimWorkspace> = Vec::new();
+    let mut entities: Vec<MonitoredEntity> = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value =
+            serde_yaml::Value::deserialize(document).map_err(|e| format!("document {}: {e}", index + 1))?;
+        if value.is_null() {
+            continue;
+        }
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let name = value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or("<unnamed>")
+            .to_string();
+        let label = format!("document {} ({kind} {name})", index + 1);
+        match kind.as_str() {
+            "FimWorkspace" => {
+                let workspace: FimWorkspace =
+                    serde_yaml::from_value(value).map_err(|e| format!("{label}: {e}"))?;
+                workspace
+                    .validate_cel()
+                    .map_err(|e| format!("{label} is refused: {}", messages(e)))?;
+                workspaces.push(workspace);
+            }
+            "MonitoredEntity" => {
+                let entity: MonitoredEntity =
+                    serde_yaml::from_value(value).map_err(|e| format!("{label}: {e}"))?;
+                entity
+                    .validate_cel()
+                    .map_err(|e| format!("{label} is refused: {}", messages(e)))?;
+                entities.push(entity);
+            }
+            other => {
+                return Err(format!(
+                    "{label}: kind {other:?} is not understood here; a standalone file holds FimWorkspace and MonitoredEntity objects"
+                ));
+            }
+        }
+    }
+    if workspaces.is_empty() {
+        return Err("no FimWorkspace in the file; add one (see examples/standalone.yaml)".into());
+    }
+    for entity in &entities {
+        if !workspaces
+            .iter()
+            .any(|w| w.metadata.name.as_deref() == Some(entity.spec.workspace.as_str()))
+        {
+            return Err(format!(
+                "MonitoredEntity {} names workspace {:?}, which is not in the file",
+                entity.metadata.name.as_deref().unwrap_or_default(),
+                entity.spec.workspace
+            ));
+        }
+    }
+    let rendered = workspaces
+        .iter()
+        .filter(|w| w.spec.enabled)
+        .map(|w| {
+            let name = w.metadata.name.as_deref().unwrap_or_default();
+            let namespace = w.metadata.namespace.as_deref().unwrap_or("default");
+            render_workspace(
+                WorkspaceRef {
+                    name,
+                    namespace,
+                    uid: "",
+                    spec: &w.spec,
+                },
+                entities
+                    .iter()
+                    .map(|e| (e.metadata.name.as_deref().unwrap_or_default(), &e.spec)),
+                TargetOs::Linux,
+            )
+        })
+        .collect();
+    Ok(AgentConfig::new(node, rendered))
+}
+
+fn messages(errors: kube::core::cel::ValidationErrors) -> String {
+    errors
+        .into_vec()
+        .into_iter()
+        .map(|e| e.message)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORKSPACE: &str = "apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: local}\nspec:\n  recommended: {enabled: false}\n";
+
+    #[test]
+    fn workspace_and_entities_render_like_the_operator() {
+        let text = format!(
+            "{WORKSPACE}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: app}}\nspec: {{workspace: local, type: LinuxFile, path: /srv/app, recursive: true}}\n"
+        );
+        let config = parse_standalone(&text, "laptop").unwrap();
+        assert_eq!(config.node, "laptop");
+        assert_eq!(config.workspaces.len(), 1);
+        assert_eq!(config.workspaces[0].entities.len(), 1);
+        assert_eq!(config.workspaces[0].entities[0].path, "/srv/app");
+    }
+
+    #[test]
+    fn a_spec_refused_by_admission_is_refused_here_with_the_same_message() {
+        let text = format!(
+            "{WORKSPACE}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: bad}}\nspec: {{workspace: local, type: LinuxFile, path: /etc/*/passwd}}\n"
+        );
+        let err = parse_standalone(&text, "n").unwrap_err();
+        assert!(
+            err.contains("MonitoredEntity bad") && err.contains("wildcard before its last segment"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_entity_of_a_missing_workspace_is_named() {
+        let text = format!(
+            "{WORKSPACE}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: lost}}\nspec: {{workspace: elsewhere, type: LinuxFile, path: /srv}}\n"
+        );
+        let err = parse_standalone(&text, "n").unwrap_err();
+        assert!(err.contains("lost") && err.contains("\"elsewhere\""), "{err}");
+    }
+
+    #[test]
+    fn unknown_kinds_and_empty_files_are_errors() {
+        assert!(
+            parse_standalone("kind: Deployment\nmetadata: {name: x}\n", "n")
+                .unwrap_err()
+                .contains("Deployment")
+        );
+        assert!(parse_standalone("", "n").unwrap_err().contains("no FimWorkspace"));
+    }
+
+    #[test]
+    fn a_disabled_workspace_monitors_nothing() {
+        let text = "apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: off}\nspec: {enabled: false}\n";
+        assert!(parse_standalone(text, "n").unwrap().workspaces.is_empty());
+    }
+}

@@ -1,0 +1,234 @@
+//! Safe access to the host filesystem. Everything the agent reads goes through here, and every
+//! rule of DESIGN §4 that concerns a single open or stat is enforced here:
+//! - paths are resolved with `openat2(RESOLVE_IN_ROOT)`, so no symlink or `..` can lead out of
+//!   the host root, whatever the host put there;
+//! - the final component is never followed (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`);
+//! - only regular files are ever opened for reading, with `O_NONBLOCK` so a file swapped for a
+//!   FIFO between stat and open cannot block, and the opened file is re-checked with fstat;
+//! - `O_NOATIME` is used where the kernel permits it, so scans do not disturb access times.
+//!
+//! It never writes to the host.
+
+use std::{
+    ffi::{CStr, CString},
+    fs::File,
+    os::fd::OwnedFd,
+    path::{Path, PathBuf},
+};
+
+use rustix::{
+    fs::{AtFlags, Dir, FileType as RawType, Mode, OFlags, ResolveFlags, Stat},
+    io::Errno,
+};
+
+use crate::{Error, Result};
+
+/// The metadata of one filesystem object, as the baseline records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileMeta {
+    pub file_type: kubefim_crds::FileType,
+    /// Permission bits including setuid, setgid and sticky (mode & 0o7777).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: (i64, u32),
+    pub ctime: (i64, u32),
+    pub ino: u64,
+    pub dev: u64,
+    pub nlink: u64,
+}
+
+impl FileMeta {
+    pub fn from_stat(stat: &Stat) -> Self {
+        use kubefim_crds::FileType as T;
+        let file_type = match RawType::from_raw_mode(stat.st_mode) {
+            RawType::Directory => T::Directory,
+            RawType::Symlink => T::Symlink,
+            RawType::Fifo => T::Fifo,
+            RawType::Socket => T::Socket,
+            RawType::CharacterDevice => T::CharDevice,
+            RawType::BlockDevice => T::BlockDevice,
+            _ => T::File,
+        };
+        Self {
+            file_type,
+            mode: stat.st_mode & 0o7777,
+            uid: stat.st_uid,
+            gid: stat.st_gid,
+            size: u64::try_from(stat.st_size).unwrap_or(0),
+            mtime: (stat.st_mtime, clamp_nanos(stat.st_mtime_nsec)),
+            ctime: (stat.st_ctime, clamp_nanos(stat.st_ctime_nsec)),
+            ino: stat.st_ino,
+            dev: stat.st_dev,
+            #[allow(clippy::useless_conversion)] // nlink is u32 on some architectures
+            nlink: u64::from(stat.st_nlink),
+        }
+    }
+
+    /// True when nothing that a content change must touch has changed: the fast path that lets
+    /// a scan reuse the stored hash.
+    pub fn same_identity_and_times(&self, other: &Self) -> bool {
+        self.size == other.size
+            && self.mtime == other.mtime
+            && self.ctime == other.ctime
+            && self.ino == other.ino
+            && self.dev == other.dev
+    }
+}
+
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)] // the field type varies by architecture
+fn clamp_nanos(nanos: impl TryInto<u32>) -> u32 {
+    nanos.try_into().unwrap_or(0).min(999_999_999)
+}
+
+/// Why a filesystem operation on the host failed, in the few classes the agent reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FsErrorKind {
+    /// The object disappeared between listing and use: not an error, the host is live.
+    Vanished,
+    /// Permission denied even with DAC_READ_SEARCH.
+    PermissionDenied,
+    /// Too many symlink levels, a loop, or a path that would leave the host root.
+    Unresolvable,
+    /// A directory deeper than the agent descends (resolve::HARD_MAX_LEVELS).
+    TooDeep,
+    /// A file that kept changing while it was hashed; the next scan tries again.
+    Changing,
+    /// Anything else (I/O error, too many open files...).
+    Io,
+}
+
+impl FsErrorKind {
+    pub fn from_errno(errno: Errno) -> Self {
+        match errno {
+            Errno::NOENT | Errno::NOTDIR => Self::Vanished,
+            Errno::ACCESS | Errno::PERM => Self::PermissionDenied,
+            Errno::LOOP | Errno::XDEV => Self::Unresolvable,
+            _ => Self::Io,
+        }
+    }
+
+    /// The `reason` label value of kubefim_scan_errors_total.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Vanished => "vanished",
+            Self::PermissionDenied => "permission_denied",
+            Self::Unresolvable => "unresolvable",
+            Self::TooDeep => "too_deep",
+            Self::Changing => "changing",
+            Self::Io => "io",
+        }
+    }
+}
+
+/// The host root (`/` standalone, `/host` in the cluster), held open as a directory handle.
+#[derive(Debug)]
+pub struct HostRoot {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl HostRoot {
+    pub fn open(path: &Path) -> Result<Self> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| Error::HostRoot {
+            path: path.to_path_buf(),
+            source: errno.into(),
+        })?;
+        Ok(Self {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The host root itself as a directory handle.
+    pub fn dir(&self) -> Result<OwnedFd, Errno> {
+        rustix::fs::openat(
+            &self.fd,
+            c".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    }
+
+    /// Opens the directory at `components` (host view, no empty, `.` or `..` components),
+    /// following intermediate symlinks only inside the host root.
+    pub fn open_dir(&self, components: &[Vec<u8>]) -> Result<OwnedFd, Errno> {
+        if components.is_empty() {
+            return self.dir();
+        }
+        let relative = CString::new(components.join(&b'/')).map_err(|_| Errno::INVAL)?;
+        rustix::fs::openat2(
+            &self.fd,
+            relative.as_c_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+    }
+}
+
+/// lstat of `name` in `dir`.
+pub fn stat_at(dir: &OwnedFd, name: &CStr) -> Result<FileMeta, Errno> {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|stat| FileMeta::from_stat(&stat))
+}
+
+/// Opens subdirectory `name` of `dir` without following a symlink.
+pub fn open_subdir(dir: &OwnedFd, name: &CStr) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The target of symlink `name` in `dir`, as raw bytes.
+pub fn read_link_at(dir: &OwnedFd, name: &CStr) -> Result<Vec<u8>, Errno> {
+    rustix::fs::readlinkat(dir, name, Vec::new()).map(CString::into_bytes)
+}
+
+/// The names in directory `dir`, sorted bytewise, without `.` and `..`.
+pub fn list_sorted(dir: &OwnedFd) -> Result<Vec<CString>, Errno> {
+    let mut names = Vec::new();
+    for entry in Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+/// Opens regular file `name` in `dir` for reading, and returns it with its fstat metadata.
+/// Refuses anything that is not a regular file once opened (a FIFO, socket or device swapped in
+/// after the walk's lstat is never read).
+pub fn open_regular(dir: &OwnedFd, name: &CStr) -> Result<(File, FileMeta), Errno> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = match rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty()) {
+        // O_NOATIME needs ownership or CAP_FOWNER; the agent deliberately lacks the latter.
+        Err(Errno::PERM) => rustix::fs::openat(dir, name, flags, Mode::empty())?,
+        other => other?,
+    };
+    let meta = FileMeta::from_stat(&rustix::fs::fstat(&fd)?);
+    if meta.file_type != kubefim_crds::FileType::File {
+        return Err(Errno::INVAL);
+    }
+    Ok((File::from(fd), meta))
+}
+
+/// fstat of an open file.
+pub fn fstat(file: &File) -> Result<FileMeta, Errno> {
+    rustix::fs::fstat(file).map(|stat| FileMeta::from_stat(&stat))
+}

@@ -1,0 +1,89 @@
+//! The kubefim node agent. It reads as the data flow:
+//! `config` (what to monitor) → `resolve` (entity paths) → `hostfs` / `walk` / `services` (what is
+//! on the host, safely) → `hash` → `store` (the baseline) → `diff` / `scan` (changes) →
+//! `report` (JSON lines, readable report) and `metrics`; `standalone` and `oneshot` are the
+//! modes that run without a cluster.
+
+pub mod config;
+pub mod diff;
+pub mod hash;
+pub mod hostfs;
+pub mod metrics;
+pub mod oneshot;
+pub mod report;
+pub mod resolve;
+pub mod scan;
+pub mod services;
+pub mod standalone;
+pub mod store;
+pub mod walk;
+
+use std::path::PathBuf;
+
+/// Errors of the agent library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot open the host root {path}: {source}; pass --host-root with the directory where the host's / is mounted"
+    )]
+    HostRoot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot use the state directory {path}: {source}; pass a writable --state-dir")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("baseline store {path} failed")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: Box<redb::Error>,
+    },
+
+    #[error("baseline store {path} cannot be used: {reason}")]
+    StoreUnusable { path: PathBuf, reason: String },
+
+    #[error(
+        "baseline store {path} holds an unreadable record for {key}; remove the file to rebuild the baseline"
+    )]
+    CorruptRecord { path: PathBuf, key: String },
+
+    #[error("cannot read configuration {path}: {source}")]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("configuration {path}: {message}")]
+    Config { path: PathBuf, message: String },
+
+    #[error("workspace {workspace}: {field} is invalid")]
+    Settings {
+        workspace: String,
+        field: &'static str,
+        #[source]
+        source: kubefim_crds::Error,
+    },
+
+    #[error("cannot serve metrics on {addr}: {source}; pass another --metrics-addr")]
+    Metrics {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot write the report: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The agent's version, reported in FimNodeStatus.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,166 @@
+//! `kubefim-agent`: parses the command line and hands over to the library.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kubefim_agent::{oneshot, standalone};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubefim-agent",
+    version,
+    about = "kubefim node agent: File Integrity Monitoring for Kubernetes nodes"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "KUBEFIM_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Scan on each workspace's interval without a cluster: changes as JSON lines on stdout.
+    Standalone(StandaloneArgs),
+    /// Record the current state as the baseline.
+    Init(OneShotArgs),
+    /// Compare with the baseline without changing it. Exit 0: no change, 1: changes, 2: error.
+    Check(OneShotArgs),
+    /// Compare with the baseline, report, and accept the current state. Exit codes as check.
+    Update(OneShotArgs),
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// YAML file of FimWorkspace and MonitoredEntity objects (see examples/standalone.yaml).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Where the host's / is; every monitored path is resolved inside it and never leaves it.
+    #[arg(long, default_value = "/", env = "KUBEFIM_HOST_ROOT")]
+    host_root: PathBuf,
+    /// Directory of the baseline store.
+    #[arg(long, default_value = "/var/lib/kubefim", env = "KUBEFIM_STATE_DIR")]
+    state_dir: PathBuf,
+    /// Node name in reports; defaults to the host name.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct StandaloneArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Address to serve /metrics on; "none" to serve nothing.
+    #[arg(long, default_value = "127.0.0.1:9847")]
+    metrics_addr: String,
+    /// Scan every workspace once and exit.
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Args, Debug)]
+struct OneShotArgs {
+    #[command(flatten)]
+    common: Common,
+    /// One JSON line per change instead of the readable report.
+    #[arg(long)]
+    json: bool,
+}
+
+fn node_name(common: &Common) -> String {
+    common
+        .node_name
+        .clone()
+        .unwrap_or_else(|| rustix::system::uname().nodename().to_string_lossy().into_owned())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Standalone(args) => {
+            let options = standalone::Options {
+                node: node_name(&args.common),
+                config: args.common.config,
+                host_root: args.common.host_root,
+                state_dir: args.common.state_dir,
+                metrics_addr: (args.metrics_addr != "none").then_some(args.metrics_addr),
+                once: args.once,
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime.block_on(standalone::run(options, shutdown_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {}", standalone::error_chain(&e));
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Init(args) => run_oneshot(oneshot::Command::Init, args),
+        Command::Check(args) => run_oneshot(oneshot::Command::Check, args),
+        Command::Update(args) => run_oneshot(oneshot::Command::Update, args),
+    }
+}
+
+fn run_oneshot(which: oneshot::Command, args: OneShotArgs) -> ExitCode {
+    let options = oneshot::Options {
+        node: node_name(&args.common),
+        config: args.common.config,
+        host_root: args.common.host_root,
+        state_dir: args.common.state_dir,
+        json: args.json,
+    };
+    match oneshot::run(which, &options, &mut std::io::stdout(), &mut std::io::stderr()) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(e) => {
+            eprintln!("error: {}", standalone::error_chain(&e));
+            ExitCode::from(2)
+        }
+    }
+}

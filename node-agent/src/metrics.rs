@@ -1,0 +1,292 @@
+//! The agent's Prometheus metrics (DESIGN §6) and the HTTP endpoint that serves them. Every
+//! series carries `node`; no label ever holds a file path (paths are unbounded and sensitive).
+
+use std::{net::SocketAddr, sync::Arc};
+
+use http_body_util::Full;
+use hyper::{Request, Response, body::Bytes, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use kubefim_crds::nodestatus::EntityState;
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::{Error, Result, diff::Change, scan::ScanReport};
+
+/// Every metric the agent exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub changes_total: IntCounterVec,
+    pub files_monitored: IntGaugeVec,
+    pub scan_duration_seconds: HistogramVec,
+    pub scanned_files_total: IntCounter,
+    pub hashed_bytes_total: IntCounter,
+    pub last_scan_timestamp_seconds: GaugeVec,
+    pub scan_errors_total: IntCounterVec,
+    pub entity_error: IntGaugeVec,
+    pub realtime_watches: IntGauge,
+    pub realtime_degraded: IntGauge,
+    pub outbox_depth: IntGauge,
+    pub reports_total: IntCounterVec,
+}
+
+// Registering freshly built collectors with distinct names in a new registry cannot fail; the
+// names and label sets are constants checked by the tests below.
+#[allow(clippy::expect_used)]
+fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("metric names are unique constants");
+    collector
+}
+
+#[allow(clippy::expect_used)] // constant metric definitions; see register()
+impl Metrics {
+    pub fn new(node: &str) -> Self {
+        let registry = Registry::new_custom(
+            Some("kubefim".into()),
+            Some([("node".to_string(), node.to_string())].into()),
+        )
+        .expect("constant prefix and label");
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &registry,
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        Self {
+            changes_total: counter_vec(
+                "changes_total",
+                "Changes detected, by workspace, entity, type and category.",
+                &["workspace", "entity", "type", "category"],
+            ),
+            files_monitored: gauge_vec(
+                "files_monitored",
+                "Files in the baseline, by workspace and entity.",
+                &["workspace", "entity"],
+            ),
+            scan_duration_seconds: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new("scan_duration_seconds", "Duration of full scans, by workspace.")
+                        .buckets(vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0]),
+                    &["workspace"],
+                )
+                .expect("valid metric"),
+            ),
+            scanned_files_total: register(
+                &registry,
+                IntCounter::new("scanned_files_total", "Filesystem objects examined by scans.")
+                    .expect("valid metric"),
+            ),
+            hashed_bytes_total: register(
+                &registry,
+                IntCounter::new("hashed_bytes_total", "Bytes read to compute content hashes.")
+                    .expect("valid metric"),
+            ),
+            last_scan_timestamp_seconds: register(
+                &registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "last_scan_timestamp_seconds",
+                        "Unix time the last full scan of a workspace finished.",
+                    ),
+                    &["workspace"],
+                )
+                .expect("valid metric"),
+            ),
+            scan_errors_total: counter_vec(
+                "scan_errors_total",
+                "Objects a scan could not examine, by workspace, entity and reason.",
+                &["workspace", "entity", "reason"],
+            ),
+            entity_error: gauge_vec(
+                "entity_error",
+                "1 when an entity cannot be monitored on this node (see FimNodeStatus for why).",
+                &["workspace", "entity"],
+            ),
+            realtime_watches: register(
+                &registry,
+                IntGauge::new("realtime_watches", "inotify watches held for realtime detection.")
+                    .expect("valid metric"),
+            ),
+            realtime_degraded: register(
+                &registry,
+                IntGauge::new(
+                    "realtime_degraded",
+                    "1 while realtime detection is degraded and scans cover the gap.",
+                )
+                .expect("valid metric"),
+            ),
+            outbox_depth: register(
+                &registry,
+                IntGauge::new(
+                    "outbox_depth",
+                    "Changes waiting in the durable outbox to be reported.",
+                )
+                .expect("valid metric"),
+            ),
+            reports_total: counter_vec(
+                "reports_total",
+                "FileChange reports sent, by result.",
+                &["result"],
+            ),
+            registry,
+        }
+    }
+
+    pub fn record_change(&self, change: &Change) {
+        self.changes_total
+            .with_label_values(&[
+                change.workspace.as_str(),
+                change.entity.as_str(),
+                &format!("{:?}", change.change_type),
+                &format!("{:?}", change.category),
+            ])
+            .inc();
+    }
+
+    /// Records a full scan of a workspace.
+    pub fn record_scan(&self, report: &ScanReport) {
+        let ws = report.workspace.as_str();
+        self.scan_duration_seconds
+            .with_label_values(&[ws])
+            .observe(report.duration.as_secs_f64());
+        self.last_scan_timestamp_seconds
+            .with_label_values(&[ws])
+            .set(jiff::Timestamp::now().as_second() as f64);
+        self.record_partial(report);
+        for entity in &report.entities {
+            self.files_monitored
+                .with_label_values(&[ws, entity.name.as_str()])
+                .set(i64::try_from(entity.files).unwrap_or(i64::MAX));
+            let failed = matches!(entity.state, EntityState::Error);
+            self.entity_error
+                .with_label_values(&[ws, entity.name.as_str()])
+                .set(i64::from(failed));
+        }
+    }
+
+    /// Records the counters of any scan, full or targeted.
+    pub fn record_partial(&self, report: &ScanReport) {
+        self.scanned_files_total.inc_by(report.files_scanned);
+        self.hashed_bytes_total.inc_by(report.bytes_hashed);
+        for entity in &report.entities {
+            for (reason, count) in &entity.errors {
+                self.scan_errors_total
+                    .with_label_values(&[report.workspace.as_str(), entity.name.as_str(), reason])
+                    .inc_by(*count);
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding gathered families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+/// Binds `addr`; separate from [`serve`] so a bind failure is reported before any scan starts.
+pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {
+    let socket: SocketAddr = addr.parse().map_err(|e| Error::Metrics {
+        addr: addr.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    })?;
+    tokio::net::TcpListener::bind(socket)
+        .await
+        .map_err(|source| Error::Metrics {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Serves `/metrics` and `/healthz` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let (status, content_type, body) = match request.uri().path() {
+                        "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
+                        "/healthz" | "/readyz" => (200, "text/plain", "ok\n".to_string()),
+                        _ => (404, "text/plain", "not found: try /metrics\n".to_string()),
+                    };
+                    Response::builder()
+                        .status(status)
+                        .header("content-type", content_type)
+                        .body(Full::new(Bytes::from(body)))
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_design_metric_is_exported_with_the_node_label() {
+        let metrics = Metrics::new("node-a");
+        // Vec metrics only appear once a series exists.
+        metrics
+            .changes_total
+            .with_label_values(&["ws", "e", "Files", "Added"])
+            .inc();
+        metrics.files_monitored.with_label_values(&["ws", "e"]).set(1);
+        metrics
+            .scan_duration_seconds
+            .with_label_values(&["ws"])
+            .observe(1.0);
+        metrics
+            .last_scan_timestamp_seconds
+            .with_label_values(&["ws"])
+            .set(1.0);
+        metrics
+            .scan_errors_total
+            .with_label_values(&["ws", "e", "io"])
+            .inc();
+        metrics.entity_error.with_label_values(&["ws", "e"]).set(0);
+        metrics.reports_total.with_label_values(&["created"]).inc();
+        let text = metrics.render();
+        for name in [
+            "kubefim_changes_total",
+            "kubefim_files_monitored",
+            "kubefim_scan_duration_seconds_bucket",
+            "kubefim_scanned_files_total",
+            "kubefim_hashed_bytes_total",
+            "kubefim_last_scan_timestamp_seconds",
+            "kubefim_scan_errors_total",
+            "kubefim_entity_error",
+            "kubefim_realtime_watches",
+            "kubefim_realtime_degraded",
+            "kubefim_outbox_depth",
+            "kubefim_reports_total",
+        ] {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+            assert!(line.contains("node=\"node-a\""), "{line}");
+        }
+    }
+}

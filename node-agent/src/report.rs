@@ -1,0 +1,173 @@
+//! How changes leave the agent without a cluster: one JSON line per change (the FileChange spec,
+//! the same shape the cluster stores), and the readable report of `check` and `update`, laid out
+//! like AIDE's so people who know AIDE can read it at a glance.
+
+use std::{fmt::Write as _, io::Write};
+
+use kubefim_crds::{ChangeCategory, nodestatus::EntityState};
+
+use crate::{
+    Error, Result,
+    diff::{Change, file_state},
+    scan::ScanReport,
+};
+
+/// Writes `change` as one JSON line and flushes, so a consumer sees it at once.
+pub fn write_json_line(out: &mut dyn Write, change: &Change, node: &str) -> Result<()> {
+    let line = serde_json::to_string(&change.to_spec(node)).map_err(|e| Error::Output(e.into()))?;
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
+}
+
+fn type_letter(change: &Change) -> char {
+    use kubefim_crds::FileType as T;
+    match change
+        .current
+        .as_ref()
+        .or(change.previous.as_ref())
+        .map(|r| r.meta.file_type)
+    {
+        Some(T::Directory) => 'd',
+        Some(T::Symlink) => 'l',
+        Some(T::Fifo) => 'p',
+        Some(T::Socket) => 's',
+        Some(T::CharDevice) => 'c',
+        Some(T::BlockDevice) => 'b',
+        Some(T::Unit) => 'u',
+        _ => 'f',
+    }
+}
+
+/// The readable report of a one-shot run.
+pub fn render_text(verb: &str, node: &str, reports: &[ScanReport], changes: &[Change]) -> String {
+    let mut out = String::new();
+    let count = |category| changes.iter().filter(|c| c.category == category).count();
+    let scanned: u64 = reports.iter().map(|r| r.files_scanned).sum();
+    let (added, removed, modified) = (
+        count(ChangeCategory::Added),
+        count(ChangeCategory::Removed),
+        count(ChangeCategory::Modified),
+    );
+    let _ = writeln!(out, "kubefim {verb} on {node} at {}", jiff::Timestamp::now());
+    if changes.is_empty() {
+        let _ = writeln!(out, "\nNo changes: the scanned state matches the baseline.");
+    } else {
+        let _ = writeln!(out, "\n{} changes found.", changes.len());
+    }
+    let _ = writeln!(
+        out,
+        "\nSummary:\n  Total number of entries:\t{scanned}\n  Added entries:\t\t{added}\n  Removed entries:\t\t{removed}\n  Changed entries:\t\t{modified}"
+    );
+    for (title, category) in [
+        ("Added", ChangeCategory::Added),
+        ("Removed", ChangeCategory::Removed),
+        ("Changed", ChangeCategory::Modified),
+    ] {
+        let group: Vec<&Change> = changes.iter().filter(|c| c.category == category).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{}\n{title} entries:\n{}", "-".repeat(51), "-".repeat(51));
+        for change in group {
+            let attributes = if change.changed.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<String> = change
+                    .changed
+                    .iter()
+                    .map(|a| serde_json::to_string(a).unwrap_or_default().replace('"', ""))
+                    .collect();
+                format!("  ({})", names.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "{}: {}{attributes}  [{}/{}]",
+                type_letter(change),
+                change.path,
+                change.workspace,
+                change.entity
+            );
+        }
+    }
+    let detailed: Vec<&Change> = changes
+        .iter()
+        .filter(|c| c.category == ChangeCategory::Modified)
+        .collect();
+    if !detailed.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}\nDetailed information about changes:\n{}",
+            "-".repeat(51),
+            "-".repeat(51)
+        );
+        for change in detailed {
+            let (Some(before), Some(after)) = (
+                change.previous.as_ref().map(file_state),
+                change.current.as_ref().map(file_state),
+            ) else {
+                continue;
+            };
+            let _ = writeln!(out, "\nPath: {}", change.path);
+            let rows = [
+                ("Size", before.size.to_string(), after.size.to_string()),
+                ("Perm", before.mode, after.mode),
+                ("Uid", before.uid.to_string(), after.uid.to_string()),
+                ("Gid", before.gid.to_string(), after.gid.to_string()),
+                ("Mtime", before.mtime, after.mtime),
+                ("Ctime", before.ctime, after.ctime),
+                ("Inode", before.inode.to_string(), after.inode.to_string()),
+                (
+                    "Link",
+                    before.link_target.unwrap_or_default(),
+                    after.link_target.unwrap_or_default(),
+                ),
+                (
+                    "Hash",
+                    before.hash.unwrap_or_default(),
+                    after.hash.unwrap_or_default(),
+                ),
+                ("Enabled", fmt_opt(before.enabled), fmt_opt(after.enabled)),
+            ];
+            for (name, old, new) in rows {
+                if old != new {
+                    let _ = writeln!(out, "  {name:<8}: {old}\n  {:<8}  {new}", "");
+                }
+            }
+            if let Some(diff) = &change.diff {
+                let _ = writeln!(
+                    out,
+                    "{}{}",
+                    diff.text,
+                    if diff.truncated {
+                        "  (diff truncated)\n"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
+    let problems: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r.entities.iter().map(move |e| (r, e)))
+        .filter(|(_, e)| e.state != EntityState::Active || !e.errors.is_empty())
+        .map(|(r, e)| {
+            format!(
+                "  {}/{} [{:?}]: {}",
+                r.workspace,
+                e.name,
+                e.state,
+                e.message.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    if !problems.is_empty() {
+        let _ = writeln!(out, "\nEntities with problems:\n{}", problems.join("\n"));
+    }
+    out
+}
+
+fn fmt_opt(value: Option<bool>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}

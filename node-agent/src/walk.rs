@@ -1,0 +1,291 @@
+//! The walker: yields the filesystem objects of one entity in the order of their baseline keys,
+//! so a scan can merge-join them against the stored baseline with memory that does not grow with
+//! the number of files.
+//!
+//! A key is the host-view path with components joined by NUL. NUL sorts below every byte a name
+//! can hold, so a depth-first walk that visits siblings in bytewise order produces keys in
+//! strictly increasing bytewise order: `a`, `a\0b`, `a-c` (whereas `a/b` > `a-c` as strings).
+//!
+//! Safety (DESIGN §4): symlinks are reported, never followed; a directory is only entered with
+//! O_NOFOLLOW; the walk stays on the filesystem of the entity's base; /proc, /sys and /dev are
+//! refused at resolution; an unreadable directory is reported as `Unreadable` so its stored
+//! baseline is kept rather than reported as removed; depth is capped.
+
+use std::{
+    ffi::{CStr, CString},
+    os::fd::OwnedFd,
+    sync::Arc,
+};
+
+use kubefim_crds::FileType;
+
+use crate::{
+    hostfs::{self, FileMeta, FsErrorKind, HostRoot},
+    resolve::{HARD_MAX_LEVELS, ResolvedEntity},
+};
+
+/// One filesystem object.
+#[derive(Debug, Clone)]
+pub struct WalkEntry {
+    pub key: Vec<u8>,
+    /// Host-view path for reports; bytes that are not UTF-8 become U+FFFD.
+    pub path: String,
+    /// The directory holding the object, kept open so the object can be opened by name
+    /// without resolving its path again.
+    pub parent: Arc<OwnedFd>,
+    pub name: CString,
+    pub meta: FileMeta,
+    pub link_target: Option<Vec<u8>>,
+}
+
+/// What the walker yields.
+#[derive(Debug)]
+pub enum WalkItem {
+    Entry(WalkEntry),
+    /// The object at `key` (or everything below it) could not be examined. Its baseline must be
+    /// kept as it is: not knowing is not the same as removed.
+    Unreadable {
+        key: Vec<u8>,
+        path: String,
+        kind: FsErrorKind,
+    },
+}
+
+struct Frame {
+    dir: Arc<OwnedFd>,
+    key: Vec<u8>,
+    path: String,
+    names: Vec<CString>,
+    next: usize,
+    /// Depth of the names in this frame below the entity base (1 for the base's own entries).
+    depth: u32,
+}
+
+/// Depth-first walk over one entity.
+pub struct Walker<'a> {
+    entity: &'a ResolvedEntity,
+    stack: Vec<Frame>,
+    pending: Vec<WalkItem>,
+    dev: u64,
+    /// The entity's base path does not exist on this node.
+    pub base_missing: bool,
+}
+
+impl std::fmt::Debug for Walker<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Walker")
+            .field("entity", &self.entity.name)
+            .field("depth", &self.stack.len())
+            .finish()
+    }
+}
+
+pub fn join_key(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(parent.len() + 1 + name.len());
+    key.extend_from_slice(parent);
+    if !parent.is_empty() {
+        key.push(0);
+    }
+    key.extend_from_slice(name);
+    key
+}
+
+pub fn join_path(parent: &str, name: &CStr) -> String {
+    let name = String::from_utf8_lossy(name.to_bytes());
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// The host-view path of a key.
+pub fn key_to_path(key: &[u8]) -> String {
+    let mut path = String::with_capacity(key.len() + 1);
+    for component in key.split(|b| *b == 0) {
+        path.push('/');
+        path.push_str(&String::from_utf8_lossy(component));
+    }
+    if path.is_empty() { "/".into() } else { path }
+}
+
+/// True when `key` is `prefix` itself or lies below it.
+pub fn key_within(key: &[u8], prefix: &[u8]) -> bool {
+    prefix.is_empty() || (key.starts_with(prefix) && (key.len() == prefix.len() || key[prefix.len()] == 0))
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(root: &HostRoot, entity: &'a ResolvedEntity) -> Self {
+        let mut walker = Self {
+            entity,
+            stack: Vec::new(),
+            pending: Vec::new(),
+            dev: 0,
+            base_missing: false,
+        };
+        let base_key = entity.base.join(&0u8);
+        let base_path = key_to_path(&base_key);
+        let unreadable = |errno| WalkItem::Unreadable {
+            key: base_key.clone(),
+            path: base_path.clone(),
+            kind: FsErrorKind::from_errno(errno),
+        };
+        if entity.pattern.is_some() || entity.base.is_empty() {
+            // The base is a directory whose entries (filtered by the pattern) are the entity.
+            match root
+                .open_dir(&entity.base)
+                .and_then(|dir| Ok((hostfs::list_sorted(&dir)?, dir)))
+            {
+                Ok((names, dir)) => {
+                    walker.dev = rustix::fs::fstat(&dir)
+                        .map(|s| FileMeta::from_stat(&s).dev)
+                        .unwrap_or(0);
+                    walker.stack.push(Frame {
+                        dir: Arc::new(dir),
+                        key: base_key,
+                        path: base_path,
+                        names,
+                        next: 0,
+                        depth: 1,
+                    });
+                }
+                Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => {
+                    walker.base_missing = true
+                }
+                Err(errno) => walker.pending.push(unreadable(errno)),
+            }
+            return walker;
+        }
+        let (parent_components, name) = entity.base.split_at(entity.base.len() - 1);
+        let parent = match root.open_dir(parent_components) {
+            Ok(dir) => Arc::new(dir),
+            Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => {
+                walker.base_missing = true;
+                return walker;
+            }
+            Err(errno) => {
+                walker.pending.push(unreadable(errno));
+                return walker;
+            }
+        };
+        let Ok(name) = CString::new(name[0].clone()) else {
+            return walker;
+        };
+        let parent_key = parent_components.join(&0u8);
+        match walker.examine(&parent, &parent_key, &key_to_path(&parent_key), name, 0) {
+            Some(WalkItem::Entry(entry)) => {
+                walker.dev = entry.meta.dev;
+                walker.pending.push(WalkItem::Entry(entry));
+            }
+            Some(item) => walker.pending.push(item),
+            None => walker.base_missing = true,
+        }
+        walker
+    }
+
+    /// lstat one name, and when it is a directory to descend into, push its frame (after the
+    /// entry itself has been yielded, since `pending` is drained before the stack).
+    fn examine(
+        &mut self,
+        dir: &Arc<OwnedFd>,
+        dir_key: &[u8],
+        dir_path: &str,
+        name: CString,
+        depth: u32,
+    ) -> Option<WalkItem> {
+        let key = join_key(dir_key, name.to_bytes());
+        let path = join_path(dir_path, &name);
+        if self
+            .entity
+            .exclude
+            .as_ref()
+            .is_some_and(|set| set.is_match(&path))
+        {
+            return None;
+        }
+        let meta = match hostfs::stat_at(dir, &name) {
+            Ok(meta) => meta,
+            Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => return None,
+            Err(errno) => {
+                return Some(WalkItem::Unreadable {
+                    key,
+                    path,
+                    kind: FsErrorKind::from_errno(errno),
+                });
+            }
+        };
+        let link_target = match meta.file_type {
+            FileType::Symlink => hostfs::read_link_at(dir, &name).ok(),
+            _ => None,
+        };
+        if meta.file_type == FileType::Directory
+            && depth < self.entity.levels
+            && (depth == 0 || meta.dev == self.dev)
+        {
+            match hostfs::open_subdir(dir, &name).and_then(|sub| Ok((hostfs::list_sorted(&sub)?, sub))) {
+                Ok((names, sub)) => self.stack.push(Frame {
+                    dir: Arc::new(sub),
+                    key: key.clone(),
+                    path: path.clone(),
+                    names,
+                    next: 0,
+                    depth: depth + 1,
+                }),
+                Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => {}
+                Err(errno) => self.pending.push(WalkItem::Unreadable {
+                    key: key.clone(),
+                    path: path.clone(),
+                    kind: FsErrorKind::from_errno(errno),
+                }),
+            }
+        } else if meta.file_type == FileType::Directory && depth == HARD_MAX_LEVELS {
+            self.pending.push(WalkItem::Unreadable {
+                key: key.clone(),
+                path: path.clone(),
+                kind: FsErrorKind::TooDeep,
+            });
+        }
+        Some(WalkItem::Entry(WalkEntry {
+            key,
+            path,
+            parent: dir.clone(),
+            name,
+            meta,
+            link_target,
+        }))
+    }
+}
+
+impl Iterator for Walker<'_> {
+    type Item = WalkItem;
+
+    fn next(&mut self) -> Option<WalkItem> {
+        loop {
+            if let Some(item) = self.pending.pop() {
+                return Some(item);
+            }
+            let frame = self.stack.last_mut()?;
+            let Some(name) = frame.names.get(frame.next).cloned() else {
+                self.stack.pop();
+                continue;
+            };
+            frame.next += 1;
+            let (dir, key, path, depth) = (
+                frame.dir.clone(),
+                frame.key.clone(),
+                frame.path.clone(),
+                frame.depth,
+            );
+            if depth == 1
+                && let Some(pattern) = &self.entity.pattern
+                && !pattern.is_match(String::from_utf8_lossy(name.to_bytes()).as_ref())
+            {
+                continue;
+            }
+            // A frame or an Unreadable that examine() pushes comes after the entry returned now.
+            if let Some(item) = self.examine(&dir, &key, &path, name, depth) {
+                return Some(item);
+            }
+        }
+    }
+}
