@@ -135,6 +135,27 @@ enum Item {
     Unreadable { key: Vec<u8>, kind: FsErrorKind },
 }
 
+type Bytes = &'static [u8];
+
+/// An entity's tables during one scan: the previous contents to diff against, and the tables
+/// being written (none in check mode).
+struct OpenTables<'r, 'w> {
+    old_contents: Option<&'r redb::ReadOnlyTable<Bytes, Bytes>>,
+    records: Option<redb::Table<'w, Bytes, Bytes>>,
+    contents: Option<redb::Table<'w, Bytes, Bytes>>,
+}
+
+/// A state observed now, ready to be compared and recorded.
+struct Observation {
+    key: Vec<u8>,
+    /// What the baseline will hold.
+    record: Record,
+    /// False when the file could not be hashed this time: `record` then carries the last known
+    /// digest, which must not be reported as the current one.
+    digest_known: bool,
+    content: Option<Vec<u8>>,
+}
+
 enum Action {
     Removed(Vec<u8>, Record),
     Compare(Option<Record>, Observed),
@@ -320,16 +341,19 @@ impl Scanner<'_> {
         } else {
             None
         };
-        let mut records = write
-            .map(|w| w.open_table(tables.records_def()))
-            .transpose()
-            .map_err(|e| self.store.error(e))?;
-        let mut contents = match write {
-            Some(w) if scan.entity.entity_type == EntityType::FileContent => Some(
-                w.open_table(tables.content_def())
-                    .map_err(|e| self.store.error(e))?,
-            ),
-            _ => None,
+        let mut open = OpenTables {
+            old_contents: old_contents.as_ref(),
+            records: write
+                .map(|w| w.open_table(tables.records_def()))
+                .transpose()
+                .map_err(|e| self.store.error(e))?,
+            contents: match write {
+                Some(w) if scan.entity.entity_type == EntityType::FileContent => Some(
+                    w.open_table(tables.content_def())
+                        .map_err(|e| self.store.error(e))?,
+                ),
+                _ => None,
+            },
         };
 
         let mut old_iter: Box<dyn Iterator<Item = Result<(Vec<u8>, Record)>>> = match &old_records {
@@ -352,14 +376,7 @@ impl Scanner<'_> {
         let resolved = scan.resolved.clone();
         let items = self.observe(&resolved, scan.settings.limits, scan.now.as_second());
         let mut sink_batch = |scan: &mut EntityScan<'_>, batch: &mut Vec<Action>| -> Result<()> {
-            self.apply_batch(
-                scan,
-                batch,
-                old_contents.as_ref(),
-                records.as_mut(),
-                contents.as_mut(),
-                sink,
-            )
+            self.apply_batch(scan, batch, &mut open, sink)
         };
         let is_kept =
             |key: &[u8], unknown: &[Vec<u8>]| unknown.iter().any(|prefix| walk::key_within(key, prefix));
@@ -469,9 +486,7 @@ impl Scanner<'_> {
         &self,
         scan: &mut EntityScan<'_>,
         batch: &mut Vec<Action>,
-        old_contents: Option<&redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
-        mut records: Option<&mut redb::Table<'_, &'static [u8], &'static [u8]>>,
-        mut contents: Option<&mut redb::Table<'_, &'static [u8], &'static [u8]>>,
+        open: &mut OpenTables<'_, '_>,
         sink: &mut dyn FnMut(Change),
     ) -> Result<()> {
         let now = scan.now.as_second();
@@ -494,20 +509,16 @@ impl Scanner<'_> {
             .collect();
         for (action, hashed) in batch.drain(..).zip(hashed) {
             match action {
-                Action::Removed(key, old) => {
-                    self.record_removed(scan, key, old, &mut records, &mut contents, sink)?
+                Action::Removed(key, old) => self.record_removed(scan, key, old, open, sink)?,
+                Action::Compare(old, Observed::Unit { key, record }) => {
+                    let observed = Observation {
+                        key,
+                        record,
+                        digest_known: true,
+                        content: None,
+                    };
+                    self.record_observed(scan, observed, old, open, sink)?
                 }
-                Action::Compare(old, Observed::Unit { key, record }) => self.record_observed(
-                    scan,
-                    key,
-                    old,
-                    record,
-                    None,
-                    old_contents,
-                    &mut records,
-                    &mut contents,
-                    sink,
-                )?,
                 Action::Compare(old, Observed::File(entry)) => {
                     let mut record = Record {
                         meta: entry.meta,
@@ -517,6 +528,7 @@ impl Scanner<'_> {
                         enabled: None,
                     };
                     let mut content = None;
+                    let mut digest_known = true;
                     match hashed {
                         Some(Ok(hashed)) => {
                             scan.bytes_hashed += hashed.bytes_read;
@@ -528,7 +540,7 @@ impl Scanner<'_> {
                         Some(Err(FsErrorKind::Vanished)) => {
                             // Gone between the walk and the open: it is removed, if it was known.
                             if let Some(old) = old {
-                                self.record_removed(scan, entry.key, old, &mut records, &mut contents, sink)?;
+                                self.record_removed(scan, entry.key, old, open, sink)?;
                             }
                             continue;
                         }
@@ -536,6 +548,7 @@ impl Scanner<'_> {
                             // Keep the last known content so that a change made while the file
                             // was unreadable is still caught once it can be read again.
                             *scan.outcome.errors.entry(kind.reason()).or_default() += 1;
+                            digest_known = false;
                             if let Some(old) = &old {
                                 record.digest = old.digest;
                                 record.hashed_at = old.hashed_at;
@@ -551,17 +564,13 @@ impl Scanner<'_> {
                             }
                         }
                     }
-                    self.record_observed(
-                        scan,
-                        entry.key,
-                        old,
+                    let observed = Observation {
+                        key: entry.key,
                         record,
+                        digest_known,
                         content,
-                        old_contents,
-                        &mut records,
-                        &mut contents,
-                        sink,
-                    )?;
+                    };
+                    self.record_observed(scan, observed, old, open, sink)?;
                 }
             }
         }
@@ -606,14 +615,13 @@ impl Scanner<'_> {
         scan: &mut EntityScan<'_>,
         key: Vec<u8>,
         old: Record,
-        records: &mut Option<&mut redb::Table<'_, &'static [u8], &'static [u8]>>,
-        contents: &mut Option<&mut redb::Table<'_, &'static [u8], &'static [u8]>>,
+        open: &mut OpenTables<'_, '_>,
         sink: &mut dyn FnMut(Change),
     ) -> Result<()> {
-        if let Some(table) = records.as_deref_mut() {
+        if let Some(table) = open.records.as_mut() {
             table.remove(key.as_slice()).map_err(|e| self.store.error(e))?;
         }
-        if let Some(table) = contents.as_deref_mut() {
+        if let Some(table) = open.contents.as_mut() {
             table.remove(key.as_slice()).map_err(|e| self.store.error(e))?;
         }
         if !scan.silent {
@@ -630,38 +638,50 @@ impl Scanner<'_> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)] // the merge-join's state, threaded through one call
     fn record_observed(
         &self,
         scan: &mut EntityScan<'_>,
-        key: Vec<u8>,
+        observed: Observation,
         old: Option<Record>,
-        record: Record,
-        content: Option<Vec<u8>>,
-        old_contents: Option<&redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
-        records: &mut Option<&mut redb::Table<'_, &'static [u8], &'static [u8]>>,
-        contents: &mut Option<&mut redb::Table<'_, &'static [u8], &'static [u8]>>,
+        open: &mut OpenTables<'_, '_>,
         sink: &mut dyn FnMut(Change),
     ) -> Result<()> {
+        let Observation {
+            key,
+            record,
+            digest_known,
+            content,
+        } = observed;
         scan.files_scanned += 1;
         scan.outcome.files += 1;
         let changed_record = old.as_ref() != Some(&record);
+        // The store keeps the last known digest so that a change made while a file could not be
+        // hashed is still caught later; what is reported says the digest is unknown now.
+        let reported = if digest_known {
+            record.clone()
+        } else {
+            Record {
+                digest: None,
+                hashed_at: 0,
+                ..record.clone()
+            }
+        };
         match &old {
             None if !scan.silent => {
                 Self::emit(
                     scan,
                     ChangeCategory::Added,
                     &key,
-                    (None, Some(record.clone())),
+                    (None, Some(reported)),
                     Vec::new(),
                     None,
                     sink,
                 );
             }
             Some(previous) => {
-                let changed = diff::changed_attributes(previous, &record);
+                let changed = diff::changed_attributes(previous, &reported);
                 if !changed.is_empty() && !scan.silent {
-                    let content_diff = match (&content, old_contents) {
+                    let content_diff = match (&content, open.old_contents) {
                         (Some(new), Some(table)) if changed.contains(&ChangedAttribute::Content) => table
                             .get(key.as_slice())
                             .map_err(|e| self.store.error(e))?
@@ -679,7 +699,7 @@ impl Scanner<'_> {
                         scan,
                         ChangeCategory::Modified,
                         &key,
-                        (old.clone(), Some(record.clone())),
+                        (old.clone(), Some(reported)),
                         changed,
                         content_diff,
                         sink,
@@ -688,12 +708,12 @@ impl Scanner<'_> {
             }
             None => {}
         }
-        if changed_record && let Some(table) = records.as_deref_mut() {
+        if changed_record && let Some(table) = open.records.as_mut() {
             table
                 .insert(key.as_slice(), record.encode().as_slice())
                 .map_err(|e| self.store.error(e))?;
         }
-        if let (Some(content), Some(table)) = (content, contents.as_deref_mut()) {
+        if let (Some(content), Some(table)) = (content, open.contents.as_mut()) {
             table
                 .insert(key.as_slice(), content.as_slice())
                 .map_err(|e| self.store.error(e))?;

@@ -21,7 +21,7 @@ use kubefim_crds::FileType;
 
 use crate::{
     hostfs::{self, FileMeta, FsErrorKind, HostRoot},
-    resolve::{HARD_MAX_LEVELS, ResolvedEntity},
+    resolve::{self, HARD_MAX_LEVELS, ResolvedEntity},
 };
 
 /// One filesystem object.
@@ -218,9 +218,15 @@ impl<'a> Walker<'a> {
             FileType::Symlink => hostfs::read_link_at(dir, &name).ok(),
             _ => None,
         };
+        // Never descend into the host's /proc, /sys or /dev, even from a broad entity such as /.
+        let pseudo = !key.contains(&0)
+            && resolve::PSEUDO_FILESYSTEMS
+                .iter()
+                .any(|fs| fs.as_bytes() == key.as_slice());
         if meta.file_type == FileType::Directory
             && depth < self.entity.levels
             && (depth == 0 || meta.dev == self.dev)
+            && !pseudo
         {
             match hostfs::open_subdir(dir, &name).and_then(|sub| Ok((hostfs::list_sorted(&sub)?, sub))) {
                 Ok((names, sub)) => self.stack.push(Frame {

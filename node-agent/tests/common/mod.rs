@@ -1,0 +1,143 @@
+//! Shared fixture of the agent's integration tests: a real temporary host root and a real
+//! baseline store, scanned through the library's own Scanner.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses part of it
+
+use std::path::{Path, PathBuf};
+
+use kubefim_agent::{
+    diff::Change,
+    hostfs::HostRoot,
+    scan::{ScanMode, ScanReport, Scanner},
+    store::BaselineStore,
+};
+use kubefim_crds::{
+    ChangeCategory, ChangeSource, EntityConfig, EntityType, WorkspaceConfig, filechange::ChangedAttribute,
+};
+
+pub struct Fixture {
+    pub host: tempfile::TempDir,
+    pub state: tempfile::TempDir,
+    pub root: HostRoot,
+    pub store: BaselineStore,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let host = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let root = HostRoot::open(host.path()).unwrap();
+        let (store, _) = BaselineStore::open(state.path()).unwrap();
+        Self {
+            host,
+            state,
+            root,
+            store,
+        }
+    }
+
+    /// The real path of host path `path` ("/etc/x" → <tmp>/etc/x).
+    pub fn path(&self, path: &str) -> PathBuf {
+        self.host.path().join(path.trim_start_matches('/'))
+    }
+
+    pub fn write(&self, path: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let real = self.path(path);
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, content).unwrap();
+        real
+    }
+
+    pub fn scan(&self, ws: &WorkspaceConfig, mode: ScanMode) -> (ScanReport, Vec<Change>) {
+        let env = |name: &str| match name {
+            "KUBEFIM_TEST_DIR" => Some("/data".to_string()),
+            _ => None,
+        };
+        let scanner = Scanner {
+            root: &self.root,
+            store: &self.store,
+            env: &env,
+        };
+        let mut changes = Vec::new();
+        let report = scanner
+            .scan(ws, mode, ChangeSource::Scan, &mut |c| changes.push(c))
+            .unwrap();
+        (report, changes)
+    }
+
+    /// Builds the baseline, asserting it is silent.
+    pub fn init(&self, ws: &WorkspaceConfig) -> ScanReport {
+        let (report, changes) = self.scan(ws, ScanMode::Detect);
+        assert!(changes.is_empty(), "the first scan must be silent: {changes:#?}");
+        report
+    }
+
+    pub fn detect(&self, ws: &WorkspaceConfig) -> Vec<Change> {
+        self.scan(ws, ScanMode::Detect).1
+    }
+}
+
+pub fn entity(name: &str, entity_type: EntityType, path: &str, recursive: bool) -> EntityConfig {
+    EntityConfig {
+        name: name.into(),
+        entity_type,
+        path: path.into(),
+        recursive,
+        max_depth: None,
+        exclude: vec![],
+    }
+}
+
+pub fn files(name: &str, path: &str) -> EntityConfig {
+    entity(name, EntityType::LinuxFile, path, true)
+}
+
+pub fn workspace(entities: Vec<EntityConfig>) -> WorkspaceConfig {
+    let mut ws: WorkspaceConfig =
+        serde_json::from_value(serde_json::json!({"name": "ws", "namespace": "default"})).unwrap();
+    ws.entities = entities;
+    ws
+}
+
+/// The single change at `path`, asserting there is exactly one.
+pub fn only_change<'a>(changes: &'a [Change], path: &str) -> &'a Change {
+    let found: Vec<&Change> = changes.iter().filter(|c| c.path == path).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one change at {path}, got {found:#?}\nall: {:#?}",
+        paths(changes)
+    );
+    found[0]
+}
+
+pub fn paths(changes: &[Change]) -> Vec<(String, ChangeCategory, Vec<ChangedAttribute>)> {
+    changes
+        .iter()
+        .map(|c| (c.path.clone(), c.category, c.changed.clone()))
+        .collect()
+}
+
+pub fn set_mtime(path: &Path, seconds: i64) {
+    let times = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: seconds,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: seconds,
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+}
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
