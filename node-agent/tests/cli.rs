@@ -1,0 +1,212 @@
+//! The agent binary as a user runs it: one-shot exit codes, standalone JSON lines, a real
+//! metrics endpoint scraped over HTTP, and a clean stop on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_kubefim-agent");
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("host/etc")).unwrap();
+        std::fs::write(dir.path().join("host/etc/app.conf"), "debug = false\n").unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            "apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: ws}\nspec: {recommended: {enabled: false}}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {name: conf}\nspec: {workspace: ws, type: FileContent, path: /etc/app.conf}\n",
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn command(&self, verb: &str, config: &Path) -> Command {
+        let mut command = Command::new(AGENT);
+        command
+            .args([verb, "--node-name", "node-a", "--config"])
+            .arg(config)
+            .arg("--host-root")
+            .arg(self.path("host"))
+            .arg("--state-dir")
+            .arg(self.path("state"));
+        command
+    }
+
+    fn exit_code(&self, verb: &str) -> i32 {
+        self.command(verb, &self.path("config.yaml"))
+            .output()
+            .unwrap()
+            .status
+            .code()
+            .unwrap()
+    }
+}
+
+#[test]
+fn check_exits_0_when_clean_1_on_changes_2_on_errors() {
+    let setup = Setup::new();
+    assert_eq!(
+        setup.exit_code("check"),
+        2,
+        "no baseline yet is an error, not a clean bill of health"
+    );
+    assert_eq!(setup.exit_code("init"), 0);
+    assert_eq!(setup.exit_code("check"), 0);
+    std::fs::write(setup.path("host/etc/app.conf"), "debug = true\n").unwrap();
+    assert_eq!(setup.exit_code("check"), 1);
+    assert_eq!(setup.exit_code("update"), 1);
+    assert_eq!(setup.exit_code("check"), 0);
+    std::fs::write(setup.path("bad.yaml"), "apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: bad}\nspec: {scan: {interval: 5s}}\n").unwrap();
+    let output = setup.command("check", &setup.path("bad.yaml")).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("scan.interval 5s is not allowed"), "{stderr}");
+}
+
+#[test]
+fn check_report_shows_the_diff() {
+    let setup = Setup::new();
+    assert_eq!(setup.exit_code("init"), 0);
+    std::fs::write(setup.path("host/etc/app.conf"), "debug = true\n").unwrap();
+    let report = String::from_utf8(
+        setup
+            .command("check", &setup.path("config.yaml"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(report.contains("Changed entries:\t\t1"), "{report}");
+    assert!(report.contains("-debug = false\n+debug = true\n"), "{report}");
+}
+
+/// The value of the series `name` whose labels include `labels` and node="node-a".
+fn series(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, label_text) = series.split_once('{').unwrap_or((series, ""));
+            let wanted = labels
+                .iter()
+                .chain(&[("node", "node-a")])
+                .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+            (series_name == name && wanted)
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scrape(port: u16) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+#[test]
+fn standalone_prints_json_lines_serves_metrics_and_stops_on_sigterm() {
+    let setup = Setup::new();
+    assert_eq!(setup.exit_code("init"), 0);
+    std::fs::write(setup.path("host/etc/app.conf"), "debug = true\n").unwrap();
+    let port = free_port();
+    let mut child = setup
+        .command("standalone", &setup.path("config.yaml"))
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let change: kubefim_crds::FileChangeSpec = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (change.path.as_str(), change.node_name.as_str()),
+        ("/etc/app.conf", "node-a")
+    );
+    assert!(change.content_diff.unwrap().contains("+debug = true"));
+
+    // The scan that printed the line has recorded its metrics by the time it is scraped again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let text = scrape(port);
+        if text.contains("kubefim_last_scan_timestamp_seconds") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (name, labels, value) in [
+        (
+            "kubefim_changes_total",
+            &[
+                ("category", "Modified"),
+                ("entity", "conf"),
+                ("type", "FileContent"),
+                ("workspace", "ws"),
+            ][..],
+            1.0,
+        ),
+        (
+            "kubefim_files_monitored",
+            &[("entity", "conf"), ("workspace", "ws")],
+            1.0,
+        ),
+        (
+            "kubefim_entity_error",
+            &[("entity", "conf"), ("workspace", "ws")],
+            0.0,
+        ),
+        ("kubefim_scanned_files_total", &[], 1.0),
+    ] {
+        assert_eq!(
+            series(&metrics, name, labels),
+            Some(value),
+            "{name} {labels:?} in\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains("/etc/app.conf"), "no label may hold a path");
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for verb in [&[][..], &["standalone"], &["init"], &["check"], &["update"]] {
+        let output = Command::new(AGENT).args(verb).arg("--help").output().unwrap();
+        assert!(output.status.success());
+        assert!(String::from_utf8_lossy(&output.stdout).contains("Usage:"));
+    }
+}
