@@ -54,83 +54,105 @@ fn set_times(path: &Path, seconds: i64) {
     .unwrap();
 }
 
-/// Applies the mutations; returns how many there were.
-fn mutate(tree: &Path) -> usize {
-    let p = |rel: &str| tree.join(rel);
-    let mut n = 0;
-    let mut count = |_: ()| n += 1;
+type Mutation = Box<dyn Fn(&Path)>;
+
+/// The mutation set: every kind of change a FIM must catch, each on its own path.
+fn mutations() -> Vec<Mutation> {
+    let mut list: Vec<Mutation> = Vec::new();
     for d in 0..4 {
-        count(fs::write(p(&format!("dir{d}/file3.txt")), "appended and rewritten\n").unwrap());
+        list.push(Box::new(move |t| {
+            fs::write(t.join(format!("dir{d}/file3.txt")), "appended and rewritten\n").unwrap()
+        }));
     }
-    // Same size, different bytes.
     for d in 4..6 {
-        let path = p(&format!("dir{d}/file0.txt"));
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[0] ^= 0x20;
-        count(fs::write(&path, bytes).unwrap());
+        // Same size, different bytes.
+        list.push(Box::new(move |t| {
+            let path = t.join(format!("dir{d}/file0.txt"));
+            let mut bytes = fs::read(&path).unwrap();
+            bytes[0] ^= 0x20;
+            fs::write(&path, bytes).unwrap();
+        }));
     }
     for d in 0..3 {
-        count(
+        list.push(Box::new(move |t| {
             fs::set_permissions(
-                p(&format!("dir{d}/file5.txt")),
+                t.join(format!("dir{d}/file5.txt")),
                 fs::Permissions::from_mode(0o4755),
             )
-            .unwrap(),
-        );
+            .unwrap()
+        }));
     }
     for d in 0..2 {
-        count(std::os::unix::fs::chown(p(&format!("dir{d}/file6.txt")), Some(1234), Some(5678)).unwrap());
+        list.push(Box::new(move |t| {
+            std::os::unix::fs::chown(t.join(format!("dir{d}/file6.txt")), Some(1234), Some(5678)).unwrap()
+        }));
     }
     for d in 0..3 {
-        count(set_times(&p(&format!("dir{d}/file7.txt")), 1_500_000_000));
+        list.push(Box::new(move |t| {
+            set_times(&t.join(format!("dir{d}/file7.txt")), 1_500_000_000)
+        }));
     }
     for d in 0..3 {
-        count(fs::remove_file(p(&format!("dir{d}/file8.txt"))).unwrap());
+        list.push(Box::new(move |t| {
+            fs::remove_file(t.join(format!("dir{d}/file8.txt"))).unwrap()
+        }));
     }
     for d in 0..3 {
-        count(fs::write(p(&format!("dir{d}/added.conf")), "new").unwrap());
+        list.push(Box::new(move |t| {
+            fs::write(t.join(format!("dir{d}/added.conf")), "new").unwrap()
+        }));
     }
     for d in 0..2 {
-        count(fs::rename(p(&format!("dir{d}/file9.txt")), p(&format!("dir{d}/renamed.txt"))).unwrap());
+        list.push(Box::new(move |t| {
+            fs::rename(
+                t.join(format!("dir{d}/file9.txt")),
+                t.join(format!("dir{d}/renamed.txt")),
+            )
+            .unwrap()
+        }));
     }
-    count(fs::hard_link(p("dir5/file1.txt"), p("dir5/hardlink")).unwrap());
-    count({
-        fs::remove_file(p("dir6/link")).unwrap();
-        symlink("file11.txt", p("dir6/link")).unwrap()
-    });
-    count({
-        fs::remove_file(p("dir6/file2.txt")).unwrap();
-        fs::create_dir(p("dir6/file2.txt")).unwrap()
-    });
-    count({
-        fs::create_dir_all(p("newdir/sub")).unwrap();
-        fs::write(p("newdir/sub/payload"), "payload").unwrap()
-    });
-    count(fs::remove_dir_all(p("doomed")).unwrap());
-    count(
+    list.push(Box::new(|t| {
+        fs::hard_link(t.join("dir5/file1.txt"), t.join("dir5/hardlink")).unwrap()
+    }));
+    list.push(Box::new(|t| {
+        fs::remove_file(t.join("dir6/link")).unwrap();
+        symlink("file11.txt", t.join("dir6/link")).unwrap();
+    }));
+    list.push(Box::new(|t| {
+        fs::remove_file(t.join("dir6/file2.txt")).unwrap();
+        fs::create_dir(t.join("dir6/file2.txt")).unwrap();
+    }));
+    list.push(Box::new(|t| {
+        fs::create_dir_all(t.join("newdir/sub")).unwrap();
+        fs::write(t.join("newdir/sub/payload"), "payload").unwrap();
+    }));
+    list.push(Box::new(|t| fs::remove_dir_all(t.join("doomed")).unwrap()));
+    list.push(Box::new(|t| {
         fs::File::options()
             .write(true)
-            .open(p("dir7/file4.txt"))
+            .open(t.join("dir7/file4.txt"))
             .unwrap()
             .set_len(0)
-            .unwrap(),
-    );
-    count({
+            .unwrap()
+    }));
+    list.push(Box::new(|t| {
         // Content changed, mtime forged back: only ctime and the hash give it away.
-        let path = p("dir7/file10.txt");
-        let old = fs::metadata(&path).unwrap();
+        let path = t.join("dir7/file10.txt");
+        let mtime = old_mtime(&fs::metadata(&path).unwrap());
         let mut bytes = fs::read(&path).unwrap();
         bytes[1] ^= 0x01;
         fs::write(&path, bytes).unwrap();
-        set_times(&path, rustix::fs::stat(&path).map(|_| old_mtime(&old)).unwrap())
-    });
-    count({
-        fs::remove_file(p("dir7/link")).unwrap();
-        fs::write(p("dir7/link"), "was a symlink").unwrap()
-    });
-    count(fs::write(p("dir4/nested/n5"), vec![0u8; 1500]).unwrap());
-    count(fs::remove_file(p("dir3/nested/n2")).unwrap());
-    n
+        set_times(&path, mtime);
+    }));
+    list.push(Box::new(|t| {
+        fs::remove_file(t.join("dir7/link")).unwrap();
+        fs::write(t.join("dir7/link"), "was a symlink").unwrap();
+    }));
+    list.push(Box::new(|t| {
+        fs::write(t.join("dir4/nested/n5"), vec![0u8; 1500]).unwrap()
+    }));
+    list.push(Box::new(|t| fs::remove_file(t.join("dir3/nested/n2")).unwrap()));
+    list
 }
 
 fn old_mtime(metadata: &fs::Metadata) -> i64 {
@@ -217,7 +239,11 @@ fn kubefim_and_aide_find_the_same_changed_paths() {
     while jiff::Timestamp::now().as_second() <= baseline_second {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let mutations = mutate(&tree);
+    let mutations = mutations();
+    for mutation in &mutations {
+        mutation(&tree);
+    }
+    let mutations = mutations.len();
     assert!(mutations >= 30, "{mutations} mutations");
 
     let check = Command::new("aide")
