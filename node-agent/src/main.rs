@@ -69,6 +69,9 @@ struct StandaloneArgs {
     /// Scan every workspace once and exit.
     #[arg(long)]
     once: bool,
+    /// The most inotify watches realtime detection adds; past it, periodic scans carry on alone.
+    #[arg(long, default_value_t = 65536)]
+    max_watches: usize,
 }
 
 #[derive(Args, Debug)]
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
                 state_dir: args.common.state_dir,
                 metrics_addr: (args.metrics_addr != "none").then_some(args.metrics_addr),
                 once: args.once,
+                max_watches: args.max_watches,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(runtime) => runtime,

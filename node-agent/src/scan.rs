@@ -17,7 +17,7 @@ use kubefim_crds::{
     filechange::ChangedAttribute, nodestatus::EntityState, units,
 };
 use rayon::prelude::*;
-use redb::{ReadableTable, TableError};
+use redb::TableError;
 
 use crate::{
     Error, Result,
@@ -137,6 +137,9 @@ enum Item {
 
 type Bytes = &'static [u8];
 
+/// Stored (key, record) pairs in key order.
+type StoredRecords<'t> = Box<dyn Iterator<Item = Result<(Vec<u8>, Record)>> + 't>;
+
 /// An entity's tables during one scan: the previous contents to diff against, and the tables
 /// being written (none in check mode).
 struct OpenTables<'r, 'w> {
@@ -154,6 +157,29 @@ struct Observation {
     /// digest, which must not be reported as the current one.
     digest_known: bool,
     content: Option<Vec<u8>>,
+}
+
+impl From<WalkItem> for Item {
+    fn from(item: WalkItem) -> Self {
+        match item {
+            WalkItem::Entry(entry) => Item::Observed(Observed::File(entry)),
+            WalkItem::Unreadable { key, kind, .. } => Item::Unreadable { key, kind },
+        }
+    }
+}
+
+/// Sorted targets without those that lie below another target (already covered by it).
+fn minimal_targets(targets: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut sorted: Vec<Vec<u8>> = targets.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut minimal: Vec<Vec<u8>> = Vec::new();
+    for target in sorted {
+        if !minimal.iter().any(|outer| walk::key_within(&target, outer)) {
+            minimal.push(target);
+        }
+    }
+    minimal
 }
 
 enum Action {
@@ -191,6 +217,41 @@ struct EntityScan<'s> {
     files_scanned: u64,
     bytes_hashed: u64,
     changes: u64,
+}
+
+impl<'s> EntityScan<'s> {
+    fn new(
+        ws: &'s WorkspaceConfig,
+        entity: &'s EntityConfig,
+        resolved: ResolvedEntity,
+        settings: Settings,
+        mode: ScanMode,
+        source: ChangeSource,
+        now: jiff::Timestamp,
+    ) -> Self {
+        Self {
+            ws,
+            entity,
+            resolved,
+            settings,
+            mode,
+            silent: mode == ScanMode::Init,
+            source,
+            now,
+            outcome: EntityOutcome {
+                name: entity.name.clone(),
+                entity_type: entity.entity_type,
+                files: 0,
+                state: EntityState::Active,
+                message: None,
+                baselined: false,
+                errors: BTreeMap::new(),
+            },
+            files_scanned: 0,
+            bytes_hashed: 0,
+            changes: 0,
+        }
+    }
 }
 
 impl Scanner<'_> {
@@ -236,28 +297,7 @@ impl Scanner<'_> {
         for entity in ws.entities.iter().filter(|e| only.contains(&e.name.as_str())) {
             let outcome = match resolve::resolve(entity, settings.limits.algorithm, self.env) {
                 Ok(resolved) => {
-                    let mut scan = EntityScan {
-                        ws,
-                        entity,
-                        resolved,
-                        settings,
-                        mode,
-                        silent: mode == ScanMode::Init,
-                        source,
-                        now: started_at,
-                        outcome: EntityOutcome {
-                            name: entity.name.clone(),
-                            entity_type: entity.entity_type,
-                            files: 0,
-                            state: EntityState::Active,
-                            message: None,
-                            baselined: false,
-                            errors: BTreeMap::new(),
-                        },
-                        files_scanned: 0,
-                        bytes_hashed: 0,
-                        changes: 0,
-                    };
+                    let mut scan = EntityScan::new(ws, entity, resolved, settings, mode, source, started_at);
                     self.scan_entity(&mut scan, &read, write.as_ref(), sink)?;
                     report.files_scanned += scan.files_scanned;
                     report.bytes_hashed += scan.bytes_hashed;
@@ -286,6 +326,69 @@ impl Scanner<'_> {
             }
             write.commit().map_err(|e| self.store.error(e))?;
         }
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    /// Rescans only what lies at or below `targets` (keys inside the entity) for one entity:
+    /// realtime detection's way to run an event through the same comparison as a scan. An
+    /// entity without a current baseline is left to the next full scan.
+    pub fn scan_targets(
+        &self,
+        ws: &WorkspaceConfig,
+        entity_name: &str,
+        targets: &[Vec<u8>],
+        source: ChangeSource,
+        sink: &mut dyn FnMut(Change),
+    ) -> Result<ScanReport> {
+        let settings = Settings::from_config(ws)?;
+        let started = Instant::now();
+        let started_at = jiff::Timestamp::now();
+        let mut report = ScanReport {
+            workspace: ws.name.clone(),
+            started_at,
+            duration: Duration::ZERO,
+            files_scanned: 0,
+            bytes_hashed: 0,
+            changes: 0,
+            entities: Vec::new(),
+        };
+        let Some(entity) = ws.entities.iter().find(|e| e.name == entity_name) else {
+            return Ok(report);
+        };
+        let Ok(resolved) = resolve::resolve(entity, settings.limits.algorithm, self.env) else {
+            return Ok(report);
+        };
+        let read = self.store.begin_read()?;
+        let identity = EntityBaseline {
+            fingerprint: resolved.fingerprint.clone(),
+            baseline_revision: ws.baseline_revision.clone(),
+        };
+        if self
+            .store
+            .entity_baseline(&read, &EntityTables::new(&ws.name, &entity.name))?
+            != Some(identity)
+        {
+            return Ok(report);
+        }
+        let write = self.store.begin_write()?;
+        let mut scan = EntityScan::new(
+            ws,
+            entity,
+            resolved,
+            settings,
+            ScanMode::Detect,
+            source,
+            started_at,
+        );
+        // Services are keyed by unit name, not by path: any event rescans the whole entity.
+        let scope = (entity.entity_type != EntityType::LinuxService).then_some(targets);
+        self.scan_entity_in(&mut scan, &read, Some(&write), scope, sink)?;
+        write.commit().map_err(|e| self.store.error(e))?;
+        report.files_scanned = scan.files_scanned;
+        report.bytes_hashed = scan.bytes_hashed;
+        report.changes = scan.changes;
+        report.entities.push(scan.outcome);
         report.duration = started.elapsed();
         Ok(report)
     }
@@ -331,12 +434,51 @@ impl Scanner<'_> {
                 self.store.set_entity_baseline(write, &tables, &identity)?;
             }
         }
-        let old_records = if rebuild {
+        self.scan_entity_in(scan, read, write, None, sink)?;
+        if scan.outcome.files == 0
+            && !scan
+                .entity
+                .name
+                .starts_with(kubefim_crds::keys::RECOMMENDED_PREFIX)
+        {
+            // A recommended item that does not exist on this node is normal (/opt/bin); a custom
+            // entity that matches nothing is worth telling its owner about.
+            if scan.outcome.errors.is_empty() {
+                scan.outcome.message = Some(format!(
+                    "path {} matches nothing on this node",
+                    scan.resolved.path
+                ));
+            }
+        }
+        if !scan.outcome.errors.is_empty() {
+            let total: u64 = scan.outcome.errors.values().sum();
+            scan.outcome.message = Some(format!(
+                "{total} objects under {} could not be examined ({}); their last known state is kept",
+                scan.resolved.path,
+                scan.outcome.errors.keys().copied().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// Merge-joins what is on the host against the stored baseline of one entity: everything
+    /// (`scope` None), or only what lies at or below each of the `scope` keys.
+    fn scan_entity_in(
+        &self,
+        scan: &mut EntityScan<'_>,
+        read: &redb::ReadTransaction,
+        write: Option<&redb::WriteTransaction>,
+        scope: Option<&[Vec<u8>]>,
+        sink: &mut dyn FnMut(Change),
+    ) -> Result<()> {
+        let tables = EntityTables::new(&scan.ws.name, &scan.entity.name);
+        // A silent scan is a rebuild: its baseline was just dropped, nothing is compared.
+        let old_records = if scan.silent {
             None
         } else {
             open_read_table(read, tables.records_def(), self.store)?
         };
-        let old_contents = if scan.entity.entity_type == EntityType::FileContent && !rebuild {
+        let old_contents = if scan.entity.entity_type == EntityType::FileContent && !scan.silent {
             open_read_table(read, tables.content_def(), self.store)?
         } else {
             None
@@ -355,29 +497,67 @@ impl Scanner<'_> {
                 _ => None,
             },
         };
+        // The walk borrows the resolved entity while the batches update the scan's counters.
+        let resolved = scan.resolved.clone();
+        let mut kept = 0;
+        match scope {
+            None => {
+                let items = self.observe(&resolved, scan.settings.limits, scan.now.as_second());
+                let old = self.stored(old_records.as_ref(), &[])?;
+                kept += self.merge(scan, items, old, &mut open, sink)?;
+            }
+            Some(targets) => {
+                for target in minimal_targets(targets) {
+                    let items = Box::new(Walker::at(self.root, &resolved, &target).map(Item::from));
+                    let old = self.stored(old_records.as_ref(), &target)?;
+                    kept += self.merge(scan, items, old, &mut open, sink)?;
+                }
+            }
+        }
+        scan.outcome.files += kept;
+        Ok(())
+    }
 
-        let mut old_iter: Box<dyn Iterator<Item = Result<(Vec<u8>, Record)>>> = match &old_records {
-            None => Box::new(std::iter::empty()),
-            Some(table) => Box::new(table.iter().map_err(|e| self.store.error(e))?.map(|item| {
-                let (key, value) = item.map_err(|e| self.store.error(e))?;
-                let record = Record::decode(value.value()).ok_or_else(|| Error::CorruptRecord {
-                    path: self.store.path().to_path_buf(),
-                    key: walk::key_to_path(key.value()),
-                })?;
-                Ok((key.value().to_vec(), record))
-            })),
+    /// The stored records at or below `prefix` (all of them for an empty prefix), in key order.
+    fn stored<'t>(
+        &'t self,
+        table: Option<&'t redb::ReadOnlyTable<Bytes, Bytes>>,
+        prefix: &'t [u8],
+    ) -> Result<StoredRecords<'t>> {
+        let Some(table) = table else {
+            return Ok(Box::new(std::iter::empty()));
         };
+        let range = table.range::<&[u8]>(prefix..).map_err(|e| self.store.error(e))?;
+        Ok(Box::new(
+            range
+                .map(|item| {
+                    let (key, value) = item.map_err(|e| self.store.error(e))?;
+                    let record = Record::decode(value.value()).ok_or_else(|| Error::CorruptRecord {
+                        path: self.store.path().to_path_buf(),
+                        key: walk::key_to_path(key.value()),
+                    })?;
+                    Ok((key.value().to_vec(), record))
+                })
+                .take_while(move |item| {
+                    item.as_ref()
+                        .map_or(true, |(key, _)| walk::key_within(key, prefix))
+                }),
+        ))
+    }
+
+    /// The merge-join itself; returns how many stored entries were kept unexamined.
+    fn merge(
+        &self,
+        scan: &mut EntityScan<'_>,
+        items: Box<dyn Iterator<Item = Item> + '_>,
+        mut old_iter: StoredRecords<'_>,
+        open: &mut OpenTables<'_, '_>,
+        sink: &mut dyn FnMut(Change),
+    ) -> Result<u64> {
         let mut next_old = old_iter.next().transpose()?;
         let mut unknown: Vec<Vec<u8>> = Vec::new();
         let mut batch: Vec<Action> = Vec::with_capacity(BATCH);
         let mut kept: u64 = 0;
-
-        // The walk borrows the resolved entity while the batches update the scan's counters.
-        let resolved = scan.resolved.clone();
-        let items = self.observe(&resolved, scan.settings.limits, scan.now.as_second());
-        let mut sink_batch = |scan: &mut EntityScan<'_>, batch: &mut Vec<Action>| -> Result<()> {
-            self.apply_batch(scan, batch, &mut open, sink)
-        };
         let is_kept =
             |key: &[u8], unknown: &[Vec<u8>]| unknown.iter().any(|prefix| walk::key_within(key, prefix));
         for item in items {
@@ -411,7 +591,7 @@ impl Scanner<'_> {
                     }
                     batch.push(Action::Compare(previous, observed));
                     if batch.len() >= BATCH {
-                        sink_batch(scan, &mut batch)?;
+                        self.apply_batch(scan, &mut batch, open, sink)?;
                     }
                 }
             }
@@ -424,32 +604,8 @@ impl Scanner<'_> {
             }
             next_old = old_iter.next().transpose()?;
         }
-        sink_batch(scan, &mut batch)?;
-        scan.outcome.files += kept;
-        if scan.outcome.files == 0
-            && !scan
-                .entity
-                .name
-                .starts_with(kubefim_crds::keys::RECOMMENDED_PREFIX)
-        {
-            // A recommended item that does not exist on this node is normal (/opt/bin); a custom
-            // entity that matches nothing is worth telling its owner about.
-            if scan.outcome.errors.is_empty() {
-                scan.outcome.message = Some(format!(
-                    "path {} matches nothing on this node",
-                    scan.resolved.path
-                ));
-            }
-        }
-        if !scan.outcome.errors.is_empty() {
-            let total: u64 = scan.outcome.errors.values().sum();
-            scan.outcome.message = Some(format!(
-                "{total} objects under {} could not be examined ({}); their last known state is kept",
-                scan.resolved.path,
-                scan.outcome.errors.keys().copied().collect::<Vec<_>>().join(", ")
-            ));
-        }
-        Ok(())
+        self.apply_batch(scan, &mut batch, open, sink)?;
+        Ok(kept)
     }
 
     fn observe<'s>(
@@ -476,10 +632,7 @@ impl Scanner<'_> {
             });
             return Box::new(errors.chain(units));
         }
-        Box::new(Walker::new(self.root, resolved).map(|item| match item {
-            WalkItem::Entry(entry) => Item::Observed(Observed::File(entry)),
-            WalkItem::Unreadable { key, kind, .. } => Item::Unreadable { key, kind },
-        }))
+        Box::new(Walker::new(self.root, resolved).map(Item::from))
     }
 
     fn apply_batch(
@@ -748,5 +901,17 @@ fn needs_hash(entry: &WalkEntry, old: Option<&Record>, settings: &Settings, now:
                 || !old.meta.same_identity_and_times(&entry.meta)
                 || now.saturating_sub(old.hashed_at) >= rehash_after
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_below_another_target_are_covered_by_it() {
+        let key = |s: &[u8]| s.to_vec();
+        let targets = [key(b"srv\0a\0b"), key(b"srv\0a"), key(b"srv\0ab"), key(b"srv\0a"), key(b"etc")];
+        assert_eq!(minimal_targets(&targets), [key(b"etc"), key(b"srv\0a"), key(b"srv\0ab")]);
     }
 }

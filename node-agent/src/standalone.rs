@@ -1,13 +1,18 @@
 //! Standalone mode: the agent's scan loop on one machine with no cluster. Entities come from a
 //! local file of FimWorkspace / MonitoredEntity manifests; each change is one JSON line on
 //! stdout; metrics are served over HTTP; logs go to stderr. The first scan of an entity builds
-//! its baseline silently, later scans report every difference and accept it.
+//! its baseline silently, later scans report every difference and accept it. Between scans,
+//! realtime detection rescans what inotify events point at.
 
 use std::{
     hash::BuildHasher,
     io::Write,
+    mem::MaybeUninit,
     path::PathBuf,
-    sync::Arc,
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -15,12 +20,19 @@ use kubefim_crds::{AgentConfig, ChangeSource, WorkspaceConfig};
 
 use crate::{
     Result, config,
+    diff::Change,
     hostfs::HostRoot,
     metrics::{self, Metrics},
-    report,
+    realtime::{self, RawEvent, Signal, Watcher},
+    report, resolve,
     scan::{ScanMode, ScanReport, Scanner, Settings},
     store::BaselineStore,
 };
+
+/// Events are gathered until this long passes without a new one...
+const DEBOUNCE_QUIET: Duration = Duration::from_millis(20);
+/// ...or this long after the first, so a steady stream of writes is still reported promptly.
+const DEBOUNCE_MAX: Duration = Duration::from_millis(100);
 
 /// Options of the standalone mode.
 #[derive(Clone, Debug)]
@@ -33,6 +45,8 @@ pub struct Options {
     pub metrics_addr: Option<String>,
     /// Scan every workspace once, then return.
     pub once: bool,
+    /// The most inotify watches realtime detection adds.
+    pub max_watches: usize,
 }
 
 /// Everything a scan needs, shared with the blocking scan tasks.
@@ -42,29 +56,149 @@ pub struct Agent {
     pub root: HostRoot,
     pub store: BaselineStore,
     pub metrics: Metrics,
+    /// One scan at a time: a full scan and a realtime rescan running together could both report
+    /// the same change.
+    scan_lock: Mutex<()>,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A scan that panicked leaves nothing half-done behind a lock (its write transaction was
+/// dropped uncommitted), so a poisoned lock is safe to take.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Agent {
-    /// Scans one workspace in full, printing each change as a JSON line on stdout.
-    pub fn scan_and_print(&self, workspace: &WorkspaceConfig) -> Result<ScanReport> {
-        let env = |name: &str| std::env::var(name).ok();
+    pub fn new(node: &str, root: HostRoot, store: BaselineStore) -> Self {
+        Self {
+            node: node.to_string(),
+            root,
+            store,
+            metrics: Metrics::new(node),
+            scan_lock: Mutex::new(()),
+        }
+    }
+
+    /// Runs `scan` with a sink that prints each change as a JSON line and counts it.
+    fn print_changes(
+        &self,
+        scan: impl FnOnce(&Scanner<'_>, &mut dyn FnMut(Change)) -> Result<ScanReport>,
+    ) -> Result<ScanReport> {
         let scanner = Scanner {
             root: &self.root,
             store: &self.store,
-            env: &env,
+            env: &env_var,
         };
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let mut write_error = None;
-        let report = scanner.scan(workspace, ScanMode::Detect, ChangeSource::Scan, &mut |change| {
+        let report = scan(&scanner, &mut |change| {
             self.metrics.record_change(&change);
             if let Err(e) = report::write_json_line(&mut out, &change, &self.node) {
                 write_error.get_or_insert(e);
             }
         })?;
+        write_error.map_or(Ok(report), Err)
+    }
+
+    /// Scans one workspace in full, printing each change as a JSON line on stdout.
+    pub fn scan_and_print(&self, workspace: &WorkspaceConfig) -> Result<ScanReport> {
+        let _serial = lock(&self.scan_lock);
+        self.full_scan(workspace, ChangeSource::Scan)
+    }
+
+    fn full_scan(&self, workspace: &WorkspaceConfig, source: ChangeSource) -> Result<ScanReport> {
+        let report =
+            self.print_changes(|scanner, sink| scanner.scan(workspace, ScanMode::Detect, source, sink))?;
         self.metrics.record_scan(&report);
         log_scan(&report);
-        write_error.map_or(Ok(report), Err)
+        Ok(report)
+    }
+
+    /// Sets up watches for every workspace with realtime detection on.
+    pub fn start_watching(&self, workspaces: &[WorkspaceConfig], max_watches: usize) -> Option<Watcher> {
+        if !workspaces.iter().any(|w| w.scan.realtime) {
+            return None;
+        }
+        let mut watcher = match Watcher::new(max_watches) {
+            Ok(watcher) => watcher,
+            Err(errno) => {
+                tracing::error!(error = %errno, "cannot start realtime detection; periodic scans go on");
+                self.metrics.realtime_degraded.set(1);
+                return None;
+            }
+        };
+        for workspace in workspaces.iter().filter(|w| w.scan.realtime) {
+            for entity in &workspace.entities {
+                if let Ok(resolved) = resolve::resolve(entity, workspace.scan.hash_algorithm, env_var) {
+                    watcher.add_entity(&self.root, &workspace.name, resolved);
+                }
+            }
+        }
+        self.record_watcher(&watcher);
+        if let Some(reason) = &watcher.degraded {
+            tracing::warn!(reason = %reason, "realtime detection degraded");
+        }
+        tracing::info!(watches = watcher.watch_count(), "realtime detection started");
+        Some(watcher)
+    }
+
+    fn record_watcher(&self, watcher: &Watcher) {
+        self.metrics
+            .realtime_watches
+            .set(i64::try_from(watcher.watch_count()).unwrap_or(i64::MAX));
+        self.metrics
+            .realtime_degraded
+            .set(i64::from(watcher.degraded.is_some()));
+    }
+
+    /// Runs what a batch of events asks for: targeted rescans or, after lost events, a full
+    /// rescan of every realtime workspace.
+    pub fn realtime_scan(
+        &self,
+        workspaces: &[WorkspaceConfig],
+        watcher: &Mutex<Watcher>,
+        signal: Signal,
+    ) -> Result<()> {
+        let _serial = lock(&self.scan_lock);
+        if signal.overflow {
+            tracing::warn!(
+                "inotify event queue overflowed; rescanning every watched entity to cover the gap"
+            );
+            self.metrics.realtime_degraded.set(1);
+            for workspace in workspaces.iter().filter(|w| w.scan.realtime) {
+                self.full_scan(workspace, ChangeSource::Realtime)?;
+            }
+            let mut watcher = lock(watcher);
+            for index in 0..watcher.entities().len() {
+                watcher.watch_tree(&self.root, index, &[]);
+            }
+        }
+        for ((workspace, entity), keys) in signal.targets {
+            let Some(ws) = workspaces.iter().find(|w| w.name == workspace) else {
+                continue;
+            };
+            let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+            {
+                // Watch new directories before rescanning them: what is created in them afterwards
+                // raises an event, what was created before is found by the rescan.
+                let mut watcher = lock(watcher);
+                if let Some(index) = watcher.entity_index(&workspace, &entity) {
+                    for key in &keys {
+                        watcher.watch_tree(&self.root, index, key);
+                    }
+                }
+            }
+            let report = self.print_changes(|scanner, sink| {
+                scanner.scan_targets(ws, &entity, &keys, ChangeSource::Realtime, sink)
+            })?;
+            self.metrics.record_partial(&report);
+        }
+        self.record_watcher(&lock(watcher));
+        Ok(())
     }
 }
 
@@ -92,6 +226,52 @@ fn jitter(interval: Duration) -> Duration {
     Duration::from_millis(if spread == 0 { 0 } else { random % spread })
 }
 
+/// Reads inotify events on a thread of its own and forwards them, until `stop` is set.
+fn spawn_reader(
+    fd: std::os::fd::OwnedFd,
+    events: tokio::sync::mpsc::UnboundedSender<Vec<RawEvent>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buffer = vec![MaybeUninit::<u8>::uninit(); 256 << 10];
+        while !stop.load(Ordering::Relaxed) {
+            let batch = match realtime::wait_readable(&fd, Duration::from_millis(200)) {
+                Ok(false) => continue,
+                Ok(true) => realtime::read_events(&fd, &mut buffer),
+                Err(errno) => Err(errno),
+            };
+            match batch {
+                Ok(batch) if batch.is_empty() => {}
+                Ok(batch) => {
+                    if events.send(batch).is_err() {
+                        return;
+                    }
+                }
+                Err(errno) => {
+                    tracing::error!(error = %errno, "reading inotify events failed; periodic scans go on");
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Gathers the events that closely follow the first one (DEBOUNCE_QUIET, DEBOUNCE_MAX).
+async fn debounce(
+    first: Vec<RawEvent>,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<RawEvent>>,
+) -> Vec<RawEvent> {
+    let mut batch = first;
+    let deadline = tokio::time::Instant::now() + DEBOUNCE_MAX;
+    loop {
+        let quiet = tokio::time::Instant::now() + DEBOUNCE_QUIET;
+        match tokio::time::timeout_at(quiet.min(deadline), events.recv()).await {
+            Ok(Some(more)) => batch.extend(more),
+            _ => return batch,
+        }
+    }
+}
+
 /// Runs the standalone loop until `shutdown` completes.
 pub async fn run(options: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     let config: AgentConfig = config::load_standalone(&options.config, &options.node)?;
@@ -101,12 +281,11 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
         .map(Settings::from_config)
         .collect::<Result<_>>()?;
     let (store, opened) = BaselineStore::open(&options.state_dir)?;
-    let agent = Arc::new(Agent {
-        node: options.node.clone(),
-        root: HostRoot::open(&options.host_root)?,
+    let agent = Arc::new(Agent::new(
+        &options.node,
+        HostRoot::open(&options.host_root)?,
         store,
-        metrics: Metrics::new(&options.node),
-    });
+    ));
     tracing::info!(node = %agent.node, config = %options.config.display(), revision = %config.revision,
         workspaces = config.workspaces.len(), store = %agent.store.path().display(), ?opened, "kubefim standalone agent started");
     let server = match &options.metrics_addr {
@@ -120,36 +299,68 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
         }
         None => None,
     };
-    let mut due: Vec<Instant> = vec![Instant::now(); config.workspaces.len()];
     let workspaces = Arc::new(config.workspaces);
-    tokio::pin!(shutdown);
+    let (event_sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let stop_reader = Arc::new(AtomicBool::new(false));
+    let mut reader = None;
+    // Watches go up before the first scan, so nothing changed during it slips between the two.
+    let watcher = if options.once {
+        None
+    } else {
+        agent.start_watching(&workspaces, options.max_watches)
+    };
+    let watcher = watcher.and_then(|watcher| match watcher.reader_fd() {
+        Ok(fd) => {
+            reader = Some(spawn_reader(fd, event_sender, stop_reader.clone()));
+            Some(Arc::new(Mutex::new(watcher)))
+        }
+        Err(errno) => {
+            tracing::error!(error = %errno, "cannot read inotify events; periodic scans go on");
+            None
+        }
+    });
+    let mut due: Vec<Instant> = vec![Instant::now(); workspaces.len()];
     let mut scanned_once = vec![false; workspaces.len()];
+    tokio::pin!(shutdown);
     loop {
         if options.once && scanned_once.iter().all(|done| *done) {
             break;
         }
-        let Some((index, when)) = due.iter().copied().enumerate().min_by_key(|(_, when)| *when) else {
-            // No enabled workspace: nothing to do but wait for shutdown.
-            shutdown.as_mut().await;
-            break;
-        };
+        let next = due.iter().copied().enumerate().min_by_key(|(_, when)| *when);
+        let sleep = next.map_or(Duration::from_secs(3600), |(_, when)| {
+            when.saturating_duration_since(Instant::now())
+        });
         tokio::select! {
             () = &mut shutdown => break,
-            () = tokio::time::sleep_until(when.into()) => {}
-        }
-        let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
-        let scan = tokio::task::spawn_blocking(move || task_agent.scan_and_print(&task_workspaces[index]));
-        match scan.await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                tracing::error!(workspace = %workspaces[index].name, error = %error_chain(&error), "scan failed")
+            () = tokio::time::sleep(sleep) => {
+                let Some((index, _)) = next else { continue };
+                let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
+                let scan = tokio::task::spawn_blocking(move || task_agent.scan_and_print(&task_workspaces[index]));
+                match scan.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => tracing::error!(workspace = %workspaces[index].name, error = %error_chain(&error), "scan failed"),
+                    Err(join) => tracing::error!(workspace = %workspaces[index].name, error = %join, "scan task failed"),
+                }
+                scanned_once[index] = true;
+                due[index] = Instant::now() + settings[index].interval + jitter(settings[index].interval);
             }
-            Err(join) => {
-                tracing::error!(workspace = %workspaces[index].name, error = %join, "scan task failed")
+            Some(first) = events.recv(), if watcher.is_some() => {
+                let batch = debounce(first, &mut events).await;
+                let Some(watcher) = watcher.clone() else { continue };
+                let signal = lock(&watcher).interpret(&batch);
+                let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
+                let scan = tokio::task::spawn_blocking(move || task_agent.realtime_scan(&task_workspaces, &watcher, signal));
+                match scan.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::error!(error = %error_chain(&error), "realtime rescan failed; the next scan covers it"),
+                    Err(join) => tracing::error!(error = %join, "realtime rescan task failed"),
+                }
             }
         }
-        scanned_once[index] = true;
-        due[index] = Instant::now() + settings[index].interval + jitter(settings[index].interval);
+    }
+    stop_reader.store(true, Ordering::Relaxed);
+    if let Some(reader) = reader {
+        let _ = reader.join();
     }
     if let Some(server) = server {
         server.abort();

@@ -36,6 +36,8 @@ pub struct WalkEntry {
     pub name: CString,
     pub meta: FileMeta,
     pub link_target: Option<Vec<u8>>,
+    /// Levels below the entity's base (0 for the base itself).
+    pub depth: u32,
 }
 
 /// What the walker yields.
@@ -183,6 +185,67 @@ impl<'a> Walker<'a> {
         walker
     }
 
+    /// Walks only the object at `target` (a key inside the entity) and what lies below it, as a
+    /// full walk would see it: same depth budget, pattern, excludes and filesystem boundary.
+    /// Realtime detection uses it to rescan just what an event touched.
+    pub fn at(root: &HostRoot, entity: &'a ResolvedEntity, target: &[u8]) -> Self {
+        let base_key = entity.base.join(&0u8);
+        if target == base_key.as_slice() {
+            return Self::new(root, entity);
+        }
+        let mut walker = Self {
+            entity,
+            stack: Vec::new(),
+            pending: Vec::new(),
+            dev: 0,
+            base_missing: false,
+        };
+        let components: Vec<Vec<u8>> = target.split(|b| *b == 0).map(<[u8]>::to_vec).collect();
+        let within =
+            components.len() > entity.base.len() && components[..entity.base.len()] == entity.base[..];
+        let depth = u32::try_from(components.len() - entity.base.len()).unwrap_or(u32::MAX);
+        if !within || depth > entity.levels {
+            return walker;
+        }
+        let name = &components[components.len() - 1];
+        if depth == 1
+            && let Some(pattern) = &entity.pattern
+            && !pattern.is_match(String::from_utf8_lossy(name).as_ref())
+        {
+            return walker;
+        }
+        // The filesystem boundary is the base's, not the target's.
+        walker.dev = match root
+            .open_dir(&entity.base)
+            .and_then(|dir| rustix::fs::fstat(&dir))
+        {
+            Ok(stat) => FileMeta::from_stat(&stat).dev,
+            Err(_) => return walker,
+        };
+        let parent_components = &components[..components.len() - 1];
+        let parent = match root.open_dir(parent_components) {
+            Ok(dir) => Arc::new(dir),
+            Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => return walker,
+            Err(errno) => {
+                walker.pending.push(WalkItem::Unreadable {
+                    key: target.to_vec(),
+                    path: key_to_path(target),
+                    kind: FsErrorKind::from_errno(errno),
+                });
+                return walker;
+            }
+        };
+        let Ok(name) = CString::new(name.clone()) else {
+            return walker;
+        };
+        let parent_key = parent_components.join(&0u8);
+        // examine() reports a mount point inside the entity without entering it, as a full walk.
+        if let Some(item) = walker.examine(&parent, &parent_key, &key_to_path(&parent_key), name, depth) {
+            walker.pending.push(item);
+        }
+        walker
+    }
+
     /// lstat one name, and when it is a directory to descend into, push its frame (after the
     /// entry itself has been yielded, since `pending` is drained before the stack).
     fn examine(
@@ -258,6 +321,7 @@ impl<'a> Walker<'a> {
             name,
             meta,
             link_target,
+            depth,
         }))
     }
 }

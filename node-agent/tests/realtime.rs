@@ -1,0 +1,389 @@
+//! Realtime detection through the real binary in standalone mode, on real temporary trees:
+//! every change is seen between scans (the scan interval here is an hour), lost events and the
+//! watch limit degrade to rescans without losing a change, and host writes under a read-only
+//! bind mount are seen.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    io::{BufRead, BufReader},
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc::{Receiver, RecvTimeoutError},
+    time::{Duration, Instant},
+};
+
+use kubefim_crds::{ChangeCategory as C, ChangeSource, FileChangeSpec};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Agent {
+    child: Child,
+    changes: Receiver<FileChangeSpec>,
+    logs: Receiver<String>,
+    /// What the agent logged up to the end of its first scan.
+    startup: Vec<String>,
+    /// Changes received while waiting for another one.
+    pending: std::cell::RefCell<Vec<FileChangeSpec>>,
+}
+
+const CONFIG: &str = "apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: rt}\nspec: {recommended: {enabled: false}, scan: {interval: 1h}}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {name: srv}\nspec: {workspace: rt, type: LinuxFile, path: /srv, recursive: true}\n";
+
+/// The agent's configuration and state, outliving any one agent process.
+fn work_dir() -> tempfile::TempDir {
+    let work = tempfile::tempdir().unwrap();
+    fs::write(work.path().join("config.yaml"), CONFIG).unwrap();
+    work
+}
+
+fn agent_command(verb: &str, host: &Path, work: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kubefim-agent"));
+    command
+        .args(["--log-format", "json", verb, "--node-name", "rt-node", "--config"])
+        .arg(work.join("config.yaml"))
+        .arg("--host-root")
+        .arg(host)
+        .arg("--state-dir")
+        .arg(work.join("state"));
+    command
+}
+
+impl Agent {
+    /// Starts the agent on `host` (its root) watching /srv recursively, and waits for the first
+    /// (silent) scan to finish.
+    fn start(host: &Path, work: &Path, extra: &[&str]) -> Self {
+        let mut child = agent_command("standalone", host, work)
+            .args(["--metrics-addr", "none"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (change_tx, changes) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = change_tx.send(serde_json::from_str::<FileChangeSpec>(&line).unwrap());
+            }
+        });
+        let (log_tx, logs) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = log_tx.send(line);
+            }
+        });
+        let mut agent = Self {
+            child,
+            changes,
+            logs,
+            startup: Vec::new(),
+            pending: Default::default(),
+        };
+        agent.startup = agent.wait_log("scan finished");
+        agent
+    }
+
+    /// The log lines up to and including the first that contains `needle`.
+    fn wait_log(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut lines = Vec::new();
+        loop {
+            match self
+                .logs
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    lines.push(line);
+                    if found {
+                        return lines;
+                    }
+                }
+                Err(e) => panic!("no log line with {needle:?} ({e:?}) in {lines:#?}"),
+            }
+        }
+    }
+
+    /// Waits until a change at `path` of `category` arrives (or has arrived); returns it.
+    fn expect(&self, path: &str, category: C) -> FileChangeSpec {
+        let matches = |change: &FileChangeSpec| change.path == path && change.category == category;
+        let found = {
+            let mut pending = self.pending.borrow_mut();
+            pending.iter().position(matches).map(|at| pending.remove(at))
+        };
+        let deadline = Instant::now() + WAIT;
+        let change = match found {
+            Some(change) => change,
+            None => loop {
+                match self
+                    .changes
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                {
+                    Ok(change) if matches(&change) => break change,
+                    Ok(change) => self.pending.borrow_mut().push(change),
+                    Err(e) => panic!(
+                        "no {category:?} at {path} ({e:?}); saw {:#?}",
+                        self.pending.borrow()
+                    ),
+                }
+            },
+        };
+        assert_eq!(change.source, ChangeSource::Realtime, "{change:?}");
+        change
+    }
+
+    /// Every change that arrives until none has come for `quiet`.
+    fn drain(&self, quiet: Duration) -> Vec<FileChangeSpec> {
+        let mut all = self.pending.take();
+        loop {
+            match self.changes.recv_timeout(quiet) {
+                Ok(change) => all.push(change),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return all,
+            }
+        }
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        rustix::process::kill_process(rustix::process::Pid::from_child(&self.child), signal).unwrap();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn host_with_tree() -> tempfile::TempDir {
+    let host = tempfile::tempdir().unwrap();
+    fs::create_dir_all(host.path().join("srv/sub")).unwrap();
+    fs::write(host.path().join("srv/existing"), "v1").unwrap();
+    fs::write(host.path().join("srv/sub/deep"), "v1").unwrap();
+    host
+}
+
+#[test]
+fn create_modify_chmod_rename_and_delete_are_seen_between_scans() {
+    let host = host_with_tree();
+    let work = work_dir();
+    let agent = Agent::start(host.path(), work.path(), &[]);
+    let srv = host.path().join("srv");
+
+    fs::write(srv.join("created"), "new").unwrap();
+    agent.expect("/srv/created", C::Added);
+
+    fs::write(srv.join("sub/deep"), "v2, longer").unwrap();
+    let modified = agent.expect("/srv/sub/deep", C::Modified);
+    assert!(
+        modified
+            .changed_attributes
+            .contains(&kubefim_crds::filechange::ChangedAttribute::Content)
+    );
+
+    fs::set_permissions(srv.join("existing"), fs::Permissions::from_mode(0o600)).unwrap();
+    let chmod = agent.expect("/srv/existing", C::Modified);
+    assert_eq!(chmod.current.unwrap().mode, "0600");
+
+    fs::rename(srv.join("existing"), srv.join("renamed")).unwrap();
+    agent.expect("/srv/existing", C::Removed);
+    agent.expect("/srv/renamed", C::Added);
+
+    fs::remove_file(srv.join("created")).unwrap();
+    agent.expect("/srv/created", C::Removed);
+}
+
+#[test]
+fn a_new_subdirectory_and_a_file_written_into_it_at_once_are_both_seen() {
+    let host = host_with_tree();
+    let work = work_dir();
+    let agent = Agent::start(host.path(), work.path(), &[]);
+    let fresh = host.path().join("srv/fresh/deeper");
+    fs::create_dir_all(&fresh).unwrap();
+    fs::write(fresh.join("payload"), "x").unwrap();
+    agent.expect("/srv/fresh", C::Added);
+    agent.expect("/srv/fresh/deeper", C::Added);
+    agent.expect("/srv/fresh/deeper/payload", C::Added);
+    // The new directory is watched from now on.
+    fs::write(fresh.join("later"), "y").unwrap();
+    agent.expect("/srv/fresh/deeper/later", C::Added);
+}
+
+#[test]
+fn a_directory_moved_into_the_tree_is_scanned_and_one_removed_reports_its_contents() {
+    let host = host_with_tree();
+    fs::create_dir_all(host.path().join("outside/bundle")).unwrap();
+    fs::write(host.path().join("outside/bundle/tool"), "t").unwrap();
+    let work = work_dir();
+    let agent = Agent::start(host.path(), work.path(), &[]);
+    fs::rename(host.path().join("outside/bundle"), host.path().join("srv/bundle")).unwrap();
+    agent.expect("/srv/bundle", C::Added);
+    agent.expect("/srv/bundle/tool", C::Added);
+
+    fs::remove_dir_all(host.path().join("srv/sub")).unwrap();
+    agent.expect("/srv/sub/deep", C::Removed);
+    agent.expect("/srv/sub", C::Removed);
+}
+
+#[test]
+fn a_queue_overflow_is_recovered_with_no_missed_change() {
+    let host = host_with_tree();
+    let work = work_dir();
+    let agent = Agent::start(host.path(), work.path(), &[]);
+    let max_queued: usize = fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let count = max_queued + 500;
+    // Freeze the agent so the kernel queue fills and overflows, for real.
+    agent.signal(rustix::process::Signal::STOP);
+    // Into a watched directory: each file raises several events, far more than the queue holds.
+    let burst = host.path().join("srv");
+    for i in 0..count {
+        fs::write(burst.join(format!("burst{i}")), "x").unwrap();
+    }
+    agent.signal(rustix::process::Signal::CONT);
+    agent.wait_log("overflowed");
+    let changes = agent.drain(Duration::from_secs(3));
+    let added: BTreeSet<&str> = changes
+        .iter()
+        .filter(|c| c.category == C::Added && c.path.starts_with("/srv/burst"))
+        .map(|c| c.path.as_str())
+        .collect();
+    assert_eq!(
+        added.len(),
+        count,
+        "every file created while events were lost is reported"
+    );
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| c.path.starts_with("/srv/burst"))
+            .count(),
+        count,
+        "and only once"
+    );
+}
+
+#[test]
+fn the_watch_limit_degrades_to_scans_without_losing_changes() {
+    let host = host_with_tree();
+    let work = work_dir();
+    let agent = Agent::start(host.path(), work.path(), &["--max-watches", "1"]);
+    assert!(
+        agent.startup.iter().any(|l| l.contains("watch limit reached")),
+        "{:#?}",
+        agent.startup
+    );
+    // One watch: the anchor of /srv. Its subtree is left to the scans.
+    fs::write(host.path().join("srv/sub/deep"), "changed while unwatched").unwrap();
+    assert!(
+        agent.drain(Duration::from_millis(800)).is_empty(),
+        "realtime cannot see an unwatched directory"
+    );
+    drop(agent);
+    // The next scan reports what realtime could not.
+    let output = agent_command("check", host.path(), work.path())
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("\"path\":\"/srv/sub/deep\""));
+}
+
+#[test]
+fn the_watch_limit_is_reported_in_metrics() {
+    let host = host_with_tree();
+    let work = work_dir();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = agent_command("standalone", host.path(), work.path())
+        .args([
+            "--max-watches",
+            "1",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let metrics = loop {
+        use std::io::{Read, Write};
+        let text = std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .and_then(|mut stream| {
+                stream
+                    .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .ok()?;
+                let mut response = String::new();
+                stream.read_to_string(&mut response).ok()?;
+                Some(response)
+            });
+        if let Some(text) = text.filter(|t| t.contains("kubefim_last_scan_timestamp_seconds")) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "metrics never served");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("kubefim_realtime_degraded") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("kubefim_realtime_watches") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn host_writes_under_a_read_only_bind_mount_are_seen() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!(
+            "host_writes_under_a_read_only_bind_mount_are_seen needs root to bind-mount; CI runs as root"
+        );
+        return;
+    }
+    let host = host_with_tree();
+    let view = tempfile::tempdir().unwrap();
+    let mount = |args: &[&str]| {
+        assert!(
+            Command::new("mount").args(args).status().unwrap().success(),
+            "mount {args:?}"
+        )
+    };
+    let view_path = view.path().to_str().unwrap();
+    mount(&["--bind", host.path().to_str().unwrap(), view_path]);
+    mount(&["-o", "remount,bind,ro", view_path]);
+    let work = work_dir();
+    let agent = Agent::start(view.path(), work.path(), &[]);
+    assert!(
+        fs::write(view.path().join("srv/try"), "x").is_err(),
+        "the agent's view is read-only"
+    );
+    // The host writes through its own path; the agent watches the read-only view.
+    fs::write(host.path().join("srv/from-host"), "x").unwrap();
+    agent.expect("/srv/from-host", C::Added);
+    drop(agent);
+    let _ = Command::new("umount").arg(view_path).status();
+}
