@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh            # everything
 #   scripts/bench.sh scan       # init / check against AIDE and b3sum, and the 1M-file RSS check
+#   scripts/bench.sh realtime   # latency from a write to its JSON line in standalone mode
 #
 # Trees are generated under $BENCH_DIR (default /tmp/kubefim-bench) and kept between runs.
 # Every timed command runs with a warm page cache (each tree is read once before timing), so the
@@ -151,8 +152,57 @@ CONF
   echo "| kubefim-agent check (unchanged) | $bc_w | $bc_m |"
 }
 
+realtime_bench() {
+  local host=$bench_dir/realtime-host state=$bench_dir/realtime-state
+  rm -rf "$host" "$state"
+  mkdir -p "$host/srv/app/conf"
+  for i in $(seq 1 1000); do echo "seed $i" > "$host/srv/app/conf/seed$i"; done
+  cat > "$bench_dir/realtime.yaml" <<YAML
+apiVersion: kubefim.dev/v1alpha1
+kind: FimWorkspace
+metadata: {name: latency}
+spec: {recommended: {enabled: false}, scan: {interval: 1h, realtime: true}}
+---
+apiVersion: kubefim.dev/v1alpha1
+kind: MonitoredEntity
+metadata: {name: app}
+spec: {workspace: latency, type: LinuxFile, path: /srv/app, recursive: true}
+YAML
+  python3 - "$agent" "$bench_dir/realtime.yaml" "$host" "$state" <<'PY'
+import json, os, subprocess, sys, time
+agent, config, host, state = sys.argv[1:5]
+proc = subprocess.Popen([agent, "--log-format", "json", "standalone", "--config", config, "--host-root", host,
+                         "--state-dir", state, "--metrics-addr", "none"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+for line in proc.stderr:
+    if "scan finished" in line:
+        break
+samples = []
+target = os.path.join(host, "srv/app/conf")
+for i in range(300):
+    path = os.path.join(target, f"write{i}")
+    start = time.monotonic()
+    with open(path, "w") as f:
+        f.write(f"value {i}\n")
+    while True:
+        change = json.loads(proc.stdout.readline())
+        if change["path"] == f"/srv/app/conf/write{i}":
+            break
+    samples.append((time.monotonic() - start) * 1000)
+    time.sleep(0.03)
+proc.terminate()
+proc.wait()
+samples.sort()
+pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]
+print(f"\n| realtime latency, write to JSON line ({len(samples)} writes, 1,000-file tree) | p50 (ms) | p99 (ms) | max (ms) |")
+print("|---|---|---|---|")
+print(f"| kubefim-agent standalone | {pick(0.50):.1f} | {pick(0.99):.1f} | {samples[-1]:.1f} |")
+PY
+}
+
 case "$what" in
   scan) scan_bench ;;
-  all) scan_bench ;;
-  *) echo "usage: scripts/bench.sh [all|scan]" >&2; exit 2 ;;
+  realtime) realtime_bench ;;
+  all) scan_bench; realtime_bench ;;
+  *) echo "usage: scripts/bench.sh [all|scan|realtime]" >&2; exit 2 ;;
 esac
