@@ -4,6 +4,7 @@
 #   scripts/bench.sh            # everything
 #   scripts/bench.sh scan       # init / check against AIDE and b3sum, and the 1M-file RSS check
 #   scripts/bench.sh realtime   # latency from a write to its JSON line in standalone mode
+#   scripts/bench.sh render     # operator: per-node configuration for 5,000 nodes
 #
 # Trees are generated under $BENCH_DIR (default /tmp/kubefim-bench) and kept between runs.
 # Every timed command runs with a warm page cache (each tree is read once before timing), so the
@@ -200,9 +201,15 @@ print(f"| kubefim-agent standalone | {pick(0.50):.1f} | {pick(0.99):.1f} | {samp
 PY
 }
 
+render_bench() {
+  echo
+  cargo bench --locked -q -p kubefim-operator --bench render 2>/dev/null
+}
+
 case "$what" in
   scan) scan_bench ;;
   realtime) realtime_bench ;;
-  all) scan_bench; realtime_bench ;;
-  *) echo "usage: scripts/bench.sh [all|scan|realtime]" >&2; exit 2 ;;
+  render) render_bench ;;
+  all) scan_bench; realtime_bench; render_bench ;;
+  *) echo "usage: scripts/bench.sh [all|scan|realtime|render]" >&2; exit 2 ;;
 esac

@@ -134,28 +134,43 @@ pub fn render_workspace<'a>(
     }
 }
 
+/// The digest of one rendered workspace. A node's revision combines the digests of its
+/// workspaces, so an operator that renders a workspace once can revise thousands of nodes
+/// without serializing any of them.
+pub fn workspace_digest(workspace: &WorkspaceConfig) -> [u8; 32] {
+    // Serializing plain structs of strings, numbers and vectors to JSON cannot fail.
+    *blake3::hash(&serde_json::to_vec(workspace).unwrap_or_default()).as_bytes()
+}
+
+/// The revision of a node's configuration from its workspaces' digests, in canonical order.
+pub fn node_revision<'a>(node: &str, digests: impl IntoIterator<Item = &'a [u8; 32]>) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(node.as_bytes());
+    for digest in digests {
+        hasher.update(&[0]);
+        hasher.update(digest);
+    }
+    hasher.finalize().to_hex()[..16].to_string()
+}
+
+/// The canonical order of workspaces in a node's configuration.
+pub fn canonical_order(a: &WorkspaceConfig, b: &WorkspaceConfig) -> std::cmp::Ordering {
+    (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+}
+
 impl AgentConfig {
     /// Builds a node's configuration with its workspaces in a canonical order and its revision
     /// computed, so equal inputs always give byte-identical YAML.
     pub fn new(node: impl Into<String>, mut workspaces: Vec<WorkspaceConfig>) -> Self {
-        workspaces.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        let mut config = Self {
-            node: node.into(),
-            revision: String::new(),
+        workspaces.sort_by(canonical_order);
+        let node = node.into();
+        let digests: Vec<[u8; 32]> = workspaces.iter().map(workspace_digest).collect();
+        let revision = node_revision(&node, &digests);
+        Self {
+            node,
+            revision,
             workspaces,
-        };
-        config.revision = config.digest();
-        config
-    }
-
-    fn digest(&self) -> String {
-        let unsigned = Self {
-            revision: String::new(),
-            ..self.clone()
-        };
-        // Serializing plain structs of strings, numbers and vectors to JSON cannot fail.
-        let bytes = serde_json::to_vec(&unsigned).unwrap_or_default();
-        blake3::hash(&bytes).to_hex()[..16].to_string()
+        }
     }
 
     /// The YAML stored under `agent.yaml` in the node's ConfigMap.

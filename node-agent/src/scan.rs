@@ -911,7 +911,16 @@ mod tests {
     #[test]
     fn targets_below_another_target_are_covered_by_it() {
         let key = |s: &[u8]| s.to_vec();
-        let targets = [key(b"srv\0a\0b"), key(b"srv\0a"), key(b"srv\0ab"), key(b"srv\0a"), key(b"etc")];
-        assert_eq!(minimal_targets(&targets), [key(b"etc"), key(b"srv\0a"), key(b"srv\0ab")]);
+        let targets = [
+            key(b"srv\0a\0b"),
+            key(b"srv\0a"),
+            key(b"srv\0ab"),
+            key(b"srv\0a"),
+            key(b"etc"),
+        ];
+        assert_eq!(
+            minimal_targets(&targets),
+            [key(b"etc"), key(b"srv\0a"), key(b"srv\0ab")]
+        );
     }
 }

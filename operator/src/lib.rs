@@ -1,0 +1,59 @@
+//! The kubefim operator. It reads as
+//! `validate` (what CEL cannot check) → `render` (pure: each node's AgentConfig) → `apply`
+//! (server-side apply of ConfigMaps and status) → `status` (pure aggregation of node reports)
+//! and `retention`; `controller` wires them to the API server with leader election.
+
+pub mod apply;
+pub mod controller;
+pub mod metrics;
+pub mod render;
+pub mod retention;
+pub mod selector;
+pub mod status;
+pub mod validate;
+
+/// Errors of the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API request failed")]
+    Kube(#[source] kube::Error),
+
+    #[error("{object} has an invalid value")]
+    Spec {
+        object: String,
+        #[source]
+        source: kubefim_crds::Error,
+    },
+
+    #[error("cannot serialize an object")]
+    Serialize(#[source] serde_json::Error),
+
+    #[error("leader election failed: {0}")]
+    Lease(String),
+}
+
+impl Error {
+    /// The `kind` label of the error metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "api",
+            Self::Spec { .. } => "spec",
+            Self::Serialize(_) => "serialize",
+            Self::Lease(_) => "lease",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its sources on one line, for logs.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,82 @@
+//! `kubefim-operator`: parses the command line and runs the operator.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use kubefim_operator::{controller, metrics};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubefim-operator",
+    version,
+    about = "kubefim operator: per-node agent configuration, status and retention"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the operator against the cluster of the in-cluster config or KUBECONFIG.
+    Run {
+        /// Namespace of the per-node ConfigMaps and of the Lease (the install namespace).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "kubefim-system")]
+        namespace: String,
+        /// Identity in leader election; defaults to the pod (host) name.
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// Address of /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        metrics_addr: String,
+        /// Log format on stderr: text or json.
+        #[arg(long, default_value = "json")]
+        log_format: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Command::Run {
+        namespace,
+        identity,
+        metrics_addr,
+        log_format,
+    } = Cli::parse().command;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if log_format == "json" {
+        logs.json().init()
+    } else {
+        logs.init()
+    }
+
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot reach the Kubernetes API: set KUBECONFIG or run in a pod")?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let listener = tokio::net::TcpListener::bind(&metrics_addr)
+        .await
+        .with_context(|| format!("cannot serve metrics on {metrics_addr}; pass another --metrics-addr"))?;
+    tokio::spawn(metrics::serve(listener, metrics.clone()));
+    let identity =
+        identity.unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| "kubefim-operator".into()));
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            term.recv().await;
+        }
+    };
+    let stop = async move {
+        tokio::select! { () = shutdown => {}, () = terminate => {} }
+        tracing::info!("shutdown requested");
+    };
+    controller::run(client, namespace, identity, metrics, stop)
+        .await
+        .map_err(|e| anyhow::anyhow!(kubefim_operator::error_chain(&e)))
+}

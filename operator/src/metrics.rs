@@ -1,0 +1,152 @@
+//! The operator's Prometheus metrics (prefix `kubefim_operator_`) and its HTTP endpoint:
+//! `/metrics`, `/healthz` (the process is alive), `/readyz` (its caches are synced).
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use http_body_util::Full;
+use hyper::{Request, Response, body::Bytes, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric the operator exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub reconciliations_total: IntCounterVec,
+    pub reconcile_errors_total: IntCounterVec,
+    pub reconcile_duration_seconds: HistogramVec,
+    pub configmaps_applied_total: IntCounter,
+    pub nodes: IntGaugeVec,
+    pub filechanges_collected_total: IntCounter,
+    pub is_leader: prometheus::IntGauge,
+    pub ready: Arc<AtomicBool>,
+}
+
+#[allow(clippy::expect_used)] // constant metric definitions registered once in a fresh registry
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("kubefim_operator".into()), None).expect("constant prefix");
+        let register =
+            |c: Box<dyn prometheus::core::Collector>| registry.register(c).expect("unique metric names");
+        let reconciliations_total = IntCounterVec::new(
+            Opts::new("reconciliations_total", "Node reconciliations, by result."),
+            &["result"],
+        )
+        .expect("valid");
+        let reconcile_errors_total = IntCounterVec::new(
+            Opts::new("reconcile_errors_total", "Failed reconciliations, by kind."),
+            &["kind"],
+        )
+        .expect("valid");
+        let reconcile_duration_seconds = HistogramVec::new(
+            HistogramOpts::new("reconcile_duration_seconds", "Duration of node reconciliations.")
+                .buckets(vec![0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+            &["controller"],
+        )
+        .expect("valid");
+        let configmaps_applied_total = IntCounter::new(
+            "configmaps_applied_total",
+            "Node ConfigMaps written (revision changed).",
+        )
+        .expect("valid");
+        let nodes = IntGaugeVec::new(
+            Opts::new("nodes", "Nodes per workspace and state (selected, reporting)."),
+            &["workspace", "state"],
+        )
+        .expect("valid");
+        let filechanges_collected_total =
+            IntCounter::new("filechanges_collected_total", "FileChanges deleted by retention.")
+                .expect("valid");
+        let is_leader =
+            prometheus::IntGauge::new("is_leader", "1 on the replica that holds the lease.").expect("valid");
+        register(Box::new(reconciliations_total.clone()));
+        register(Box::new(reconcile_errors_total.clone()));
+        register(Box::new(reconcile_duration_seconds.clone()));
+        register(Box::new(configmaps_applied_total.clone()));
+        register(Box::new(nodes.clone()));
+        register(Box::new(filechanges_collected_total.clone()));
+        register(Box::new(is_leader.clone()));
+        Self {
+            registry,
+            reconciliations_total,
+            reconcile_errors_total,
+            reconcile_duration_seconds,
+            configmaps_applied_total,
+            nodes,
+            filechanges_collected_total,
+            is_leader,
+            ready: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Records a reconcile's duration when dropped, however the reconcile ends.
+#[derive(Debug)]
+pub struct ReconcileTimer {
+    histogram: prometheus::Histogram,
+    started: std::time::Instant,
+}
+
+impl ReconcileTimer {
+    pub fn start(metrics: &Metrics, controller: &str) -> Self {
+        Self {
+            histogram: metrics
+                .reconcile_duration_seconds
+                .with_label_values(&[controller]),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Serves the endpoint until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let (status, body) = match request.uri().path() {
+                        "/metrics" => (200, metrics.render()),
+                        "/healthz" => (200, "ok\n".to_string()),
+                        "/readyz" if metrics.ready.load(Ordering::Relaxed) => (200, "ready\n".to_string()),
+                        "/readyz" => (503, "caches not synced yet\n".to_string()),
+                        _ => (404, "not found\n".to_string()),
+                    };
+                    Response::builder()
+                        .status(status)
+                        .body(Full::new(Bytes::from(body)))
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

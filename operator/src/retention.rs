@@ -1,0 +1,146 @@
+//! Retention: which FileChanges of a workspace are past `retention.maxAge` or beyond
+//! `retention.maxChangesPerNode` (oldest first). The selection is pure; the sweep lists only
+//! object metadata, page by page, and deletes nothing but FileChanges of that workspace.
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt as _;
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ListParams},
+};
+use kubefim_crds::{FileChange, FimWorkspace, keys, units};
+
+use crate::{Error, Result};
+
+/// What retention needs to know of one stored change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredChange {
+    pub name: String,
+    pub node: String,
+    pub created: jiff::Timestamp,
+}
+
+/// The names to delete: every change older than `max_age`, and per node every change beyond
+/// the `max_per_node` newest.
+pub fn expired(
+    changes: &[StoredChange],
+    max_age: std::time::Duration,
+    max_per_node: usize,
+    now: jiff::Timestamp,
+) -> Vec<String> {
+    let cutoff = now - jiff::SignedDuration::try_from(max_age).unwrap_or(jiff::SignedDuration::MAX);
+    let mut by_node: BTreeMap<&str, Vec<&StoredChange>> = BTreeMap::new();
+    let mut doomed = Vec::new();
+    for change in changes {
+        if change.created < cutoff {
+            doomed.push(change.name.clone());
+        } else {
+            by_node.entry(change.node.as_str()).or_default().push(change);
+        }
+    }
+    for kept in by_node.values_mut() {
+        kept.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
+        doomed.extend(kept.iter().skip(max_per_node).map(|c| c.name.clone()));
+    }
+    doomed.sort();
+    doomed
+}
+
+/// Page size of retention lists.
+pub const PAGE: u32 = 500;
+
+/// Deletes the expired FileChanges of `workspace`; returns how many were deleted.
+pub async fn sweep(client: &Client, workspace: &FimWorkspace, now: jiff::Timestamp) -> Result<u64> {
+    let namespace = workspace.metadata.namespace.clone().unwrap_or_default();
+    let name = workspace.metadata.name.clone().unwrap_or_default();
+    let api: Api<FileChange> = Api::namespaced(client.clone(), &namespace);
+    let max_age = units::parse_duration(&workspace.spec.retention.max_age).map_err(|source| Error::Spec {
+        object: format!("FimWorkspace {namespace}/{name}"),
+        source,
+    })?;
+    let mut params = ListParams::default()
+        .labels(&format!("{}={name}", keys::LABEL_WORKSPACE))
+        .limit(PAGE);
+    let mut stored = Vec::new();
+    loop {
+        let page = api.list_metadata(&params).await.map_err(Error::Kube)?;
+        for item in &page.items {
+            let (Some(change), Some(created)) = (
+                item.metadata.name.clone(),
+                item.metadata.creation_timestamp.clone(),
+            ) else {
+                continue;
+            };
+            let node = item
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(keys::LABEL_NODE))
+                .cloned()
+                .unwrap_or_default();
+            stored.push(StoredChange {
+                name: change,
+                node,
+                created: created.0,
+            });
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    let doomed = expired(
+        &stored,
+        max_age,
+        workspace.spec.retention.max_changes_per_node as usize,
+        now,
+    );
+    let deleted = futures::stream::iter(doomed.into_iter().map(Ok::<_, Error>))
+        .try_fold(0u64, |count, change| {
+            let api = api.clone();
+            async move {
+                match api.delete(&change, &DeleteParams::default()).await {
+                    Ok(_) => Ok(count + 1),
+                    Err(kube::Error::Api(status)) if status.code == 404 => Ok(count),
+                    Err(e) => Err(Error::Kube(e)),
+                }
+            }
+        })
+        .await?;
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(name: &str, node: &str, hours_ago: i64, now: jiff::Timestamp) -> StoredChange {
+        StoredChange {
+            name: name.into(),
+            node: node.into(),
+            created: now - jiff::SignedDuration::from_hours(hours_ago),
+        }
+    }
+
+    #[test]
+    fn old_changes_and_the_oldest_beyond_the_per_node_limit_go() {
+        let now: jiff::Timestamp = "2026-11-25T00:00:00Z".parse().unwrap();
+        let changes = [
+            change("ancient", "a", 24 * 15, now),
+            change("a1", "a", 1, now),
+            change("a2", "a", 2, now),
+            change("a3", "a", 3, now),
+            change("b1", "b", 1, now),
+        ];
+        let doomed = expired(&changes, std::time::Duration::from_secs(14 * 86_400), 2, now);
+        assert_eq!(doomed, ["a3", "ancient"]);
+    }
+
+    #[test]
+    fn nothing_goes_when_within_limits() {
+        let now: jiff::Timestamp = "2026-11-25T00:00:00Z".parse().unwrap();
+        let changes = [change("a1", "a", 1, now), change("b1", "b", 1, now)];
+        assert!(expired(&changes, std::time::Duration::from_secs(86_400), 1, now).is_empty());
+    }
+}
