@@ -10,6 +10,7 @@ pub mod hash;
 pub mod hostfs;
 pub mod metrics;
 pub mod oneshot;
+pub mod outbox;
 pub mod realtime;
 pub mod report;
 pub mod resolve;

@@ -160,9 +160,6 @@ impl Metrics {
         self.scan_duration_seconds
             .with_label_values(&[ws])
             .observe(report.duration.as_secs_f64());
-        self.last_scan_timestamp_seconds
-            .with_label_values(&[ws])
-            .set(jiff::Timestamp::now().as_second() as f64);
         self.record_partial(report);
         for entity in &report.entities {
             self.files_monitored
@@ -173,6 +170,10 @@ impl Metrics {
                 .with_label_values(&[ws, entity.name.as_str()])
                 .set(i64::from(failed));
         }
+        // Last: a scrape that sees this timestamp sees everything the scan recorded.
+        self.last_scan_timestamp_seconds
+            .with_label_values(&[ws])
+            .set(jiff::Timestamp::now().as_second() as f64);
     }
 
     /// Records the counters of any scan, full or targeted.

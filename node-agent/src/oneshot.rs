@@ -69,6 +69,7 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
         root: &root,
         store: &store,
         env: &env,
+        outbox: None,
     };
     let mode = match command {
         Command::Init => ScanMode::Init,

@@ -24,6 +24,7 @@ use crate::{
     diff::{self, Change},
     hash::{self, HashLimits, Hashed},
     hostfs::{FsErrorKind, HostRoot},
+    outbox::{OutboxPolicy, OutboxWriter},
     resolve::{self, ResolveError, ResolvedEntity},
     services,
     store::{BaselineStore, EntityBaseline, EntityTables, Record},
@@ -193,6 +194,9 @@ pub struct Scanner<'a> {
     pub store: &'a BaselineStore,
     /// Reads environment variables for path expansion.
     pub env: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    /// In the cluster: every change is also queued in the durable outbox, in the scan's own
+    /// write transaction.
+    pub outbox: Option<&'a OutboxPolicy>,
 }
 
 impl std::fmt::Debug for Scanner<'_> {
@@ -294,6 +298,20 @@ impl Scanner<'_> {
             changes: 0,
             entities: Vec::new(),
         };
+        let mut outbox = match (&write, self.outbox) {
+            (Some(txn), Some(policy)) => Some(OutboxWriter::open(self.store, txn, policy, ws)?),
+            _ => None,
+        };
+        let mut outbox_error = None;
+        let mut queue_then_sink = |change: Change| {
+            if let Some(writer) = outbox.as_mut()
+                && let Err(e) = writer.push(self.store, &change)
+            {
+                outbox_error.get_or_insert(e);
+            }
+            sink(change);
+        };
+        let sink: &mut dyn FnMut(Change) = &mut queue_then_sink;
         for entity in ws.entities.iter().filter(|e| only.contains(&e.name.as_str())) {
             let outcome = match resolve::resolve(entity, settings.limits.algorithm, self.env) {
                 Ok(resolved) => {
@@ -320,6 +338,11 @@ impl Scanner<'_> {
             };
             report.entities.push(outcome);
         }
+        if let Some(e) = outbox_error {
+            return Err(e);
+        }
+        // Consumed whole, so its borrow of the transaction ends before the commit.
+        outbox.map(|writer| writer.finish(self.store)).transpose()?;
         if let Some(write) = write {
             if only.len() == ws.entities.len() {
                 self.forget_unconfigured(ws, &write)?;
@@ -383,7 +406,25 @@ impl Scanner<'_> {
         );
         // Services are keyed by unit name, not by path: any event rescans the whole entity.
         let scope = (entity.entity_type != EntityType::LinuxService).then_some(targets);
-        self.scan_entity_in(&mut scan, &read, Some(&write), scope, sink)?;
+        let mut outbox = self
+            .outbox
+            .map(|policy| OutboxWriter::open(self.store, &write, policy, ws))
+            .transpose()?;
+        let mut outbox_error = None;
+        let mut queue_then_sink = |change: Change| {
+            if let Some(writer) = outbox.as_mut()
+                && let Err(e) = writer.push(self.store, &change)
+            {
+                outbox_error.get_or_insert(e);
+            }
+            sink(change);
+        };
+        self.scan_entity_in(&mut scan, &read, Some(&write), scope, &mut queue_then_sink)?;
+        if let Some(e) = outbox_error {
+            return Err(e);
+        }
+        // Consumed whole, so its borrow of the transaction ends before the commit.
+        outbox.map(|writer| writer.finish(self.store)).transpose()?;
         write.commit().map_err(|e| self.store.error(e))?;
         report.files_scanned = scan.files_scanned;
         report.bytes_hashed = scan.bytes_hashed;

@@ -59,6 +59,8 @@ pub struct Agent {
     /// One scan at a time: a full scan and a realtime rescan running together could both report
     /// the same change.
     scan_lock: Mutex<()>,
+    /// In the cluster, changes are also queued for the API server in the durable outbox.
+    pub outbox: Option<crate::outbox::OutboxPolicy>,
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -79,6 +81,7 @@ impl Agent {
             store,
             metrics: Metrics::new(node),
             scan_lock: Mutex::new(()),
+            outbox: None,
         }
     }
 
@@ -91,6 +94,7 @@ impl Agent {
             root: &self.root,
             store: &self.store,
             env: &env_var,
+            outbox: self.outbox.as_ref(),
         };
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
@@ -144,6 +148,27 @@ impl Agent {
         }
         tracing::info!(watches = watcher.watch_count(), "realtime detection started");
         Some(watcher)
+    }
+
+    /// Drops the baselines of workspaces that are no longer configured, so re-enabling one later
+    /// starts from a silent baseline rather than reporting everything that changed meanwhile.
+    pub fn forget_workspaces_except(&self, workspaces: &[WorkspaceConfig]) -> Result<()> {
+        let _serial = lock(&self.scan_lock);
+        let stale: Vec<(String, String)> = self
+            .store
+            .entities()?
+            .into_iter()
+            .filter(|(ws, _)| !workspaces.iter().any(|w| &w.name == ws))
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let txn = self.store.begin_write()?;
+        for (workspace, entity) in &stale {
+            self.store
+                .drop_entity(&txn, &crate::store::EntityTables::new(workspace, entity))?;
+        }
+        txn.commit().map_err(|e| self.store.error(e))
     }
 
     fn record_watcher(&self, watcher: &Watcher) {
@@ -272,14 +297,18 @@ async fn debounce(
     }
 }
 
+/// A finished scan, for whoever reports on it (the in-cluster agent's FimNodeStatus).
+#[derive(Debug, Clone)]
+pub struct ScanDone {
+    pub workspace: WorkspaceConfig,
+    pub config_revision: String,
+    pub report: ScanReport,
+    pub realtime: kubefim_crds::nodestatus::RealtimeStatus,
+}
+
 /// Runs the standalone loop until `shutdown` completes.
 pub async fn run(options: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     let config: AgentConfig = config::load_standalone(&options.config, &options.node)?;
-    let settings: Vec<Settings> = config
-        .workspaces
-        .iter()
-        .map(Settings::from_config)
-        .collect::<Result<_>>()?;
     let (store, opened) = BaselineStore::open(&options.state_dir)?;
     let agent = Arc::new(Agent::new(
         &options.node,
@@ -288,86 +317,172 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
     ));
     tracing::info!(node = %agent.node, config = %options.config.display(), revision = %config.revision,
         workspaces = config.workspaces.len(), store = %agent.store.path().display(), ?opened, "kubefim standalone agent started");
-    let server = match &options.metrics_addr {
-        Some(addr) => {
-            let listener = metrics::bind(addr).await?;
-            tracing::info!(addr = %addr, "serving /metrics");
-            Some(tokio::spawn(metrics::serve(
-                listener,
-                Arc::new(agent.metrics.clone()),
-            )))
-        }
-        None => None,
-    };
-    let workspaces = Arc::new(config.workspaces);
-    let (event_sender, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let stop_reader = Arc::new(AtomicBool::new(false));
-    let mut reader = None;
-    // Watches go up before the first scan, so nothing changed during it slips between the two.
-    let watcher = if options.once {
-        None
-    } else {
-        agent.start_watching(&workspaces, options.max_watches)
-    };
-    let watcher = watcher.and_then(|watcher| match watcher.reader_fd() {
-        Ok(fd) => {
-            reader = Some(spawn_reader(fd, event_sender, stop_reader.clone()));
-            Some(Arc::new(Mutex::new(watcher)))
-        }
-        Err(errno) => {
-            tracing::error!(error = %errno, "cannot read inotify events; periodic scans go on");
-            None
-        }
-    });
-    let mut due: Vec<Instant> = vec![Instant::now(); workspaces.len()];
-    let mut scanned_once = vec![false; workspaces.len()];
-    tokio::pin!(shutdown);
-    loop {
-        if options.once && scanned_once.iter().all(|done| *done) {
-            break;
-        }
-        let next = due.iter().copied().enumerate().min_by_key(|(_, when)| *when);
-        let sleep = next.map_or(Duration::from_secs(3600), |(_, when)| {
-            when.saturating_duration_since(Instant::now())
-        });
-        tokio::select! {
-            () = &mut shutdown => break,
-            () = tokio::time::sleep(sleep) => {
-                let Some((index, _)) = next else { continue };
-                let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
-                let scan = tokio::task::spawn_blocking(move || task_agent.scan_and_print(&task_workspaces[index]));
-                match scan.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => tracing::error!(workspace = %workspaces[index].name, error = %error_chain(&error), "scan failed"),
-                    Err(join) => tracing::error!(workspace = %workspaces[index].name, error = %join, "scan task failed"),
-                }
-                scanned_once[index] = true;
-                due[index] = Instant::now() + settings[index].interval + jitter(settings[index].interval);
-            }
-            Some(first) = events.recv(), if watcher.is_some() => {
-                let batch = debounce(first, &mut events).await;
-                let Some(watcher) = watcher.clone() else { continue };
-                let signal = lock(&watcher).interpret(&batch);
-                let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
-                let scan = tokio::task::spawn_blocking(move || task_agent.realtime_scan(&task_workspaces, &watcher, signal));
-                match scan.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => tracing::error!(error = %error_chain(&error), "realtime rescan failed; the next scan covers it"),
-                    Err(join) => tracing::error!(error = %join, "realtime rescan task failed"),
-                }
-            }
-        }
-    }
-    stop_reader.store(true, Ordering::Relaxed);
-    if let Some(reader) = reader {
-        let _ = reader.join();
-    }
+    let server = serve_metrics(&agent, options.metrics_addr.as_deref()).await?;
+    // The configuration never changes in standalone mode; the sender lives as long as the loop.
+    let (_config_sender, configs) = tokio::sync::watch::channel(config);
+    let result = run_loop(agent, configs, options.max_watches, options.once, None, shutdown).await;
     if let Some(server) = server {
         server.abort();
     }
-    let _ = std::io::stdout().flush();
     tracing::info!("kubefim standalone agent stopped");
-    Ok(())
+    result
+}
+
+/// Binds and serves the metrics endpoint, if an address is given.
+pub async fn serve_metrics(agent: &Agent, addr: Option<&str>) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let listener = metrics::bind(addr).await?;
+    tracing::info!(addr = %addr, "serving /metrics");
+    Ok(Some(tokio::spawn(metrics::serve(
+        listener,
+        Arc::new(agent.metrics.clone()),
+    ))))
+}
+
+/// Realtime detection for one configuration: the watcher and the thread reading its events.
+struct Realtime {
+    watcher: Arc<Mutex<Watcher>>,
+    stop: Arc<AtomicBool>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Realtime {
+    fn start(
+        agent: &Agent,
+        workspaces: &[WorkspaceConfig],
+        max_watches: usize,
+        events: tokio::sync::mpsc::UnboundedSender<Vec<RawEvent>>,
+    ) -> Option<Self> {
+        let watcher = agent.start_watching(workspaces, max_watches)?;
+        match watcher.reader_fd() {
+            Ok(fd) => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let reader = spawn_reader(fd, events, stop.clone());
+                Some(Self {
+                    watcher: Arc::new(Mutex::new(watcher)),
+                    stop,
+                    reader,
+                })
+            }
+            Err(errno) => {
+                tracing::error!(error = %errno, "cannot read inotify events; periodic scans go on");
+                None
+            }
+        }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.reader.join();
+    }
+
+    fn status(&self) -> kubefim_crds::nodestatus::RealtimeStatus {
+        let watcher = lock(&self.watcher);
+        kubefim_crds::nodestatus::RealtimeStatus {
+            active: true,
+            watches: watcher.watch_count() as u64,
+            degraded_reason: watcher.degraded.clone(),
+        }
+    }
+}
+
+/// The agent's loop, shared by standalone and in-cluster modes: scan each workspace on its
+/// interval, rescan what realtime events point at, and start over whenever `configs` changes
+/// (new entities are baselined silently, removed ones forgotten). Each finished full scan is
+/// sent to `done`, when given.
+pub async fn run_loop(
+    agent: Arc<Agent>,
+    mut configs: tokio::sync::watch::Receiver<AgentConfig>,
+    max_watches: usize,
+    once: bool,
+    done: Option<tokio::sync::mpsc::UnboundedSender<ScanDone>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let config = configs.borrow_and_update().clone();
+        let settings: Vec<Settings> = match config
+            .workspaces
+            .iter()
+            .map(Settings::from_config)
+            .collect::<Result<_>>()
+        {
+            Ok(settings) => settings,
+            Err(error) => {
+                tracing::error!(error = %error_chain(&error), revision = %config.revision, "configuration refused; waiting for the next one");
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    changed = configs.changed() => if changed.is_err() { return Ok(()) } else { continue },
+                }
+            }
+        };
+        if let Err(error) = agent.forget_workspaces_except(&config.workspaces) {
+            tracing::error!(error = %error_chain(&error), "cannot drop the baselines of removed workspaces");
+        }
+        tracing::info!(revision = %config.revision, workspaces = config.workspaces.len(), "configuration applied");
+        let workspaces = Arc::new(config.workspaces.clone());
+        let (event_sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        // Watches go up before the first scan, so nothing changed during it slips between the two.
+        let realtime = if once {
+            None
+        } else {
+            Realtime::start(&agent, &workspaces, max_watches, event_sender)
+        };
+        let mut due: Vec<Instant> = vec![Instant::now(); workspaces.len()];
+        let mut scanned_once = vec![false; workspaces.len()];
+        let reload = loop {
+            if once && scanned_once.iter().all(|done| *done) {
+                break false;
+            }
+            let next = due.iter().copied().enumerate().min_by_key(|(_, when)| *when);
+            let sleep = next.map_or(Duration::from_secs(3600), |(_, when)| {
+                when.saturating_duration_since(Instant::now())
+            });
+            tokio::select! {
+                () = &mut shutdown => break false,
+                changed = configs.changed() => {
+                    if changed.is_err() { break false; }
+                    break true;
+                }
+                () = tokio::time::sleep(sleep) => {
+                    let Some((index, _)) = next else { continue };
+                    let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
+                    let scan = tokio::task::spawn_blocking(move || task_agent.scan_and_print(&task_workspaces[index]));
+                    match scan.await {
+                        Ok(Ok(report)) => {
+                            if let Some(done) = &done {
+                                let realtime = realtime.as_ref().map(Realtime::status).unwrap_or_default();
+                                let _ = done.send(ScanDone { workspace: workspaces[index].clone(), config_revision: config.revision.clone(), report, realtime });
+                            }
+                        }
+                        Ok(Err(error)) => tracing::error!(workspace = %workspaces[index].name, error = %error_chain(&error), "scan failed"),
+                        Err(join) => tracing::error!(workspace = %workspaces[index].name, error = %join, "scan task failed"),
+                    }
+                    scanned_once[index] = true;
+                    due[index] = Instant::now() + settings[index].interval + jitter(settings[index].interval);
+                }
+                Some(first) = events.recv(), if realtime.is_some() => {
+                    let batch = debounce(first, &mut events).await;
+                    let Some(watcher) = realtime.as_ref().map(|r| r.watcher.clone()) else { continue };
+                    let signal = lock(&watcher).interpret(&batch);
+                    let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
+                    let scan = tokio::task::spawn_blocking(move || task_agent.realtime_scan(&task_workspaces, &watcher, signal));
+                    match scan.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => tracing::error!(error = %error_chain(&error), "realtime rescan failed; the next scan covers it"),
+                        Err(join) => tracing::error!(error = %join, "realtime rescan task failed"),
+                    }
+                }
+            }
+        };
+        if let Some(realtime) = realtime {
+            realtime.stop();
+        }
+        let _ = std::io::stdout().flush();
+        if !reload {
+            return Ok(());
+        }
+    }
 }
 
 /// An error and its sources on one line, for logs.

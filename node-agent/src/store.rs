@@ -380,7 +380,7 @@ impl BaselineStore {
         Ok(out)
     }
 
-    pub(crate) fn error(&self, source: impl Into<redb::Error>) -> Error {
+    pub fn error(&self, source: impl Into<redb::Error>) -> Error {
         db_error(&self.path, source)
     }
 }

@@ -57,6 +57,7 @@ impl Fixture {
             root: &self.root,
             store: &self.store,
             env: &env,
+            outbox: None,
         };
         let mut changes = Vec::new();
         let report = scanner
