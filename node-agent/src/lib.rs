@@ -4,6 +4,7 @@
 //! `report` (JSON lines, readable report) and `metrics`; `standalone` and `oneshot` are the
 //! modes that run without a cluster.
 
+pub mod cluster;
 pub mod config;
 pub mod diff;
 pub mod hash;
@@ -80,6 +81,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error("cannot reach the Kubernetes API: set KUBECONFIG or run in a pod")]
+    Kube(#[source] kube::Error),
 
     #[error("cannot write the report: {0}")]
     Output(#[source] std::io::Error),

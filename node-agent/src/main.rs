@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kubefim_agent::{oneshot, standalone};
+use kubefim_agent::{cluster, oneshot, standalone};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +33,8 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run in the cluster: configuration from the node's ConfigMap, changes to FileChange objects.
+    Run(RunArgs),
     /// Scan on each workspace's interval without a cluster: changes as JSON lines on stdout.
     Standalone(StandaloneArgs),
     /// Record the current state as the baseline.
@@ -72,6 +74,40 @@ struct StandaloneArgs {
     /// The most inotify watches realtime detection adds; past it, periodic scans carry on alone.
     #[arg(long, default_value_t = 65536)]
     max_watches: usize,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// This node's name (the downward API's spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// The install namespace, where the node's ConfigMap is.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kubefim-system")]
+    namespace: String,
+    /// Where the host's / is mounted (read-only).
+    #[arg(long, default_value = "/host", env = "KUBEFIM_HOST_ROOT")]
+    host_root: PathBuf,
+    /// Directory of the baseline store and outbox (a hostPath that survives restarts).
+    #[arg(long, default_value = "/var/lib/kubefim", env = "KUBEFIM_STATE_DIR")]
+    state_dir: PathBuf,
+    /// Address to serve /metrics on; "none" to serve nothing.
+    #[arg(long, default_value = "0.0.0.0:9847")]
+    metrics_addr: String,
+    /// The most inotify watches realtime detection adds.
+    #[arg(long, default_value_t = 65536)]
+    max_watches: usize,
+    /// FileChange creates per second, at most.
+    #[arg(long, default_value_t = 10.0)]
+    reports_per_second: f64,
+    /// Queued changes before further ones are folded into Aggregated records.
+    #[arg(long, default_value_t = kubefim_agent::outbox::DEFAULT_BOUND)]
+    outbox_bound: u64,
+    /// Seconds between FimNodeStatus heartbeats.
+    #[arg(long, default_value_t = 60)]
+    heartbeat_seconds: u64,
+    /// Seconds one API request may take before it is retried.
+    #[arg(long, default_value_t = 10)]
+    request_timeout_seconds: u64,
 }
 
 #[derive(Args, Debug)]
@@ -131,24 +167,44 @@ fn main() -> ExitCode {
                 once: args.once,
                 max_watches: args.max_watches,
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::from(2);
-                }
+            block_on(standalone::run(options, shutdown_signal()))
+        }
+        Command::Run(args) => {
+            let options = cluster::Options {
+                node: args.node_name,
+                namespace: args.namespace,
+                host_root: args.host_root,
+                state_dir: args.state_dir,
+                metrics_addr: (args.metrics_addr != "none").then_some(args.metrics_addr),
+                max_watches: args.max_watches,
+                reports_per_second: args.reports_per_second,
+                outbox_bound: args.outbox_bound,
+                heartbeat: std::time::Duration::from_secs(args.heartbeat_seconds.max(1)),
+                request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds.max(1)),
             };
-            match runtime.block_on(standalone::run(options, shutdown_signal())) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {}", standalone::error_chain(&e));
-                    ExitCode::from(2)
-                }
-            }
+            block_on(cluster::run(options, shutdown_signal()))
         }
         Command::Init(args) => run_oneshot(oneshot::Command::Init, args),
         Command::Check(args) => run_oneshot(oneshot::Command::Check, args),
         Command::Update(args) => run_oneshot(oneshot::Command::Update, args),
+    }
+}
+
+/// Runs an async mode to completion: exit 0 when it stopped cleanly, 2 on error.
+fn block_on(mode: impl std::future::Future<Output = kubefim_agent::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(mode) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", standalone::error_chain(&e));
+            ExitCode::from(2)
+        }
     }
 }
 
