@@ -503,3 +503,28 @@ async fn fim_node_status_is_created_then_its_status_applied() {
     respond(send, 200, created(&body));
     heartbeat.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn past_its_bound_the_outbox_folds_changes_instead_of_dropping_them() {
+    let node = Node::new();
+    node.scan();
+    let (Node { host, state, agent }, bound) = (node, 5);
+    drop(agent);
+    let mut agent = Node::agent(&host, &state);
+    agent.outbox = Some(OutboxPolicy {
+        node: "n1".into(),
+        bound,
+    });
+    for i in 0..12 {
+        std::fs::write(host.path().join(format!("srv/f{i:02}")), "x").unwrap();
+    }
+    let changes = agent.scan_and_print(&workspace()).unwrap().changes;
+    let pending = ChangeOutbox { store: &agent.store }.pending(100).unwrap();
+    assert_eq!(
+        pending.len() as u64,
+        bound + 1,
+        "the bound, plus one Aggregated record"
+    );
+    let folded = pending.last().unwrap().1.spec.aggregated.clone().unwrap();
+    assert_eq!(folded.count, changes - bound);
+}
