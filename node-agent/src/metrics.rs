@@ -189,6 +189,29 @@ impl Metrics {
         }
     }
 
+    /// The names of every metric registered, series or not (for checking dashboards and alerts).
+    pub fn names(&self) -> Vec<String> {
+        let collectors: [&dyn prometheus::core::Collector; 12] = [
+            &self.changes_total,
+            &self.files_monitored,
+            &self.scan_duration_seconds,
+            &self.scanned_files_total,
+            &self.hashed_bytes_total,
+            &self.last_scan_timestamp_seconds,
+            &self.scan_errors_total,
+            &self.entity_error,
+            &self.realtime_watches,
+            &self.realtime_degraded,
+            &self.outbox_depth,
+            &self.reports_total,
+        ];
+        collectors
+            .iter()
+            .flat_map(|c| c.desc())
+            .map(|d| format!("kubefim_{}", d.fq_name))
+            .collect()
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();

@@ -84,6 +84,24 @@ impl Metrics {
         }
     }
 
+    /// The names of every metric registered, series or not (for checking dashboards and alerts).
+    pub fn names(&self) -> Vec<String> {
+        let collectors: [&dyn prometheus::core::Collector; 7] = [
+            &self.reconciliations_total,
+            &self.reconcile_errors_total,
+            &self.reconcile_duration_seconds,
+            &self.configmaps_applied_total,
+            &self.nodes,
+            &self.filechanges_collected_total,
+            &self.is_leader,
+        ];
+        collectors
+            .iter()
+            .flat_map(|c| c.desc())
+            .map(|d| format!("kubefim_operator_{}", d.fq_name))
+            .collect()
+    }
+
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
@@ -148,5 +166,21 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_operator_prefix() {
+        let names = Metrics::new().names();
+        assert_eq!(names.len(), 7);
+        assert!(
+            names.iter().all(|n| n.starts_with("kubefim_operator_")),
+            "{names:?}"
+        );
+        assert!(names.contains(&"kubefim_operator_nodes".to_string()));
     }
 }

@@ -1,0 +1,418 @@
+//! The Helm chart, checked with the real tools (scripts/install-tools.sh installs them): helm
+//! lint and template with default values and every toggle on, the kinds it renders, the agent's
+//! security context, promtool on the alert rules with a unit test per alert, and every metric a
+//! dashboard or a rule queries being one the code exports.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use serde_yaml::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn chart() -> PathBuf {
+    repo().join("charts/kubefim")
+}
+
+/// A tool from PATH, or from the repository's .tools/bin where install-tools.sh puts helm.
+fn tool(name: &str) -> Command {
+    let local = repo().join(".tools/bin").join(name);
+    let program = if local.exists() {
+        local
+    } else {
+        PathBuf::from(name)
+    };
+    let command = Command::new(&program);
+    assert!(
+        Command::new(&program).arg("--help").output().is_ok(),
+        "{name} is not installed: run scripts/install-tools.sh"
+    );
+    command
+}
+
+fn run(mut command: Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn all_toggles() -> PathBuf {
+    chart().join("tests/all-toggles.yaml")
+}
+
+fn template(values: Option<&Path>) -> Vec<Value> {
+    let mut helm = tool("helm");
+    helm.args(["template", "kubefim"])
+        .arg(chart())
+        .args(["--namespace", "kubefim-system"]);
+    if let Some(values) = values {
+        helm.arg("-f").arg(values);
+    }
+    let text = run(helm);
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .filter(|doc: &Value| !doc.is_null())
+        .collect()
+}
+
+fn kind(doc: &Value) -> &str {
+    doc["kind"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn helm_lint_strict_passes_with_default_values_and_every_toggle() {
+    let mut default = tool("helm");
+    default.args(["lint", "--strict"]).arg(chart());
+    run(default);
+    let mut toggled = tool("helm");
+    toggled
+        .args(["lint", "--strict"])
+        .arg(chart())
+        .arg("-f")
+        .arg(all_toggles());
+    run(toggled);
+}
+
+#[test]
+fn values_outside_the_schema_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(&typo, "agent:\n  reportsPerSecnd: 5\n").unwrap();
+    let output = tool("helm")
+        .args(["template", "kubefim"])
+        .arg(chart())
+        .arg("-f")
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("reportsPerSecnd"));
+}
+
+#[test]
+fn every_rendered_object_is_a_kubernetes_kind_or_one_of_ours() {
+    let kubernetes = [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "DaemonSet",
+        "Service",
+        "ConfigMap",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "CustomResourceDefinition",
+    ];
+    let ours = ["FimWorkspace", "MonitoredEntity", "FileChange", "FimNodeStatus"];
+    // The Prometheus operator's kinds, rendered only when asked for.
+    let prometheus_operator = ["ServiceMonitor", "PodMonitor", "PrometheusRule"];
+    let default: BTreeSet<String> = template(None).iter().map(|d| kind(d).to_string()).collect();
+    assert!(
+        default.iter().all(|k| kubernetes.contains(&k.as_str())),
+        "{default:?}"
+    );
+    for expected in [
+        "Deployment",
+        "DaemonSet",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ] {
+        assert!(default.contains(expected), "{expected} missing from {default:?}");
+    }
+    let toggled = template(Some(&all_toggles()));
+    for doc in &toggled {
+        let k = kind(doc);
+        assert!(
+            kubernetes.contains(&k) || ours.contains(&k) || prometheus_operator.contains(&k),
+            "unknown kind {k}"
+        );
+        assert!(
+            doc["metadata"]["name"].as_str().is_some_and(|n| !n.is_empty()),
+            "{k} without a name"
+        );
+    }
+    let toggled_kinds: BTreeSet<&str> = toggled.iter().map(kind).collect();
+    for expected in [
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "FimWorkspace",
+        "ConfigMap",
+    ] {
+        assert!(
+            toggled_kinds.contains(expected),
+            "{expected} missing with every toggle on"
+        );
+    }
+    // The default workspace must pass our own admission rules.
+    let workspace = toggled.iter().find(|d| kind(d) == "FimWorkspace").unwrap();
+    let workspace: kubefim_crds::FimWorkspace = serde_yaml::from_value(workspace.clone()).unwrap();
+    workspace.validate_cel().unwrap();
+}
+
+#[test]
+fn the_crds_ship_in_the_chart_crds_directory() {
+    let names: BTreeSet<String> = std::fs::read_dir(chart().join("crds"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for crd in kubefim_crds::crds() {
+        assert!(
+            names.contains(&format!("{}.yaml", crd.spec.names.plural)),
+            "{names:?}"
+        );
+    }
+}
+
+#[test]
+fn the_agent_daemonset_is_not_privileged_and_adds_only_dac_read_search() {
+    let docs = template(None);
+    let daemonset = docs.iter().find(|d| kind(d) == "DaemonSet").unwrap();
+    let pod = &daemonset["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    let container = &pod["containers"][0];
+    let security = &container["securityContext"];
+    assert_eq!(security["privileged"], Value::Bool(false));
+    assert_eq!(security["allowPrivilegeEscalation"], Value::Bool(false));
+    assert_eq!(security["readOnlyRootFilesystem"], Value::Bool(true));
+    assert_eq!(
+        security["capabilities"]["drop"],
+        serde_yaml::from_str::<Value>("[ALL]").unwrap()
+    );
+    assert_eq!(
+        security["capabilities"]["add"],
+        serde_yaml::from_str::<Value>("[DAC_READ_SEARCH]").unwrap()
+    );
+    let host = container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "host")
+        .unwrap();
+    assert_eq!(
+        (host["mountPath"].as_str(), host["readOnly"].as_bool()),
+        (Some("/host"), Some(true))
+    );
+    let env = container["env"].as_sequence().unwrap();
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "NODE_NAME" && e["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName")
+    );
+    assert!(
+        pod["hostNetwork"].is_null() && pod["hostPID"].is_null(),
+        "no host namespaces"
+    );
+    assert_eq!(
+        pod["tolerations"][0]["operator"], "Exists",
+        "every node by default"
+    );
+    assert_eq!(daemonset["spec"]["updateStrategy"]["type"], "RollingUpdate");
+
+    let operator = docs.iter().find(|d| kind(d) == "Deployment").unwrap();
+    let pod = &operator["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], Value::Bool(true));
+    assert_eq!(
+        pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+        Value::Bool(true)
+    );
+    assert!(pod["volumes"].is_null(), "the operator has no host access");
+    assert_eq!(operator["spec"]["replicas"], 2);
+}
+
+#[test]
+fn the_agent_may_write_only_what_the_design_allows() {
+    let docs = template(None);
+    let role = docs
+        .iter()
+        .find(|d| kind(d) == "ClusterRole" && d["metadata"]["name"] == "kubefim-agent")
+        .unwrap();
+    let mut grants: Vec<String> = Vec::new();
+    for rule in role["rules"].as_sequence().unwrap() {
+        for resource in rule["resources"].as_sequence().unwrap() {
+            for verb in rule["verbs"].as_sequence().unwrap() {
+                grants.push(format!(
+                    "{}:{}",
+                    resource.as_str().unwrap(),
+                    verb.as_str().unwrap()
+                ));
+            }
+        }
+    }
+    grants.sort();
+    assert_eq!(
+        grants,
+        [
+            "events:create",
+            "events:patch",
+            "filechanges:create",
+            "fimnodestatuses/status:create",
+            "fimnodestatuses/status:patch",
+            "fimnodestatuses:create",
+            "fimnodestatuses:patch",
+        ]
+    );
+    let policy = docs
+        .iter()
+        .find(|d| kind(d) == "ValidatingAdmissionPolicy")
+        .unwrap();
+    let rule = policy["spec"]["validations"][0]["expression"].as_str().unwrap();
+    assert!(
+        rule.contains("authentication.kubernetes.io/node-name") && rule.contains("object.spec.nodeName"),
+        "{rule}"
+    );
+}
+
+fn rules(docs: &[Value]) -> Value {
+    docs.iter().find(|d| kind(d) == "PrometheusRule").unwrap()["spec"].clone()
+}
+
+#[test]
+fn promtool_checks_the_rules_and_unit_tests_every_alert() {
+    let docs = template(Some(&all_toggles()));
+    let spec = rules(&docs);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_yaml::to_string(&spec).unwrap(),
+    )
+    .unwrap();
+    let mut tests: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart().join("tests/alerts.test.yaml")).unwrap())
+            .unwrap();
+    tests["rule_files"] = serde_yaml::from_str("[rules.yaml]").unwrap();
+    std::fs::write(
+        dir.path().join("alerts.test.yaml"),
+        serde_yaml::to_string(&tests).unwrap(),
+    )
+    .unwrap();
+
+    let mut check = tool("promtool");
+    check.args(["check", "rules"]).arg(dir.path().join("rules.yaml"));
+    run(check);
+    let mut unit = tool("promtool");
+    unit.args(["test", "rules", "alerts.test.yaml"])
+        .current_dir(dir.path());
+    run(unit);
+
+    let alerts: BTreeSet<String> = spec["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"].as_str().unwrap().to_string())
+        .collect();
+    let tested: BTreeSet<String> = tests["tests"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["alert_rule_test"].as_sequence().unwrap().iter())
+        .map(|t| t["alertname"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(alerts, tested, "every alert has a unit test");
+    assert!(alerts.len() >= 4);
+}
+
+/// Every `kubefim_*` metric name in a PromQL expression.
+fn metric_names(expression: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = expression.as_bytes();
+    let mut i = 0;
+    while let Some(at) = expression[i..].find("kubefim_") {
+        let start = i + at;
+        let end = start
+            + bytes[start..]
+                .iter()
+                .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || **b == b'_')
+                .count();
+        names.insert(expression[start..end].to_string());
+        i = end;
+    }
+    names
+}
+
+#[test]
+fn dashboards_and_alerts_query_only_metrics_the_code_exports() {
+    let mut exported: BTreeSet<String> = kubefim_agent::metrics::Metrics::new("n")
+        .names()
+        .into_iter()
+        .collect();
+    exported.extend(kubefim_operator::metrics::Metrics::new().names());
+    let histograms: Vec<String> = exported
+        .iter()
+        .filter(|n| n.ends_with("_seconds"))
+        .cloned()
+        .collect();
+    let known = |name: &str| {
+        exported.contains(name)
+            || histograms.iter().any(|h| {
+                [format!("{h}_bucket"), format!("{h}_sum"), format!("{h}_count")]
+                    .iter()
+                    .any(|s| s == name)
+            })
+    };
+    let docs = template(Some(&all_toggles()));
+    let mut expressions: Vec<String> = rules(&docs)["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| r["expr"].as_str().unwrap().to_string())
+        .collect();
+    let dashboard = docs
+        .iter()
+        .find(|d| kind(d) == "ConfigMap" && d["metadata"]["name"] == "kubefim-dashboard")
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(dashboard["data"]["kubefim.json"].as_str().unwrap()).unwrap();
+    for panel in json["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            expressions.push(target["expr"].as_str().unwrap().to_string());
+        }
+    }
+    for variable in json["templating"]["list"].as_array().unwrap() {
+        if let Some(query) = variable["query"].as_str() {
+            expressions.push(query.to_string());
+        }
+    }
+    assert!(expressions.len() >= 15, "{expressions:#?}");
+    let mut used = BTreeSet::new();
+    for expression in &expressions {
+        for name in metric_names(expression) {
+            assert!(
+                known(&name),
+                "{name} (in `{expression}`) is not exported by the agent or the operator"
+            );
+            used.insert(name);
+        }
+    }
+    for essential in [
+        "kubefim_changes_total",
+        "kubefim_last_scan_timestamp_seconds",
+        "kubefim_files_monitored",
+    ] {
+        assert!(used.contains(essential), "{essential} unused");
+    }
+}
+
+#[test]
+fn metric_names_are_extracted_from_promql() {
+    assert_eq!(
+        metric_names(r#"sum(rate(kubefim_changes_total{a="b"}[5m])) / kubefim_files_monitored"#),
+        BTreeSet::from([
+            "kubefim_changes_total".to_string(),
+            "kubefim_files_monitored".to_string()
+        ])
+    );
+}
