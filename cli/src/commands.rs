@@ -1,0 +1,436 @@
+//! The commands: each gathers with `api` and renders with pure functions of this module, so
+//! what a command prints is testable without a cluster.
+
+use std::fmt::Write as _;
+
+use kube::{Client, ResourceExt};
+use kubefim_crds::{FileChange, FimNodeStatus, FimWorkspace, MonitoredEntity, TargetOs, catalog, units};
+
+use crate::{
+    Result, api,
+    output::{self, Colour, Format},
+    query::ChangeQuery,
+    summary::{self, Dimension},
+};
+
+/// Where a command looks: one namespace, or all.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub namespace: Option<String>,
+}
+
+impl Scope {
+    fn ns(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// The namespace a single named object is looked up in.
+    fn one(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("default")
+    }
+}
+
+/// The workspace dashboard: enabled, machines reporting / selected, changes in the period by
+/// type and category, the busiest nodes.
+pub fn render_dashboard(
+    workspace: &FimWorkspace,
+    changes: &[FileChange],
+    period: &str,
+    colour: bool,
+) -> String {
+    let status = workspace.status.clone().unwrap_or_default();
+    let mut out = String::new();
+    let enabled = if workspace.spec.enabled {
+        output::paint("enabled", Colour::Good, colour)
+    } else {
+        output::paint("disabled", Colour::Warn, colour)
+    };
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    let health = match ready {
+        Some(c) if c.status == "True" => output::paint("Ready", Colour::Good, colour),
+        Some(c) => output::paint(&format!("Not ready: {}", c.message), Colour::Bad, colour),
+        None => "no status yet".into(),
+    };
+    let _ = writeln!(
+        out,
+        "Workspace {} (namespace {}): {enabled}, {health}",
+        workspace.name_any(),
+        workspace.namespace().unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "  Machines reporting   {}/{}",
+        status.nodes_reporting, status.nodes_selected
+    );
+    let _ = writeln!(out, "  Entities active      {}", status.entities_active);
+    let total: u64 = changes.iter().map(summary::weight).sum();
+    let _ = writeln!(out, "  Changes ({period})      {total}");
+    for (title, dimension) in [("By type", Dimension::Type), ("By category", Dimension::Category)] {
+        let parts: Vec<String> = summary::summarize(changes, &[dimension])
+            .into_iter()
+            .map(|(k, n)| format!("{} {n}", k[0]))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {title:<20} {}",
+            if parts.is_empty() {
+                "-".into()
+            } else {
+                parts.join(", ")
+            }
+        );
+    }
+    let busiest: Vec<String> = summary::summarize(changes, &[Dimension::Node])
+        .into_iter()
+        .take(5)
+        .map(|(k, n)| format!("{} ({n})", k[0]))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  Busiest nodes        {}",
+        if busiest.is_empty() {
+            "-".into()
+        } else {
+            busiest.join(", ")
+        }
+    );
+    out
+}
+
+/// The servers tab: one row per node of a workspace.
+pub fn render_nodes(
+    reports: &[FimNodeStatus],
+    interval: std::time::Duration,
+    now: jiff::Timestamp,
+    width: usize,
+    colour: bool,
+) -> String {
+    let oldest_day = (now - jiff::SignedDuration::from_hours(24 * 6))
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut sorted: Vec<&FimNodeStatus> = reports.iter().collect();
+    sorted.sort_by(|a, b| a.spec.node_name.cmp(&b.spec.node_name));
+    for report in sorted {
+        let status = report.status.clone().unwrap_or_default();
+        let heartbeat = status.last_heartbeat_time.as_ref().map(|t| t.0);
+        let fresh =
+            heartbeat.is_some_and(|h| now.duration_since(h).as_secs() <= (interval.as_secs() * 2) as i64);
+        let health = if fresh {
+            output::paint("Reporting", Colour::Good, colour)
+        } else {
+            output::paint("Stale", Colour::Bad, colour)
+        };
+        let week: Vec<_> = status
+            .change_counts
+            .iter()
+            .filter(|c| c.day >= oldest_day)
+            .collect();
+        let sum = |f: &dyn Fn(&kubefim_crds::nodestatus::DailyChangeCount) -> u64| {
+            week.iter().map(|c| f(c)).sum::<u64>().to_string()
+        };
+        let errors = status
+            .entities
+            .iter()
+            .filter(|e| e.state == kubefim_crds::nodestatus::EntityState::Error)
+            .count();
+        let realtime = match (&status.realtime.degraded_reason, status.realtime.active) {
+            (Some(_), _) => output::paint("degraded", Colour::Warn, colour),
+            (None, true) => "on".into(),
+            (None, false) => "off".into(),
+        };
+        rows.push(vec![
+            report.spec.node_name.clone(),
+            health,
+            output::age(status.last_scan.as_ref().map(|s| s.started_at.0), now),
+            status.files_monitored.to_string(),
+            sum(&|c| c.by_type.files),
+            sum(&|c| c.by_type.content),
+            sum(&|c| c.by_type.services),
+            errors.to_string(),
+            realtime,
+        ]);
+    }
+    output::table(
+        &[
+            "NODE",
+            "HEALTH",
+            "LAST SCAN",
+            "FILES",
+            "FILES-7D",
+            "CONTENT-7D",
+            "SERVICES-7D",
+            "ENTITY ERRORS",
+            "REALTIME",
+        ],
+        &rows,
+        width,
+    )
+}
+
+/// The settings tab: recommended and custom items of a workspace, enabled or not.
+pub fn render_entities(workspace: &FimWorkspace, entities: &[MonitoredEntity], width: usize) -> String {
+    let spec = &workspace.spec;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for os in [TargetOs::Linux, TargetOs::Windows] {
+        for item in catalog::RECOMMENDED.iter().filter(|i| i.os == os) {
+            let enabled = spec.enabled
+                && spec.recommended.enabled
+                && !spec.recommended.exclude.iter().any(|e| e == item.id);
+            rows.push(vec![
+                item.id.to_string(),
+                "recommended".into(),
+                item.entity_type.to_string(),
+                enabled.to_string(),
+                item.recursive.to_string(),
+                item.path.to_string(),
+            ]);
+        }
+    }
+    let mut custom: Vec<&MonitoredEntity> = entities
+        .iter()
+        .filter(|e| e.spec.workspace == workspace.name_any())
+        .collect();
+    custom.sort_by_key(|e| e.name_any());
+    for entity in custom {
+        rows.push(vec![
+            entity.name_any(),
+            "custom".into(),
+            entity.spec.entity_type.to_string(),
+            (spec.enabled && entity.spec.enabled).to_string(),
+            entity.spec.recursive.to_string(),
+            entity.spec.path.clone(),
+        ]);
+    }
+    output::table(
+        &["NAME", "SOURCE", "TYPE", "ENABLED", "RECURSIVE", "PATH"],
+        &rows,
+        width,
+    )
+}
+
+/// One change: previous and current attributes side by side, then the diff.
+pub fn render_change(change: &FileChange, width: usize) -> String {
+    let spec = &change.spec;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {:?} {:?} on {} ({}/{}), detected {} by {:?}",
+        spec.path,
+        spec.change_type,
+        spec.category,
+        spec.node_name,
+        spec.workspace,
+        spec.entity,
+        spec.detected_at,
+        spec.source
+    );
+    if let Some(aggregated) = &spec.aggregated {
+        let _ = writeln!(
+            out,
+            "\n{} changes folded: {} added, {} modified, {} removed",
+            aggregated.count,
+            aggregated.by_category.added,
+            aggregated.by_category.modified,
+            aggregated.by_category.removed
+        );
+        for path in &aggregated.sample_paths {
+            let _ = writeln!(out, "  {path}");
+        }
+        return out;
+    }
+    let value = |state: Option<&kubefim_crds::FileState>| serde_json::to_value(state).unwrap_or_default();
+    let (before, after) = (value(spec.previous.as_ref()), value(spec.current.as_ref()));
+    let fields = [
+        "fileType",
+        "size",
+        "mode",
+        "uid",
+        "gid",
+        "mtime",
+        "ctime",
+        "inode",
+        "nlink",
+        "linkTarget",
+        "hash",
+        "hashAlgorithm",
+        "enabled",
+    ];
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let changed: Vec<String> = spec
+        .changed_attributes
+        .iter()
+        .map(|a| serde_json::to_string(a).unwrap_or_default().replace('"', ""))
+        .collect();
+    let rows: Vec<Vec<String>> = fields
+        .iter()
+        .filter(|f| !before[**f].is_null() || !after[**f].is_null())
+        .map(|f| {
+            let mark = if text(&before[*f]) != text(&after[*f]) {
+                "*"
+            } else {
+                ""
+            };
+            vec![format!("{f}{mark}"), text(&before[*f]), text(&after[*f])]
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nChanged: {}\n",
+        if changed.is_empty() {
+            "-".into()
+        } else {
+            changed.join(", ")
+        }
+    );
+    out.push_str(&output::table(
+        &["ATTRIBUTE", "PREVIOUS", "CURRENT"],
+        &rows,
+        width,
+    ));
+    if let Some(diff) = &spec.content_diff {
+        let _ = writeln!(
+            out,
+            "\n{diff}{}",
+            if spec.content_diff_truncated {
+                "(diff truncated)"
+            } else {
+                ""
+            }
+        );
+    }
+    out
+}
+
+/// `kubectl fim status [WORKSPACE]`.
+pub async fn status(client: &Client, scope: &Scope, workspace: Option<&str>, since: &str) -> Result<String> {
+    let window = units::parse_duration(since).map_err(|e| crate::Error::Usage(format!("--since: {e}")))?;
+    let workspaces = match workspace {
+        Some(name) => vec![api::get_workspace(client, scope.one(), name).await?],
+        None => api::workspaces(client, scope.ns()).await?,
+    };
+    if workspaces.is_empty() {
+        return Ok("No FimWorkspace here: create one (examples/workspace.yaml) or pass -n / -A.\n".into());
+    }
+    let now = jiff::Timestamp::now();
+    let mut out = String::new();
+    for ws in &workspaces {
+        let query = ChangeQuery {
+            workspace: Some(ws.name_any()),
+            since: Some(window),
+            ..Default::default()
+        };
+        let changes = api::list_changes(client, ws.namespace().as_deref(), &query, now).await?;
+        out.push_str(&render_dashboard(ws, &changes, since, output::use_colour()));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `kubectl fim changes`.
+pub async fn changes(
+    client: &Client,
+    scope: &Scope,
+    query: &ChangeQuery,
+    summarize_by: &[Dimension],
+    format: Format,
+) -> Result<String> {
+    let mut changes = api::list_changes(client, scope.ns(), query, jiff::Timestamp::now()).await?;
+    summary::sort_for_details(&mut changes);
+    if !summarize_by.is_empty() {
+        let rows = summary::summarize(&changes, summarize_by);
+        let mut headers: Vec<&str> = summarize_by.iter().map(|d| d.header()).collect();
+        headers.push("CHANGES");
+        return Ok(match format {
+            Format::Json => output::json(&rows)?,
+            Format::Yaml => output::yaml(&rows)?,
+            Format::Csv => {
+                let mut text = headers.join(",").to_lowercase() + "\n";
+                for (keys, count) in rows {
+                    text.push_str(&format!("{},{count}\n", keys.join(",")));
+                }
+                text
+            }
+            Format::Table | Format::Wide => {
+                let rows: Vec<Vec<String>> = rows
+                    .into_iter()
+                    .map(|(mut k, n)| {
+                        k.push(n.to_string());
+                        k
+                    })
+                    .collect();
+                output::table(&headers, &rows, output::terminal_width())
+            }
+        });
+    }
+    match format {
+        Format::Json => output::json(&changes),
+        Format::Yaml => output::yaml(&changes),
+        Format::Csv => output::changes_csv(&changes),
+        Format::Table | Format::Wide => {
+            let (headers, rows) =
+                output::change_rows(&changes, format == Format::Wide, jiff::Timestamp::now());
+            if rows.is_empty() {
+                return Ok("No changes match.\n".into());
+            }
+            Ok(output::table(&headers, &rows, output::terminal_width()))
+        }
+    }
+}
+
+/// `kubectl fim nodes [WORKSPACE]`.
+pub async fn nodes(client: &Client, scope: &Scope, workspace: Option<&str>) -> Result<String> {
+    let reports = api::node_statuses(client, scope.ns(), workspace).await?;
+    let interval = match workspace {
+        Some(name) => units::parse_duration(
+            &api::get_workspace(client, scope.one(), name)
+                .await?
+                .spec
+                .scan
+                .interval,
+        )
+        .ok(),
+        None => None,
+    }
+    .unwrap_or(std::time::Duration::from_secs(900));
+    Ok(render_nodes(
+        &reports,
+        interval,
+        jiff::Timestamp::now(),
+        output::terminal_width(),
+        output::use_colour(),
+    ))
+}
+
+/// `kubectl fim entities [WORKSPACE]`.
+pub async fn entities(client: &Client, scope: &Scope, workspace: Option<&str>) -> Result<String> {
+    let workspaces = match workspace {
+        Some(name) => vec![api::get_workspace(client, scope.one(), name).await?],
+        None => api::workspaces(client, scope.ns()).await?,
+    };
+    let all = api::entities(client, scope.ns()).await?;
+    let mut out = String::new();
+    for ws in &workspaces {
+        let mine: Vec<MonitoredEntity> = all
+            .iter()
+            .filter(|e| e.namespace() == ws.namespace())
+            .cloned()
+            .collect();
+        let _ = writeln!(out, "Workspace {}:", ws.name_any());
+        out.push_str(&render_entities(ws, &mine, output::terminal_width()));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `kubectl fim show CHANGE`.
+pub async fn show(client: &Client, scope: &Scope, name: &str) -> Result<String> {
+    Ok(render_change(
+        &api::get_change(client, scope.one(), name).await?,
+        output::terminal_width(),
+    ))
+}

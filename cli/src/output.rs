@@ -1,0 +1,240 @@
+//! Rendering: aligned tables that fit the terminal, and JSON, YAML and CSV. Pure.
+
+use std::io::IsTerminal;
+
+use kubefim_crds::FileChange;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// Output formats of `kubectl fim changes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Wide,
+    Json,
+    Yaml,
+    Csv,
+}
+
+/// The terminal width, or a wide default when not a terminal (output is being redirected).
+pub fn terminal_width() -> usize {
+    if !std::io::stdout().is_terminal() {
+        return usize::MAX;
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(120)
+}
+
+/// Whether to colour: only on a terminal, and never when NO_COLOR is set.
+pub fn use_colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Cuts `text` to `width` characters, marking the cut with `…` at the start (paths end in what
+/// matters).
+fn fit(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count <= width {
+        return text.to_string();
+    }
+    if width <= 1 {
+        return "…".chars().take(width).collect();
+    }
+    let tail: String = text.chars().skip(count - (width - 1)).collect();
+    format!("…{tail}")
+}
+
+/// An aligned table; the last column gives way when the rows are wider than `width`.
+pub fn table(headers: &[&str], rows: &[Vec<String>], width: usize) -> String {
+    let columns = headers.len();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(columns) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let fixed: usize = widths[..columns - 1].iter().map(|w| w + 3).sum();
+    if fixed + widths[columns - 1] > width {
+        widths[columns - 1] = width.saturating_sub(fixed).max(8);
+    }
+    let line = |cells: Vec<String>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let cell = fit(c, widths[i]);
+                if i + 1 == columns {
+                    cell
+                } else {
+                    format!("{cell:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        parts.join("   ").trim_end().to_string()
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.clone()));
+    }
+    out.push('\n');
+    out
+}
+
+/// "5m", "3h", "2d": how long ago.
+pub fn age(at: Option<jiff::Timestamp>, now: jiff::Timestamp) -> String {
+    let Some(at) = at else { return "-".into() };
+    let seconds = now.duration_since(at).as_secs().max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn detected(change: &FileChange) -> Option<jiff::Timestamp> {
+    change.spec.detected_at.parse().ok()
+}
+
+/// The columns of the changes table (wide adds entity, workspace, attributes and the name).
+pub fn change_rows(
+    changes: &[FileChange],
+    wide: bool,
+    now: jiff::Timestamp,
+) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let headers = if wide {
+        vec![
+            "NODE",
+            "TYPE",
+            "CATEGORY",
+            "AGE",
+            "WORKSPACE",
+            "ENTITY",
+            "ATTRIBUTES",
+            "NAME",
+            "PATH",
+        ]
+    } else {
+        vec!["NODE", "TYPE", "CATEGORY", "AGE", "PATH"]
+    };
+    let rows = changes
+        .iter()
+        .map(|c| {
+            let spec = &c.spec;
+            let mut row = vec![
+                spec.node_name.clone(),
+                format!("{:?}", spec.change_type),
+                format!("{:?}", spec.category),
+                age(detected(c), now),
+            ];
+            if wide {
+                let attributes: Vec<String> = spec
+                    .changed_attributes
+                    .iter()
+                    .map(|a| serde_json::to_string(a).unwrap_or_default().replace('"', ""))
+                    .collect();
+                row.extend([
+                    spec.workspace.clone(),
+                    spec.entity.clone(),
+                    if attributes.is_empty() {
+                        "-".into()
+                    } else {
+                        attributes.join(",")
+                    },
+                    c.metadata.name.clone().unwrap_or_default(),
+                ]);
+            }
+            row.push(spec.path.clone());
+            row
+        })
+        .collect();
+    (headers, rows)
+}
+
+/// One CSV record per change, with a header: what reports are built from.
+pub fn changes_csv(changes: &[FileChange]) -> Result<String> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record([
+            "detectedAt",
+            "node",
+            "workspace",
+            "entity",
+            "type",
+            "category",
+            "path",
+            "changedAttributes",
+            "previousHash",
+            "currentHash",
+            "name",
+        ])
+        .map_err(Error::Csv)?;
+    for change in changes {
+        let spec = &change.spec;
+        let attributes: Vec<String> = spec
+            .changed_attributes
+            .iter()
+            .map(|a| serde_json::to_string(a).unwrap_or_default().replace('"', ""))
+            .collect();
+        writer
+            .write_record([
+                spec.detected_at.as_str(),
+                &spec.node_name,
+                &spec.workspace,
+                &spec.entity,
+                &format!("{:?}", spec.change_type),
+                &format!("{:?}", spec.category),
+                &spec.path,
+                &attributes.join(" "),
+                spec.previous
+                    .as_ref()
+                    .and_then(|s| s.hash.as_deref())
+                    .unwrap_or(""),
+                spec.current
+                    .as_ref()
+                    .and_then(|s| s.hash.as_deref())
+                    .unwrap_or(""),
+                change.metadata.name.as_deref().unwrap_or(""),
+            ])
+            .map_err(Error::Csv)?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| Error::Usage(format!("cannot finish the CSV: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| Error::Usage(format!("CSV is not UTF-8: {e}")))
+}
+
+pub fn json(value: &impl Serialize) -> Result<String> {
+    serde_json::to_string_pretty(value)
+        .map(|s| s + "\n")
+        .map_err(|e| Error::Usage(format!("cannot write JSON: {e}")))
+}
+
+pub fn yaml(value: &impl Serialize) -> Result<String> {
+    serde_yaml::to_string(value).map_err(|e| Error::Usage(format!("cannot write YAML: {e}")))
+}
+
+/// Green, yellow or red on a terminal; plain otherwise.
+pub fn paint(text: &str, colour: Colour, enabled: bool) -> String {
+    if !enabled {
+        return text.to_string();
+    }
+    let code = match colour {
+        Colour::Good => 32,
+        Colour::Warn => 33,
+        Colour::Bad => 31,
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// Status colours.
+#[derive(Debug, Clone, Copy)]
+pub enum Colour {
+    Good,
+    Warn,
+    Bad,
+}

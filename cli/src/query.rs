@@ -1,0 +1,103 @@
+//! Which FileChanges a query wants: the parts the API server can select (labels) and the parts
+//! only the client can (time window, path glob). Pure.
+
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobMatcher};
+use kube::ResourceExt;
+use kubefim_crds::{ChangeCategory, ChangeType, FileChange, keys};
+
+use crate::{Error, Result};
+
+/// A changes query, as `kubectl fim changes` flags describe it.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeQuery {
+    pub workspace: Option<String>,
+    pub since: Option<Duration>,
+    pub nodes: Vec<String>,
+    pub types: Vec<ChangeType>,
+    pub categories: Vec<ChangeCategory>,
+    pub entity: Option<String>,
+    pub path: Option<GlobMatcher>,
+}
+
+fn set_requirement(key: &str, values: &[String]) -> Option<String> {
+    match values {
+        [] => None,
+        [one] => Some(format!("{key}={one}")),
+        many => Some(format!("{key} in ({})", many.join(","))),
+    }
+}
+
+/// Parses a comma-separated list of enum values (as they appear in labels), naming a bad one.
+pub fn parse_list<T: serde::de::DeserializeOwned>(flag: &str, value: &str, allowed: &str) -> Result<Vec<T>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            serde_json::from_value(serde_json::Value::String(v.to_string()))
+                .map_err(|_| Error::Usage(format!("{flag} {v:?} is not one of {allowed}")))
+        })
+        .collect()
+}
+
+/// A path glob (`*` stays within a path segment, `**` crosses them).
+pub fn path_glob(pattern: &str) -> Result<GlobMatcher> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| Error::Usage(format!("--path {pattern:?} is not a valid glob: {}", e.kind())))
+}
+
+impl ChangeQuery {
+    /// The label selector the API server applies.
+    pub fn label_selector(&self) -> String {
+        let label = |v: String| v;
+        [
+            self.workspace
+                .as_ref()
+                .map(|w| format!("{}={w}", keys::LABEL_WORKSPACE)),
+            set_requirement(keys::LABEL_NODE, &self.nodes),
+            set_requirement(
+                keys::LABEL_TYPE,
+                &self
+                    .types
+                    .iter()
+                    .map(|t| label(format!("{t:?}")))
+                    .collect::<Vec<_>>(),
+            ),
+            set_requirement(
+                keys::LABEL_CATEGORY,
+                &self
+                    .categories
+                    .iter()
+                    .map(|c| format!("{c:?}"))
+                    .collect::<Vec<_>>(),
+            ),
+            self.entity
+                .as_ref()
+                .map(|e| format!("{}={e}", keys::LABEL_ENTITY)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(",")
+    }
+
+    /// Whether a listed change also passes what only the client can check.
+    pub fn matches(&self, change: &FileChange, now: jiff::Timestamp) -> bool {
+        if let Some(since) = self.since {
+            let detected: Option<jiff::Timestamp> = change.spec.detected_at.parse().ok();
+            let at = detected.or_else(|| change.creation_timestamp().map(|t| t.0));
+            let window = jiff::SignedDuration::try_from(since).unwrap_or(jiff::SignedDuration::MAX);
+            if at.is_none_or(|at| now.duration_since(at) > window) {
+                return false;
+            }
+        }
+        self.path
+            .as_ref()
+            .is_none_or(|glob| glob.is_match(&change.spec.path))
+    }
+}
