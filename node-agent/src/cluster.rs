@@ -333,6 +333,31 @@ pub async fn publish_entity_errors(
     }
 }
 
+/// The file in the state directory that keeps the last configuration applied, so an agent that
+/// starts while the API server is unreachable monitors what it monitored before.
+pub const LAST_CONFIG_FILE: &str = "agent-config.yaml";
+
+/// The last configuration this node applied, if any (and if it is this node's).
+pub fn load_last_config(state_dir: &std::path::Path, node: &str) -> Option<AgentConfig> {
+    let text = std::fs::read_to_string(state_dir.join(LAST_CONFIG_FILE)).ok()?;
+    AgentConfig::from_yaml(&text).ok().filter(|c| c.node == node)
+}
+
+/// Keeps `config` as the last applied one (written to a temporary file, then renamed).
+pub fn save_last_config(state_dir: &std::path::Path, config: &AgentConfig) -> Result<()> {
+    let yaml = config.to_yaml().map_err(|e| Error::Config {
+        path: state_dir.join(LAST_CONFIG_FILE),
+        message: e.to_string(),
+    })?;
+    let temporary = state_dir.join(format!("{LAST_CONFIG_FILE}.tmp"));
+    std::fs::write(&temporary, yaml)
+        .and_then(|()| std::fs::rename(&temporary, state_dir.join(LAST_CONFIG_FILE)))
+        .map_err(|source| Error::StateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })
+}
+
 /// Follows this node's ConfigMap and publishes each configuration it holds. A ConfigMap that
 /// disappears means no workspace; one that cannot be parsed is logged and the current
 /// configuration kept.
@@ -395,13 +420,44 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
     let agent = Arc::new(agent);
     tracing::info!(node = %options.node, namespace = %options.namespace, store = %agent.store.path().display(), ?opened, "kubefim agent started");
     let server = standalone::serve_metrics(&agent, options.metrics_addr.as_deref()).await?;
-    let (config_sender, configs) = watch::channel(AgentConfig::new(options.node.clone(), Vec::new()));
+    // Start from the last configuration applied, so an API outage at start-up changes nothing;
+    // with none (first start) wait for the operator's. Never act on a placeholder: an empty
+    // configuration would drop every baseline.
+    let last = load_last_config(&options.state_dir, &options.node);
+    let started_from_last = last.is_some();
+    let (config_sender, mut configs) =
+        watch::channel(last.unwrap_or_else(|| AgentConfig::new(options.node.clone(), Vec::new())));
     let config_task = tokio::spawn(watch_config(
         client.clone(),
         options.namespace.clone(),
         options.node.clone(),
         config_sender,
     ));
+    tokio::pin!(shutdown);
+    if started_from_last {
+        tracing::info!(revision = %configs.borrow().revision, "monitoring with the last applied configuration until the API server answers");
+    } else {
+        tracing::info!("waiting for this node's configuration from the operator");
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            changed = configs.changed() => if changed.is_err() { return Ok(()) },
+        }
+    }
+    // Persist every configuration the loop is about to apply.
+    let persisted = {
+        let (mut configs, state_dir) = (configs.clone(), options.state_dir.clone());
+        tokio::spawn(async move {
+            loop {
+                let config = configs.borrow_and_update().clone();
+                if let Err(e) = save_last_config(&state_dir, &config) {
+                    tracing::warn!(error = %standalone::error_chain(&e), "cannot keep the configuration in the state directory");
+                }
+                if configs.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
     let (stop_sender, stop) = watch::channel(false);
 
     // Reporter: drains the outbox; between records it checks for shutdown, so a create in
@@ -499,6 +555,7 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
     let _ = reporter.await;
     let _ = status_task.await;
     config_task.abort();
+    persisted.abort();
     if let Some(server) = server {
         server.abort();
     }

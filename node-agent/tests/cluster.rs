@@ -528,3 +528,21 @@ async fn past_its_bound_the_outbox_folds_changes_instead_of_dropping_them() {
     let folded = pending.last().unwrap().1.spec.aggregated.clone().unwrap();
     assert_eq!(folded.count, changes - bound);
 }
+
+#[test]
+fn the_last_applied_configuration_survives_a_restart_and_only_for_its_node() {
+    let state = tempfile::tempdir().unwrap();
+    assert!(
+        cluster::load_last_config(state.path(), "n1").is_none(),
+        "a first start has none and waits for the operator"
+    );
+    let config = AgentConfig::new("n1", vec![workspace()]);
+    cluster::save_last_config(state.path(), &config).unwrap();
+    assert_eq!(cluster::load_last_config(state.path(), "n1"), Some(config));
+    assert!(
+        cluster::load_last_config(state.path(), "n2").is_none(),
+        "a state directory moved to another node is not trusted"
+    );
+    std::fs::write(state.path().join(cluster::LAST_CONFIG_FILE), "not: [yaml").unwrap();
+    assert!(cluster::load_last_config(state.path(), "n1").is_none());
+}

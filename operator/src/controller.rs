@@ -39,10 +39,23 @@ use crate::{
     validate::{self, ObjectKey},
 };
 
-/// How often workspace and entity status is recomputed.
-pub const STATUS_EVERY: Duration = Duration::from_secs(30);
-/// How often retention runs.
-pub const RETENTION_EVERY: Duration = Duration::from_secs(300);
+/// How often the periodic loops run.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    /// Workspace and entity status is recomputed (default 30 s).
+    pub status: Duration,
+    /// Retention deletes expired FileChanges (default 5 min).
+    pub retention: Duration,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Self {
+            status: Duration::from_secs(30),
+            retention: Duration::from_secs(300),
+        }
+    }
+}
 
 /// Everything the reconcilers share.
 pub struct Context {
@@ -320,6 +333,7 @@ pub async fn run(
     client: Client,
     namespace: String,
     identity: String,
+    intervals: Intervals,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
@@ -455,8 +469,8 @@ pub async fn run(
     let loops = {
         let (ctx, nodes) = (ctx.clone(), nodes.clone());
         async move {
-            let mut status_tick = tokio::time::interval(STATUS_EVERY);
-            let mut retention_tick = tokio::time::interval(RETENTION_EVERY);
+            let mut status_tick = tokio::time::interval(intervals.status);
+            let mut retention_tick = tokio::time::interval(intervals.retention);
             loop {
                 tokio::select! {
                     _ = status_tick.tick() => {

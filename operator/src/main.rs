@@ -33,6 +33,12 @@ enum Command {
         /// Log format on stderr: text or json.
         #[arg(long, default_value = "json")]
         log_format: String,
+        /// Seconds between recomputations of workspace and entity status.
+        #[arg(long, default_value_t = 30)]
+        status_interval_seconds: u64,
+        /// Seconds between retention sweeps.
+        #[arg(long, default_value_t = 300)]
+        retention_interval_seconds: u64,
     },
 }
 
@@ -43,7 +49,13 @@ async fn main() -> anyhow::Result<()> {
         identity,
         metrics_addr,
         log_format,
+        status_interval_seconds,
+        retention_interval_seconds,
     } = Cli::parse().command;
+    let intervals = controller::Intervals {
+        status: std::time::Duration::from_secs(status_interval_seconds.max(1)),
+        retention: std::time::Duration::from_secs(retention_interval_seconds.max(1)),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -76,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::select! { () = shutdown => {}, () = terminate => {} }
         tracing::info!("shutdown requested");
     };
-    controller::run(client, namespace, identity, metrics, stop)
+    controller::run(client, namespace, identity, intervals, metrics, stop)
         .await
         .map_err(|e| anyhow::anyhow!(kubefim_operator::error_chain(&e)))
 }
