@@ -111,6 +111,18 @@ pub struct ScanReport {
 }
 
 impl ScanReport {
+    fn empty(workspace: &str, started_at: jiff::Timestamp) -> Self {
+        Self {
+            workspace: workspace.to_string(),
+            started_at,
+            duration: Duration::ZERO,
+            files_scanned: 0,
+            bytes_hashed: 0,
+            changes: 0,
+            entities: Vec::new(),
+        }
+    }
+
     pub fn errors(&self) -> u64 {
         self.entities.iter().flat_map(|e| e.errors.values()).sum()
     }
@@ -147,6 +159,37 @@ struct OpenTables<'r, 'w> {
     old_contents: Option<&'r redb::ReadOnlyTable<Bytes, Bytes>>,
     records: Option<redb::Table<'w, Bytes, Bytes>>,
     contents: Option<redb::Table<'w, Bytes, Bytes>>,
+}
+
+/// Queues each change in the outbox (when there is one) before handing it to the caller's sink.
+struct Queue<'s, 't> {
+    outbox: Option<OutboxWriter<'t>>,
+    store: &'s BaselineStore,
+    sink: &'s mut dyn FnMut(Change),
+    error: Option<Error>,
+}
+
+impl Queue<'_, '_> {
+    fn push(&mut self, change: Change) {
+        if let Some(writer) = self.outbox.as_mut()
+            && let Err(e) = writer.push(self.store, &change)
+        {
+            self.error.get_or_insert(e);
+        }
+        (self.sink)(change);
+    }
+
+    /// Reports a queuing failure, or writes the Aggregated record; consumed, so its borrow of
+    /// the write transaction ends before the commit.
+    fn finish(self) -> Result<()> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        self.outbox
+            .map(|writer| writer.finish(self.store))
+            .transpose()
+            .map(|_| ())
+    }
 }
 
 /// A state observed now, ready to be compared and recorded.
@@ -289,29 +332,18 @@ impl Scanner<'_> {
         } else {
             Some(self.store.begin_write()?)
         };
-        let mut report = ScanReport {
-            workspace: ws.name.clone(),
-            started_at,
-            duration: Duration::ZERO,
-            files_scanned: 0,
-            bytes_hashed: 0,
-            changes: 0,
-            entities: Vec::new(),
-        };
-        let mut outbox = match (&write, self.outbox) {
+        let mut report = ScanReport::empty(&ws.name, started_at);
+        let outbox = match (&write, self.outbox) {
             (Some(txn), Some(policy)) => Some(OutboxWriter::open(self.store, txn, policy, ws)?),
             _ => None,
         };
-        let mut outbox_error = None;
-        let mut queue_then_sink = |change: Change| {
-            if let Some(writer) = outbox.as_mut()
-                && let Err(e) = writer.push(self.store, &change)
-            {
-                outbox_error.get_or_insert(e);
-            }
-            sink(change);
+        let mut queue = Queue {
+            outbox,
+            store: self.store,
+            sink,
+            error: None,
         };
-        let sink: &mut dyn FnMut(Change) = &mut queue_then_sink;
+        let sink: &mut dyn FnMut(Change) = &mut |change| queue.push(change);
         for entity in ws.entities.iter().filter(|e| only.contains(&e.name.as_str())) {
             let outcome = match resolve::resolve(entity, settings.limits.algorithm, self.env) {
                 Ok(resolved) => {
@@ -338,11 +370,7 @@ impl Scanner<'_> {
             };
             report.entities.push(outcome);
         }
-        if let Some(e) = outbox_error {
-            return Err(e);
-        }
-        // Consumed whole, so its borrow of the transaction ends before the commit.
-        outbox.map(|writer| writer.finish(self.store)).transpose()?;
+        queue.finish()?;
         if let Some(write) = write {
             if only.len() == ws.entities.len() {
                 self.forget_unconfigured(ws, &write)?;
@@ -367,15 +395,7 @@ impl Scanner<'_> {
         let settings = Settings::from_config(ws)?;
         let started = Instant::now();
         let started_at = jiff::Timestamp::now();
-        let mut report = ScanReport {
-            workspace: ws.name.clone(),
-            started_at,
-            duration: Duration::ZERO,
-            files_scanned: 0,
-            bytes_hashed: 0,
-            changes: 0,
-            entities: Vec::new(),
-        };
+        let mut report = ScanReport::empty(&ws.name, started_at);
         let Some(entity) = ws.entities.iter().find(|e| e.name == entity_name) else {
             return Ok(report);
         };
@@ -406,25 +426,20 @@ impl Scanner<'_> {
         );
         // Services are keyed by unit name, not by path: any event rescans the whole entity.
         let scope = (entity.entity_type != EntityType::LinuxService).then_some(targets);
-        let mut outbox = self
+        let outbox = self
             .outbox
             .map(|policy| OutboxWriter::open(self.store, &write, policy, ws))
             .transpose()?;
-        let mut outbox_error = None;
-        let mut queue_then_sink = |change: Change| {
-            if let Some(writer) = outbox.as_mut()
-                && let Err(e) = writer.push(self.store, &change)
-            {
-                outbox_error.get_or_insert(e);
-            }
-            sink(change);
+        let mut queue = Queue {
+            outbox,
+            store: self.store,
+            sink,
+            error: None,
         };
-        self.scan_entity_in(&mut scan, &read, Some(&write), scope, &mut queue_then_sink)?;
-        if let Some(e) = outbox_error {
-            return Err(e);
-        }
-        // Consumed whole, so its borrow of the transaction ends before the commit.
-        outbox.map(|writer| writer.finish(self.store)).transpose()?;
+        self.scan_entity_in(&mut scan, &read, Some(&write), scope, &mut |change| {
+            queue.push(change)
+        })?;
+        queue.finish()?;
         write.commit().map_err(|e| self.store.error(e))?;
         report.files_scanned = scan.files_scanned;
         report.bytes_hashed = scan.bytes_hashed;

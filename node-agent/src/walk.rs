@@ -117,14 +117,19 @@ pub fn key_within(key: &[u8], prefix: &[u8]) -> bool {
 }
 
 impl<'a> Walker<'a> {
-    pub fn new(root: &HostRoot, entity: &'a ResolvedEntity) -> Self {
-        let mut walker = Self {
+    /// A walker that yields nothing (yet).
+    fn empty(entity: &'a ResolvedEntity) -> Self {
+        Self {
             entity,
             stack: Vec::new(),
             pending: Vec::new(),
             dev: 0,
             base_missing: false,
-        };
+        }
+    }
+
+    pub fn new(root: &HostRoot, entity: &'a ResolvedEntity) -> Self {
+        let mut walker = Self::empty(entity);
         let base_key = entity.base.join(&0u8);
         let base_path = key_to_path(&base_key);
         let unreadable = |errno| WalkItem::Unreadable {
@@ -193,13 +198,7 @@ impl<'a> Walker<'a> {
         if target == base_key.as_slice() {
             return Self::new(root, entity);
         }
-        let mut walker = Self {
-            entity,
-            stack: Vec::new(),
-            pending: Vec::new(),
-            dev: 0,
-            base_missing: false,
-        };
+        let mut walker = Self::empty(entity);
         let components: Vec<Vec<u8>> = target.split(|b| *b == 0).map(<[u8]>::to_vec).collect();
         let within =
             components.len() > entity.base.len() && components[..entity.base.len()] == entity.base[..];
