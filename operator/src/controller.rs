@@ -21,8 +21,8 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     core::DeserializeGuard,
     runtime::{
-        Controller, WatchStreamExt,
-        controller::Action,
+        WatchStreamExt,
+        controller::{Action, ReconcileRequest, applier},
         events::{Event, EventType, Recorder, Reporter},
         reflector::{self, ObjectRef, Store},
         watcher,
@@ -147,6 +147,32 @@ fn error_policy(_node: Arc<Node>, error: &Error, ctx: Arc<Context>) -> Action {
         .inc();
     tracing::warn!(error = %crate::error_chain(error), "node reconcile failed; retrying");
     Action::requeue(Duration::from_secs(10))
+}
+
+/// What makes a set of nodes need reconciling.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// A workspace changed, or this replica became leader.
+    AllNodes,
+    /// An entity of this workspace changed: only the nodes the workspace selects.
+    NodesOf(ObjectKey),
+}
+
+/// The nodes a trigger asks to reconcile.
+pub fn nodes_to_reconcile(
+    trigger: &Trigger,
+    ctx: &Context,
+    nodes: &Store<Node>,
+) -> Vec<ReconcileRequest<Node>> {
+    let all = nodes.state();
+    let chosen: Vec<&Arc<Node>> = match trigger {
+        Trigger::AllNodes => all.iter().collect(),
+        Trigger::NodesOf(workspace) => ctx.index().nodes_selected_by(workspace, &all),
+    };
+    chosen
+        .into_iter()
+        .map(|n| ReconcileRequest::from(ObjectRef::from_obj(n.as_ref())))
+        .collect()
 }
 
 /// Recomputes and applies workspace and entity status, and publishes an Event per new entity
@@ -310,7 +336,8 @@ async fn wait_for_crds(client: &Client) {
     }
 }
 
-fn store<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, impl futures::Stream<Item = ()> + Send)
+/// A reflector store and the stream that fills it; each item comes after the store holds it.
+fn store<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, impl futures::Stream<Item = K> + Send)
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -324,7 +351,7 @@ where
     let stream = reflector::reflector(writer, watcher(api, config))
         .default_backoff()
         .touched_objects()
-        .map(|_| ());
+        .filter_map(|item| futures::future::ready(item.ok()));
     (reader, stream)
 }
 
@@ -366,23 +393,36 @@ pub async fn run(
             keys::COMPONENT_AGENT_CONFIG
         )),
     );
+    // Reconciles are triggered from the reflectors themselves: each event arrives after its
+    // store holds it, so a node is never rendered from a store older than what triggered it.
     let dirty = Arc::new(AtomicBool::new(true));
+    let (trigger_sender, triggers) = futures::channel::mpsc::unbounded::<Trigger>();
     let drain = {
-        let dirty = dirty.clone();
+        let (dirty, entity_dirty) = (dirty.clone(), dirty.clone());
+        let (ws_sender, entity_sender) = (trigger_sender.clone(), trigger_sender);
         async move {
-            let ws = ws_events.for_each(|()| {
+            let ws = ws_events.for_each(move |_| {
                 dirty.store(true, Ordering::Release);
+                // Its selector may have changed: every node may gain or lose it.
+                let _ = ws_sender.unbounded_send(Trigger::AllNodes);
                 futures::future::ready(())
             });
-            let entity = entity_events.for_each(|()| {
-                dirty.store(true, Ordering::Release);
+            let entity = entity_events.for_each(move |guard| {
+                entity_dirty.store(true, Ordering::Release);
+                if let Ok(entity) = guard.0 {
+                    let workspace = (
+                        entity.namespace().unwrap_or_default(),
+                        entity.spec.workspace.clone(),
+                    );
+                    let _ = entity_sender.unbounded_send(Trigger::NodesOf(workspace));
+                }
                 futures::future::ready(())
             });
             futures::join!(
                 ws,
                 entity,
-                status_events.for_each(|()| futures::future::ready(())),
-                cm_events.for_each(|()| futures::future::ready(()))
+                status_events.for_each(|_| futures::future::ready(())),
+                cm_events.for_each(|_| futures::future::ready(()))
             );
         }
     };
@@ -417,54 +457,25 @@ pub async fn run(
     let ctx = Arc::new(ctx);
     metrics.ready.store(true, Ordering::Relaxed);
 
-    let controller = Controller::new(Api::<Node>::all(client.clone()), watcher::Config::default());
-    let nodes = controller.store();
+    let (nodes, node_events) = store(Api::<Node>::all(client.clone()), watcher::Config::default());
     // Becoming leader reconciles every node, so a new leader converges whatever it inherits.
     let on_leadership = futures::stream::unfold(leader.clone(), |mut rx| async move {
         loop {
             rx.changed().await.ok()?;
             if *rx.borrow() {
-                return Some(((), rx));
+                return Some((Trigger::AllNodes, rx));
             }
         }
     });
-    let workspace_nodes = nodes.clone();
-    let (entity_nodes, entity_ctx) = (nodes.clone(), ctx.clone());
-    let controller = controller
-        .watches(
-            Api::<DeserializeGuard<FimWorkspace>>::all(client.clone()),
-            watcher::Config::default(),
-            move |_| {
-                // A workspace's selector may have changed: every node may gain or lose it.
-                workspace_nodes
-                    .state()
-                    .iter()
-                    .map(|n| ObjectRef::from_obj(n.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches(
-            Api::<DeserializeGuard<MonitoredEntity>>::all(client.clone()),
-            watcher::Config::default(),
-            move |guard| {
-                // Only the nodes the entity's workspace selects are re-rendered.
-                entity_ctx.dirty.store(true, Ordering::Release);
-                let Ok(entity) = guard.0 else { return Vec::new() };
-                let key = (
-                    entity.namespace().unwrap_or_default(),
-                    entity.spec.workspace.clone(),
-                );
-                let all = entity_nodes.state();
-                entity_ctx
-                    .index()
-                    .nodes_selected_by(&key, &all)
-                    .iter()
-                    .map(|n| ObjectRef::from_obj(n.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .reconcile_all_on(on_leadership)
-        .graceful_shutdown_on(shutdown);
+    let (trigger_ctx, trigger_nodes) = (ctx.clone(), nodes.clone());
+    let triggered = futures::stream::select(triggers, on_leadership).flat_map(move |trigger| {
+        futures::stream::iter(nodes_to_reconcile(&trigger, &trigger_ctx, &trigger_nodes))
+    });
+    let own = node_events.map(|node| ReconcileRequest::from(ObjectRef::from_obj(&node)));
+    // Like Controller's graceful shutdown: the queue ends, reconciles in flight finish.
+    let queue = futures::stream::select(own, triggered)
+        .take_until(shutdown)
+        .map(Ok::<_, std::convert::Infallible>);
 
     let loops = {
         let (ctx, nodes) = (ctx.clone(), nodes.clone());
@@ -505,8 +516,8 @@ pub async fn run(
             }
         })
     };
-    controller
-        .run(reconcile_node, error_policy, ctx)
+    let reconcile = |node, ctx| Box::pin(reconcile_node(node, ctx));
+    applier(reconcile, error_policy, ctx, nodes, queue, Default::default())
         .for_each(|result| {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");

@@ -294,3 +294,53 @@ async fn retention_pages_through_metadata_and_deletes_only_expired_changes() {
     assert_eq!(sweep.await.unwrap().unwrap(), 2);
     nothing_more(&mut handle).await;
 }
+
+#[tokio::test]
+async fn an_entity_change_reconciles_only_the_nodes_its_workspace_selects() {
+    let (client, _handle) = mock();
+    let (_tx, rx) = watch::channel(true);
+    let selective: FimWorkspace = serde_json::from_value(json!({
+        "apiVersion": "kubefim.dev/v1alpha1", "kind": "FimWorkspace",
+        "metadata": {"name": "gpu", "namespace": "fim"},
+        "spec": {"nodeSelector": {"matchLabels": {"pool": "gpu"}}},
+    }))
+    .unwrap();
+    let ctx = controller::context(
+        client,
+        "kubefim-system",
+        guarded_store(vec![workspace(), selective]),
+        guarded_store(vec![entity()]),
+        guarded_store(vec![]),
+        cm_store(vec![]),
+        rx,
+        Arc::new(Metrics::new()),
+    );
+    let (nodes, mut writer) = reflector::store::<Node>();
+    for (name, pool) in [("g1", "gpu"), ("c1", "cpu"), ("g2", "gpu")] {
+        let mut n = node(name);
+        n.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("pool".into(), pool.into());
+        writer.apply_watcher_event(&watcher::Event::Apply(n));
+    }
+    let names = |trigger| {
+        let mut names: Vec<String> = controller::nodes_to_reconcile(&trigger, &ctx, &nodes)
+            .into_iter()
+            .map(|r| r.obj_ref.name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(controller::Trigger::NodesOf(("fim".into(), "gpu".into()))),
+        ["g1", "g2"]
+    );
+    assert_eq!(
+        names(controller::Trigger::NodesOf(("fim".into(), "prod".into()))),
+        ["c1", "g1", "g2"]
+    );
+    assert_eq!(names(controller::Trigger::AllNodes), ["c1", "g1", "g2"]);
+    assert!(names(controller::Trigger::NodesOf(("fim".into(), "missing".into()))).is_empty());
+}
