@@ -105,9 +105,7 @@ pub fn render_nodes(
     width: usize,
     colour: bool,
 ) -> String {
-    let oldest_day = (now - jiff::SignedDuration::from_hours(24 * 6))
-        .strftime("%Y-%m-%d")
-        .to_string();
+    let oldest_day = kubefim_crds::nodestatus::utc_day(now, 6);
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut sorted: Vec<&FimNodeStatus> = reports.iter().collect();
     sorted.sort_by(|a, b| a.spec.node_name.cmp(&b.spec.node_name));

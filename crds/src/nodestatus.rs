@@ -137,6 +137,13 @@ pub enum EntityState {
     Disabled,
 }
 
+/// The UTC day `days_ago` days before `at`, in the YYYY-MM-DD form of [`DailyChangeCount::day`].
+pub fn utc_day(at: k8s_openapi::jiff::Timestamp, days_ago: i64) -> String {
+    (at - k8s_openapi::jiff::SignedDuration::from_hours(24 * days_ago))
+        .strftime("%Y-%m-%d")
+        .to_string()
+}
+
 /// Change counts for one UTC day.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -149,4 +156,17 @@ pub struct DailyChangeCount {
     /// The day's changes by type.
     #[serde(default)]
     pub by_type: crate::workspace::TypeCounts,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_days_count_back_across_month_ends() {
+        let at: k8s_openapi::jiff::Timestamp = "2026-12-01T00:30:00Z".parse().unwrap();
+        assert_eq!(utc_day(at, 0), "2026-12-01");
+        assert_eq!(utc_day(at, 1), "2026-11-30");
+        assert_eq!(utc_day(at, 7), "2026-11-24");
+    }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use kubefim_crds::{
     ChangeCategory, ChangeSource, ChangeType, FileChangeSpec, WorkspaceConfig,
     filechange::{AggregatedChanges, MAX_SAMPLE_PATHS, change_name},
-    nodestatus::DailyChangeCount,
+    nodestatus::{DailyChangeCount, utc_day},
 };
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -125,7 +125,7 @@ impl<'t> OutboxWriter<'t> {
     }
 
     fn count(&mut self, store: &BaselineStore, change: &Change) -> Result<()> {
-        let day = change.detected_at.strftime("%Y-%m-%d").to_string();
+        let day = utc_day(change.detected_at, 0);
         let key = counts_key(&self.workspace.name, &day);
         let mut counts: DailyChangeCount = self
             .counts
@@ -276,9 +276,7 @@ impl ChangeOutbox<'_> {
         };
         let mut days = Vec::new();
         for back in (0..8).rev() {
-            let day = (today - jiff::SignedDuration::from_hours(24 * back))
-                .strftime("%Y-%m-%d")
-                .to_string();
+            let day = utc_day(today, back);
             if let Some(value) = table
                 .get(counts_key(workspace, &day).as_str())
                 .map_err(|e| self.store.error(e))?

@@ -451,12 +451,9 @@ impl Scanner<'_> {
 
     /// Entities of this workspace that have a baseline but are no longer configured.
     fn forget_unconfigured(&self, ws: &WorkspaceConfig, write: &redb::WriteTransaction) -> Result<()> {
-        for (workspace, entity) in self.store.entities()? {
-            if workspace == ws.name && !ws.entities.iter().any(|e| e.name == entity) {
-                self.store
-                    .drop_entity(write, &EntityTables::new(&workspace, &entity))?;
-            }
-        }
+        self.store.drop_entities_where(write, |workspace, entity| {
+            workspace == ws.name && !ws.entities.iter().any(|e| e.name == entity)
+        })?;
         Ok(())
     }
 

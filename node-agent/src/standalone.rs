@@ -154,19 +154,14 @@ impl Agent {
     /// starts from a silent baseline rather than reporting everything that changed meanwhile.
     pub fn forget_workspaces_except(&self, workspaces: &[WorkspaceConfig]) -> Result<()> {
         let _serial = lock(&self.scan_lock);
-        let stale: Vec<(String, String)> = self
-            .store
-            .entities()?
-            .into_iter()
-            .filter(|(ws, _)| !workspaces.iter().any(|w| &w.name == ws))
-            .collect();
-        if stale.is_empty() {
-            return Ok(());
-        }
         let txn = self.store.begin_write()?;
-        for (workspace, entity) in &stale {
-            self.store
-                .drop_entity(&txn, &crate::store::EntityTables::new(workspace, entity))?;
+        let dropped = self.store.drop_entities_where(&txn, |workspace, _| {
+            !workspaces.iter().any(|w| w.name == workspace)
+        })?;
+        if dropped == 0 {
+            // Nothing to forget: leave the store file untouched.
+            txn.abort().map_err(|e| self.store.error(e))?;
+            return Ok(());
         }
         txn.commit().map_err(|e| self.store.error(e))
     }

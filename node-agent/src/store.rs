@@ -363,6 +363,23 @@ impl BaselineStore {
         Ok(())
     }
 
+    /// Drops every entity whose (workspace, entity) `stale` says is no longer configured;
+    /// returns how many were dropped.
+    pub fn drop_entities_where(
+        &self,
+        txn: &redb::WriteTransaction,
+        stale: impl Fn(&str, &str) -> bool,
+    ) -> Result<usize> {
+        let mut dropped = 0;
+        for (workspace, entity) in self.entities()? {
+            if stale(&workspace, &entity) {
+                self.drop_entity(txn, &EntityTables::new(&workspace, &entity))?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+
     /// The (workspace, entity) pairs that have a baseline.
     pub fn entities(&self) -> Result<Vec<(String, String)>> {
         let txn = self.begin_read()?;

@@ -43,12 +43,6 @@ pub fn condition(
     }
 }
 
-fn day_of(now: jiff::Timestamp, days_ago: i64) -> String {
-    (now - jiff::SignedDuration::from_hours(24 * days_ago))
-        .strftime("%Y-%m-%d")
-        .to_string()
-}
-
 /// A node reports when its heartbeat is newer than two scan intervals.
 pub fn is_reporting(report: &FimNodeStatus, interval: std::time::Duration, now: jiff::Timestamp) -> bool {
     let Some(heartbeat) = report
@@ -79,7 +73,7 @@ pub fn workspace_status(
         units::parse_duration(&workspace.spec.scan.interval).unwrap_or(std::time::Duration::from_secs(900));
     let nodes_reporting =
         u32::try_from(reports.iter().filter(|r| is_reporting(r, interval, now)).count()).unwrap_or(u32::MAX);
-    let oldest_day = day_of(now, 6);
+    let oldest_day = kubefim_crds::nodestatus::utc_day(now, 6);
     let mut changes = ChangeSummary::default();
     for count in reports
         .iter()
