@@ -6,8 +6,7 @@
 
 use std::{process::Command, time::Duration};
 
-use http::{Method, Request, Response};
-use kube::{Client, client::Body};
+use http::Method;
 use kubectl_fim::{
     Error, api, commands,
     output::{self, Format},
@@ -15,6 +14,7 @@ use kubectl_fim::{
     summary::{self, Dimension},
 };
 use kubefim_crds::{ChangeCategory, ChangeType, FileChange};
+use kubefim_testkit::{expect, mock};
 use serde_json::{Value, json};
 
 fn change(
@@ -309,37 +309,6 @@ fn the_dashboard_and_the_change_view_show_what_matters() {
         entities.contains("usr-bin") && entities.contains("reg-run"),
         "{entities}"
     );
-}
-
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-fn mock() -> (Client, Handle) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    (Client::new(service, "default"), handle)
-}
-
-async fn expect(handle: &mut Handle, method: Method, uri: &str, status: u16, response: Value) -> Value {
-    let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (request.method(), request.uri().to_string()),
-        (&method, uri.to_string())
-    );
-    let bytes = request.into_body().collect_bytes().await.unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    send.send_response(
-        Response::builder()
-            .status(status)
-            .body(Body::from(serde_json::to_vec(&response).unwrap()))
-            .unwrap(),
-    );
-    body
 }
 
 fn list(items: Vec<FileChange>, next: Option<&str>) -> Value {

@@ -5,8 +5,8 @@
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
-use http::{Method, Request, Response};
-use kube::{Client, client::Body};
+use http::Method;
+use kube::Client;
 use kubefim_agent::{
     cluster::{self, RateLimiter},
     hostfs::HostRoot,
@@ -15,47 +15,8 @@ use kubefim_agent::{
     store::BaselineStore,
 };
 use kubefim_crds::{AgentConfig, WorkspaceConfig, filechange::change_name};
+use kubefim_testkit::{body_of, mock, next_request, nothing_more, respond};
 use serde_json::{Value, json};
-
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-fn mock() -> (Client, Handle) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    (Client::new(service, "default"), handle)
-}
-
-async fn next(handle: &mut Handle) -> (Request<Body>, tower_test::mock::SendResponse<Response<Body>>) {
-    tokio::time::timeout(Duration::from_secs(5), handle.next_request())
-        .await
-        .expect("no request arrived")
-        .expect("client gone")
-}
-
-async fn body_of(request: Request<Body>) -> Value {
-    let bytes = request.into_body().collect_bytes().await.unwrap();
-    if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    }
-}
-
-fn respond(send: tower_test::mock::SendResponse<Response<Body>>, status: u16, body: Value) {
-    send.send_response(
-        Response::builder()
-            .status(status)
-            .body(Body::from(serde_json::to_vec(&body).unwrap()))
-            .unwrap(),
-    );
-}
-
-async fn nothing_more(handle: &mut Handle) {
-    if let Ok(Some((request, _))) =
-        tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await
-    {
-        panic!("unexpected request: {} {}", request.method(), request.uri());
-    }
-}
 
 const FILECHANGES: &str = "/apis/kubefim.dev/v1alpha1/namespaces/fim/filechanges?&fieldManager=kubefim-agent";
 
@@ -137,7 +98,7 @@ async fn the_config_watch_then_a_first_baseline_reports_nothing() {
         "n1".into(),
         sender,
     ));
-    let (list, send) = next(&mut handle).await;
+    let (list, send) = next_request(&mut handle).await;
     assert_eq!(list.method(), Method::GET);
     let uri = list.uri().to_string();
     assert!(
@@ -156,7 +117,7 @@ async fn the_config_watch_then_a_first_baseline_reports_nothing() {
             "data": {"agent.yaml": config.to_yaml().unwrap()},
         }]}),
     );
-    let (watch, _held_open) = next(&mut handle).await;
+    let (watch, _held_open) = next_request(&mut handle).await;
     assert!(watch.uri().to_string().contains("watch=true"), "{}", watch.uri());
     tokio::time::timeout(Duration::from_secs(5), configs.changed())
         .await
@@ -188,7 +149,7 @@ async fn one_modification_gives_exactly_one_post_with_its_labels_and_owner() {
             (result, node)
         }
     });
-    let (request, send) = next(&mut handle).await;
+    let (request, send) = next_request(&mut handle).await;
     assert_eq!(
         (request.method(), request.uri().to_string()),
         (&Method::POST, FILECHANGES.to_string())
@@ -266,7 +227,7 @@ async fn already_exists_counts_as_success() {
         }
     });
     for _ in 0..depth {
-        let (request, send) = next(&mut handle).await;
+        let (request, send) = next_request(&mut handle).await;
         assert_eq!(request.method(), Method::POST);
         respond(
             send,
@@ -296,7 +257,7 @@ async fn a_500_and_a_timeout_are_retried_under_the_same_name_until_created() {
     let mut names = Vec::new();
 
     let first = attempt(node.clone(), client.clone());
-    let (request, send) = next(&mut handle).await;
+    let (request, send) = next_request(&mut handle).await;
     names.push(body_of(request).await["metadata"]["name"].clone());
     respond(
         send,
@@ -307,13 +268,13 @@ async fn a_500_and_a_timeout_are_retried_under_the_same_name_until_created() {
     assert_eq!(node.depth(), 1, "a failed create keeps the change queued");
 
     let second = attempt(node.clone(), client.clone());
-    let (request, _never_answered) = next(&mut handle).await;
+    let (request, _never_answered) = next_request(&mut handle).await;
     names.push(body_of(request).await["metadata"]["name"].clone());
     assert!(second.await.unwrap().unwrap_err().contains("did not answer"));
     assert_eq!(node.depth(), 1);
 
     let third = attempt(node.clone(), client.clone());
-    let (request, send) = next(&mut handle).await;
+    let (request, send) = next_request(&mut handle).await;
     let body = body_of(request).await;
     names.push(body["metadata"]["name"].clone());
     respond(send, 201, created(&body));
@@ -354,7 +315,7 @@ async fn the_outbox_survives_a_restart_and_drains() {
     });
     let mut categories = BTreeSet::new();
     for _ in 0..expected {
-        let (request, send) = next(&mut handle).await;
+        let (request, send) = next_request(&mut handle).await;
         let body = body_of(request).await;
         categories.insert(body["spec"]["category"].as_str().unwrap().to_string());
         respond(send, 201, created(&body));
@@ -391,7 +352,7 @@ async fn a_burst_of_500_changes_gives_100_filechanges_and_one_aggregated() {
     let mut individual = 0;
     let mut aggregated = Vec::new();
     for _ in 0..101 {
-        let (request, send) = next(&mut handle).await;
+        let (request, send) = next_request(&mut handle).await;
         let body = body_of(request).await;
         match body["spec"]["category"].as_str().unwrap() {
             "Aggregated" => aggregated.push(body.clone()),
@@ -452,7 +413,7 @@ async fn fim_node_status_is_created_then_its_status_applied() {
             Ok::<_, String>(created)
         }
     });
-    let (request, send) = next(&mut handle).await;
+    let (request, send) = next_request(&mut handle).await;
     assert_eq!(
         (request.method(), request.uri().to_string()),
         (
@@ -467,7 +428,7 @@ async fn fim_node_status_is_created_then_its_status_applied() {
     assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "ws-uid");
     respond(send, 201, created(&body));
 
-    let (request, send) = next(&mut handle).await;
+    let (request, send) = next_request(&mut handle).await;
     assert_eq!(
         (request.method(), request.uri().to_string()),
         (&Method::PATCH, "/apis/kubefim.dev/v1alpha1/namespaces/fim/fimnodestatuses/prod.n1/status?&force=true&fieldManager=kubefim-agent".to_string())
@@ -498,7 +459,7 @@ async fn fim_node_status_is_created_then_its_status_applied() {
             .await
             .map_err(|e| e.to_string())
     });
-    let (request, send) = next(&mut handle).await;
+    let (request, send) = next_request(&mut handle).await;
     assert_eq!(request.method(), Method::PATCH);
     respond(send, 200, created(&body));
     heartbeat.await.unwrap().unwrap();

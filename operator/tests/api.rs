@@ -5,57 +5,18 @@
 
 use std::sync::Arc;
 
-use http::{Method, Request, Response};
+use http::Method;
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::{
     Client,
-    client::Body,
     core::DeserializeGuard,
     runtime::{reflector, watcher},
 };
 use kubefim_crds::{FimNodeStatus, FimWorkspace, MonitoredEntity};
 use kubefim_operator::{apply, controller, metrics::Metrics, render::RenderIndex, retention};
+use kubefim_testkit::{expect, mock, nothing_more};
 use serde_json::{Value, json};
 use tokio::sync::watch;
-
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-fn mock() -> (Client, Handle) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    (Client::new(service, "default"), handle)
-}
-
-/// Receives the next request, checks method and URI, returns its JSON body (Null when empty)
-/// and answers with `response`.
-async fn expect(handle: &mut Handle, method: Method, uri: &str, response: Value) -> Value {
-    let (request, send) = tokio::time::timeout(std::time::Duration::from_secs(5), handle.next_request())
-        .await
-        .unwrap_or_else(|_| panic!("no request arrived; expected {method} {uri}"))
-        .expect("the client hung up");
-    assert_eq!(request.method(), method, "{}", request.uri());
-    assert_eq!(request.uri().to_string(), uri);
-    let bytes = request.into_body().collect_bytes().await.unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    send.send_response(
-        Response::builder()
-            .body(Body::from(serde_json::to_vec(&response).unwrap()))
-            .unwrap(),
-    );
-    body
-}
-
-async fn nothing_more(handle: &mut Handle) {
-    // Ok(None): the client is gone, so nothing more can come; Err: nothing came in time.
-    if let Ok(Some((request, _))) =
-        tokio::time::timeout(std::time::Duration::from_millis(200), handle.next_request()).await
-    {
-        panic!("unexpected request: {} {}", request.method(), request.uri());
-    }
-}
 
 fn node(name: &str) -> Node {
     serde_json::from_value(json!({"metadata": {"name": name, "uid": format!("uid-{name}"), "labels": {"kubernetes.io/os": "linux"}}}))
@@ -124,10 +85,7 @@ async fn a_node_config_is_applied_by_server_side_apply_owned_by_the_node() {
     let n1 = Arc::new(node("n1"));
     let expected = RenderIndex::build(&[Arc::new(workspace())], &[Arc::new(entity())]).config(&n1);
     let reconcile = tokio::spawn(controller::reconcile_node(n1, ctx.clone()));
-    let body = expect(
-        &mut handle,
-        Method::PATCH,
-        "/api/v1/namespaces/kubefim-system/configmaps/kubefim-node-n1?&force=true&fieldManager=kubefim-operator",
+    let body = expect(&mut handle, Method::PATCH, "/api/v1/namespaces/kubefim-system/configmaps/kubefim-node-n1?&force=true&fieldManager=kubefim-operator", 200,
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubefim-node-n1", "namespace": "kubefim-system"}}),
     )
     .await;
@@ -194,10 +152,7 @@ async fn workspace_and_entity_status_are_applied_from_node_reports() {
         let ctx = ctx.clone();
         async move { controller::update_status(&ctx, &nodes, now).await }
     });
-    let ws = expect(
-        &mut handle,
-        Method::PATCH,
-        "/apis/kubefim.dev/v1alpha1/namespaces/fim/fimworkspaces/prod/status?&force=true&fieldManager=kubefim-operator",
+    let ws = expect(&mut handle, Method::PATCH, "/apis/kubefim.dev/v1alpha1/namespaces/fim/fimworkspaces/prod/status?&force=true&fieldManager=kubefim-operator", 200,
         serde_json::to_value(workspace()).unwrap(),
     )
     .await;
@@ -232,10 +187,7 @@ async fn workspace_and_entity_status_are_applied_from_node_reports() {
         (Some("True"), Some("NodesNotReporting"))
     );
 
-    let entity_body = expect(
-        &mut handle,
-        Method::PATCH,
-        "/apis/kubefim.dev/v1alpha1/namespaces/fim/monitoredentities/app/status?&force=true&fieldManager=kubefim-operator",
+    let entity_body = expect(&mut handle, Method::PATCH, "/apis/kubefim.dev/v1alpha1/namespaces/fim/monitoredentities/app/status?&force=true&fieldManager=kubefim-operator", 200,
         serde_json::to_value(entity()).unwrap(),
     )
     .await;
@@ -265,6 +217,7 @@ async fn retention_pages_through_metadata_and_deletes_only_expired_changes() {
         &mut handle,
         Method::GET,
         list,
+        200,
         json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {"continue": "page2"}, "items": [
             change_meta("old", "n1", "2026-11-01T00:00:00Z"),
             change_meta("n1-newest", "n1", "2026-11-25T11:00:00Z"),
@@ -275,6 +228,7 @@ async fn retention_pages_through_metadata_and_deletes_only_expired_changes() {
         &mut handle,
         Method::GET,
         &format!("{list}&continue=page2"),
+        200,
         json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": [
             change_meta("n1-middle", "n1", "2026-11-25T10:00:00Z"),
             change_meta("n1-oldest", "n1", "2026-11-25T09:00:00Z"),
@@ -287,6 +241,7 @@ async fn retention_pages_through_metadata_and_deletes_only_expired_changes() {
             &mut handle,
             Method::DELETE,
             &format!("/apis/kubefim.dev/v1alpha1/namespaces/fim/filechanges/{name}?"),
+            200,
             json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "metadata": {}}),
         )
         .await;
