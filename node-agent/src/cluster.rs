@@ -402,7 +402,7 @@ pub async fn watch_config(
                 tracing::error!(configmap = %name, for_node = %config.node, "configuration is for another node; ignored")
             }
             Err(e) => {
-                tracing::error!(configmap = %name, error = %standalone::error_chain(&e), "configuration cannot be parsed; keeping the current one")
+                tracing::error!(configmap = %name, error = %kubefim_telemetry::error_chain(&e), "configuration cannot be parsed; keeping the current one")
             }
         }
     }
@@ -450,7 +450,7 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
             loop {
                 let config = configs.borrow_and_update().clone();
                 if let Err(e) = save_last_config(&state_dir, &config) {
-                    tracing::warn!(error = %standalone::error_chain(&e), "cannot keep the configuration in the state directory");
+                    tracing::warn!(error = %kubefim_telemetry::error_chain(&e), "cannot keep the configuration in the state directory");
                 }
                 if configs.changed().await.is_err() {
                     return;
@@ -486,7 +486,7 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
                     }
                     Err(e) => {
                         let delay = backoff.next_delay();
-                        tracing::warn!(error = %standalone::error_chain(&e), retry_in = ?delay, "reporting changes failed; they stay queued");
+                        tracing::warn!(error = %kubefim_telemetry::error_chain(&e), retry_in = ?delay, "reporting changes failed; they stay queued");
                         delay
                     }
                 };

@@ -202,7 +202,7 @@ fn block_on(mode: impl std::future::Future<Output = kubefim_agent::Result<()>>) 
     match runtime.block_on(mode) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", standalone::error_chain(&e));
+            eprintln!("error: {}", kubefim_telemetry::error_chain(&e));
             ExitCode::from(2)
         }
     }
@@ -219,7 +219,7 @@ fn run_oneshot(which: oneshot::Command, args: OneShotArgs) -> ExitCode {
     match oneshot::run(which, &options, &mut std::io::stdout(), &mut std::io::stderr()) {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(e) => {
-            eprintln!("error: {}", standalone::error_chain(&e));
+            eprintln!("error: {}", kubefim_telemetry::error_chain(&e));
             ExitCode::from(2)
         }
     }

@@ -1,11 +1,6 @@
-//! The agent's Prometheus metrics (DESIGN §6) and the HTTP endpoint that serves them. Every
+//! The agent's Prometheus metrics (DESIGN §6), served by kubefim-telemetry's endpoint. Every
 //! series carries `node`; no label ever holds a file path (paths are unbounded and sensitive).
 
-use std::{net::SocketAddr, sync::Arc};
-
-use http_body_util::Full;
-use hyper::{Request, Response, body::Bytes, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
 use kubefim_crds::nodestatus::EntityState;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -221,47 +216,20 @@ impl Metrics {
     }
 }
 
-/// Binds `addr`; separate from [`serve`] so a bind failure is reported before any scan starts.
+impl kubefim_telemetry::Exposition for Metrics {
+    fn render(&self) -> String {
+        Metrics::render(self)
+    }
+}
+
+/// Binds `addr` for the metrics endpoint; a bind failure is reported before any scan starts.
 pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {
-    let socket: SocketAddr = addr.parse().map_err(|e| Error::Metrics {
-        addr: addr.to_string(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-    })?;
-    tokio::net::TcpListener::bind(socket)
+    kubefim_telemetry::bind(addr)
         .await
         .map_err(|source| Error::Metrics {
             addr: addr.to_string(),
             source,
         })
-}
-
-/// Serves `/metrics` and `/healthz` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
-                async move {
-                    let (status, content_type, body) = match request.uri().path() {
-                        "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
-                        "/healthz" | "/readyz" => (200, "text/plain", "ok\n".to_string()),
-                        _ => (404, "text/plain", "not found: try /metrics\n".to_string()),
-                    };
-                    Response::builder()
-                        .status(status)
-                        .header("content-type", content_type)
-                        .body(Full::new(Bytes::from(body)))
-                }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }
 
 #[cfg(test)]

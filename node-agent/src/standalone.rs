@@ -328,7 +328,7 @@ pub async fn serve_metrics(agent: &Agent, addr: Option<&str>) -> Result<Option<t
     let Some(addr) = addr else { return Ok(None) };
     let listener = metrics::bind(addr).await?;
     tracing::info!(addr = %addr, "serving /metrics");
-    Ok(Some(tokio::spawn(metrics::serve(
+    Ok(Some(tokio::spawn(kubefim_telemetry::serve(
         listener,
         Arc::new(agent.metrics.clone()),
     ))))
@@ -404,7 +404,7 @@ pub async fn run_loop(
         {
             Ok(settings) => settings,
             Err(error) => {
-                tracing::error!(error = %error_chain(&error), revision = %config.revision, "configuration refused; waiting for the next one");
+                tracing::error!(error = %kubefim_telemetry::error_chain(&error), revision = %config.revision, "configuration refused; waiting for the next one");
                 tokio::select! {
                     () = &mut shutdown => return Ok(()),
                     changed = configs.changed() => if changed.is_err() { return Ok(()) } else { continue },
@@ -412,7 +412,7 @@ pub async fn run_loop(
             }
         };
         if let Err(error) = agent.forget_workspaces_except(&config.workspaces) {
-            tracing::error!(error = %error_chain(&error), "cannot drop the baselines of removed workspaces");
+            tracing::error!(error = %kubefim_telemetry::error_chain(&error), "cannot drop the baselines of removed workspaces");
         }
         tracing::info!(revision = %config.revision, workspaces = config.workspaces.len(), "configuration applied");
         let workspaces = Arc::new(config.workspaces.clone());
@@ -450,7 +450,7 @@ pub async fn run_loop(
                                 let _ = done.send(ScanDone { workspace: workspaces[index].clone(), config_revision: config.revision.clone(), report, realtime });
                             }
                         }
-                        Ok(Err(error)) => tracing::error!(workspace = %workspaces[index].name, error = %error_chain(&error), "scan failed"),
+                        Ok(Err(error)) => tracing::error!(workspace = %workspaces[index].name, error = %kubefim_telemetry::error_chain(&error), "scan failed"),
                         Err(join) => tracing::error!(workspace = %workspaces[index].name, error = %join, "scan task failed"),
                     }
                     scanned_once[index] = true;
@@ -464,7 +464,7 @@ pub async fn run_loop(
                     let scan = tokio::task::spawn_blocking(move || task_agent.realtime_scan(&task_workspaces, &watcher, signal));
                     match scan.await {
                         Ok(Ok(())) => {}
-                        Ok(Err(error)) => tracing::error!(error = %error_chain(&error), "realtime rescan failed; the next scan covers it"),
+                        Ok(Err(error)) => tracing::error!(error = %kubefim_telemetry::error_chain(&error), "realtime rescan failed; the next scan covers it"),
                         Err(join) => tracing::error!(error = %join, "realtime rescan task failed"),
                     }
                 }
@@ -478,16 +478,4 @@ pub async fn run_loop(
             return Ok(());
         }
     }
-}
-
-/// An error and its sources on one line, for logs.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -145,7 +145,7 @@ fn error_policy(_node: Arc<Node>, error: &Error, ctx: Arc<Context>) -> Action {
         .reconcile_errors_total
         .with_label_values(&[error.kind()])
         .inc();
-    tracing::warn!(error = %crate::error_chain(error), "node reconcile failed; retrying");
+    tracing::warn!(error = %kubefim_telemetry::error_chain(error), "node reconcile failed; retrying");
     Action::requeue(Duration::from_secs(10))
 }
 
@@ -486,7 +486,7 @@ pub async fn run(
                 tokio::select! {
                     _ = status_tick.tick() => {
                         if ctx.is_leader() && let Err(e) = update_status(&ctx, &nodes.state(), jiff::Timestamp::now()).await {
-                            tracing::warn!(error = %crate::error_chain(&e), "status update failed; retrying next round");
+                            tracing::warn!(error = %kubefim_telemetry::error_chain(&e), "status update failed; retrying next round");
                         }
                     }
                     _ = retention_tick.tick() => {
@@ -494,7 +494,7 @@ pub async fn run(
                         for workspace in valid(&ctx.workspaces) {
                             match retention::sweep(&ctx.client, &workspace, jiff::Timestamp::now()).await {
                                 Ok(deleted) => ctx.metrics.filechanges_collected_total.inc_by(deleted),
-                                Err(e) => tracing::warn!(workspace = %workspace.name_any(), error = %crate::error_chain(&e), "retention failed"),
+                                Err(e) => tracing::warn!(workspace = %workspace.name_any(), error = %kubefim_telemetry::error_chain(&e), "retention failed"),
                             }
                         }
                     }

@@ -70,10 +70,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("cannot reach the Kubernetes API: set KUBECONFIG or run in a pod")?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let listener = tokio::net::TcpListener::bind(&metrics_addr)
+    let listener = kubefim_telemetry::bind(&metrics_addr)
         .await
         .with_context(|| format!("cannot serve metrics on {metrics_addr}; pass another --metrics-addr"))?;
-    tokio::spawn(metrics::serve(listener, metrics.clone()));
+    tokio::spawn(kubefim_telemetry::serve(listener, metrics.clone()));
     let identity =
         identity.unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| "kubefim-operator".into()));
     let shutdown = async {
@@ -90,5 +90,5 @@ async fn main() -> anyhow::Result<()> {
     };
     controller::run(client, namespace, identity, intervals, metrics, stop)
         .await
-        .map_err(|e| anyhow::anyhow!(kubefim_operator::error_chain(&e)))
+        .map_err(|e| anyhow::anyhow!(kubefim_telemetry::error_chain(&e)))
 }

@@ -1,14 +1,11 @@
-//! The operator's Prometheus metrics (prefix `kubefim_operator_`) and its HTTP endpoint:
-//! `/metrics`, `/healthz` (the process is alive), `/readyz` (its caches are synced).
+//! The operator's Prometheus metrics (prefix `kubefim_operator_`), served by kubefim-telemetry's
+//! endpoint: `/metrics`, `/healthz` (the process is alive), `/readyz` (its caches are synced).
 
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
 };
 
-use http_body_util::Full;
-use hyper::{Request, Response, body::Bytes, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -139,33 +136,13 @@ impl Drop for ReconcileTimer {
     }
 }
 
-/// Serves the endpoint until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
-                async move {
-                    let (status, body) = match request.uri().path() {
-                        "/metrics" => (200, metrics.render()),
-                        "/healthz" => (200, "ok\n".to_string()),
-                        "/readyz" if metrics.ready.load(Ordering::Relaxed) => (200, "ready\n".to_string()),
-                        "/readyz" => (503, "caches not synced yet\n".to_string()),
-                        _ => (404, "not found\n".to_string()),
-                    };
-                    Response::builder()
-                        .status(status)
-                        .body(Full::new(Bytes::from(body)))
-                }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+impl kubefim_telemetry::Exposition for Metrics {
+    fn render(&self) -> String {
+        Metrics::render(self)
+    }
+
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
     }
 }
 
