@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use kube::{Client, ResourceExt};
-use kubefim_crds::{FileChange, FimNodeStatus, FimWorkspace, MonitoredEntity, TargetOs, catalog, units};
+use kubefim_crds::{
+    FileChange, FimNodeStatus, FimWorkspace, MonitoredEntity, TargetOs, catalog, nodestatus, units,
+};
 
 use crate::{
     Result, api,
@@ -105,32 +107,22 @@ pub fn render_nodes(
     width: usize,
     colour: bool,
 ) -> String {
-    let oldest_day = kubefim_crds::nodestatus::utc_day(now, 6);
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut sorted: Vec<&FimNodeStatus> = reports.iter().collect();
     sorted.sort_by(|a, b| a.spec.node_name.cmp(&b.spec.node_name));
     for report in sorted {
         let status = report.status.clone().unwrap_or_default();
-        let heartbeat = status.last_heartbeat_time.as_ref().map(|t| t.0);
-        let fresh =
-            heartbeat.is_some_and(|h| now.duration_since(h).as_secs() <= (interval.as_secs() * 2) as i64);
+        let fresh = nodestatus::heartbeat_is_fresh(status.last_heartbeat_time.as_ref(), interval, now);
         let health = if fresh {
             output::paint("Reporting", Colour::Good, colour)
         } else {
             output::paint("Stale", Colour::Bad, colour)
         };
-        let week: Vec<_> = status
-            .change_counts
-            .iter()
-            .filter(|c| c.day >= oldest_day)
-            .collect();
-        let sum = |f: &dyn Fn(&kubefim_crds::nodestatus::DailyChangeCount) -> u64| {
-            week.iter().map(|c| f(c)).sum::<u64>().to_string()
-        };
+        let week = nodestatus::last_7_days(&status.change_counts, now).by_type;
         let errors = status
             .entities
             .iter()
-            .filter(|e| e.state == kubefim_crds::nodestatus::EntityState::Error)
+            .filter(|e| e.state == nodestatus::EntityState::Error)
             .count();
         let realtime = match (&status.realtime.degraded_reason, status.realtime.active) {
             (Some(_), _) => output::paint("degraded", Colour::Warn, colour),
@@ -142,9 +134,9 @@ pub fn render_nodes(
             health,
             output::age(status.last_scan.as_ref().map(|s| s.started_at.0), now),
             status.files_monitored.to_string(),
-            sum(&|c| c.by_type.files),
-            sum(&|c| c.by_type.content),
-            sum(&|c| c.by_type.services),
+            week.files.to_string(),
+            week.content.to_string(),
+            week.services.to_string(),
             errors.to_string(),
             realtime,
         ]);

@@ -144,6 +144,46 @@ pub fn utc_day(at: k8s_openapi::jiff::Timestamp, days_ago: i64) -> String {
         .to_string()
 }
 
+/// A node counts as reporting while its last heartbeat is newer than this many scan intervals.
+pub const FRESH_HEARTBEAT_INTERVALS: u32 = 2;
+
+/// Whether a node whose last heartbeat was at `heartbeat` still counts as reporting at `now`
+/// for a workspace scanned every `interval`: the one freshness rule the operator's status and
+/// the plugin's tables share.
+pub fn heartbeat_is_fresh(
+    heartbeat: Option<&Time>,
+    interval: std::time::Duration,
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    let Some(heartbeat) = heartbeat else {
+        return false;
+    };
+    let window = k8s_openapi::jiff::SignedDuration::try_from(interval * FRESH_HEARTBEAT_INTERVALS)
+        .unwrap_or(k8s_openapi::jiff::SignedDuration::MAX);
+    now.duration_since(heartbeat.0) <= window
+}
+
+/// The change counts of the seven UTC days ending with `now`'s day (today and the six before),
+/// summed: the window of `status.changes.last7d`, shared by the operator and the plugin.
+pub fn last_7_days<'a>(
+    counts: impl IntoIterator<Item = &'a DailyChangeCount>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> crate::workspace::ChangeSummary {
+    let oldest_day = utc_day(now, 6);
+    let mut summary = crate::workspace::ChangeSummary::default();
+    for count in counts.into_iter().filter(|c| c.day >= oldest_day) {
+        summary.by_category.added += count.by_category.added;
+        summary.by_category.modified += count.by_category.modified;
+        summary.by_category.removed += count.by_category.removed;
+        summary.by_type.files += count.by_type.files;
+        summary.by_type.content += count.by_type.content;
+        summary.by_type.services += count.by_type.services;
+        summary.by_type.registry += count.by_type.registry;
+    }
+    summary.last_7d = summary.by_category.added + summary.by_category.modified + summary.by_category.removed;
+    summary
+}
+
 /// Change counts for one UTC day.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -161,6 +201,46 @@ pub struct DailyChangeCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn day(day: &str, added: u64, files: u64) -> DailyChangeCount {
+        DailyChangeCount {
+            day: day.into(),
+            by_category: crate::workspace::CategoryCounts {
+                added,
+                modified: 1,
+                removed: 0,
+            },
+            by_type: crate::workspace::TypeCounts {
+                files,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_seven_day_window_is_today_and_the_six_days_before() {
+        let now: k8s_openapi::jiff::Timestamp = "2026-11-25T23:59:00Z".parse().unwrap();
+        let counts = [
+            day("2026-11-25", 1, 10),
+            day("2026-11-19", 2, 20),
+            day("2026-11-18", 100, 1000),
+        ];
+        let summary = last_7_days(&counts, now);
+        assert_eq!(summary.by_category.added, 3, "2026-11-18 is the eighth day back");
+        assert_eq!(summary.by_category.modified, 2);
+        assert_eq!(summary.by_type.files, 30);
+        assert_eq!(summary.last_7d, 5);
+    }
+
+    #[test]
+    fn a_heartbeat_is_fresh_for_two_intervals_and_absent_is_never_fresh() {
+        let now: k8s_openapi::jiff::Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+        let ago = |minutes| Some(Time(now - k8s_openapi::jiff::SignedDuration::from_mins(minutes)));
+        let interval = std::time::Duration::from_secs(15 * 60);
+        assert!(heartbeat_is_fresh(ago(30).as_ref(), interval, now));
+        assert!(!heartbeat_is_fresh(ago(31).as_ref(), interval, now));
+        assert!(!heartbeat_is_fresh(None, interval, now));
+    }
 
     #[test]
     fn utc_days_count_back_across_month_ends() {

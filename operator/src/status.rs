@@ -8,9 +8,9 @@ use kube::ResourceExt;
 use kubefim_crds::{
     FimNodeStatus, FimWorkspace, MonitoredEntity, MonitoredEntityStatus,
     entity::NodeError,
-    nodestatus::EntityState,
+    nodestatus::{self, EntityState},
     units,
-    workspace::{ChangeSummary, FimWorkspaceStatus},
+    workspace::FimWorkspaceStatus,
 };
 
 use crate::validate::Problem;
@@ -43,17 +43,16 @@ pub fn condition(
     }
 }
 
-/// A node reports when its heartbeat is newer than two scan intervals.
+/// A node reports while its heartbeat is fresh (the API crate's one freshness rule).
 pub fn is_reporting(report: &FimNodeStatus, interval: std::time::Duration, now: jiff::Timestamp) -> bool {
-    let Some(heartbeat) = report
-        .status
-        .as_ref()
-        .and_then(|s| s.last_heartbeat_time.as_ref())
-    else {
-        return false;
-    };
-    let window = jiff::SignedDuration::try_from(interval * 2).unwrap_or(jiff::SignedDuration::MAX);
-    now.duration_since(heartbeat.0) <= window
+    nodestatus::heartbeat_is_fresh(
+        report
+            .status
+            .as_ref()
+            .and_then(|s| s.last_heartbeat_time.as_ref()),
+        interval,
+        now,
+    )
 }
 
 /// The status of a workspace from the reports of the nodes it selects.
@@ -73,25 +72,13 @@ pub fn workspace_status(
         units::parse_duration(&workspace.spec.scan.interval).unwrap_or(std::time::Duration::from_secs(900));
     let nodes_reporting =
         u32::try_from(reports.iter().filter(|r| is_reporting(r, interval, now)).count()).unwrap_or(u32::MAX);
-    let oldest_day = kubefim_crds::nodestatus::utc_day(now, 6);
-    let mut changes = ChangeSummary::default();
-    for count in reports
-        .iter()
-        .filter_map(|r| r.status.as_ref())
-        .flat_map(|s| s.change_counts.iter())
-    {
-        if count.day < oldest_day {
-            continue;
-        }
-        changes.by_category.added += count.by_category.added;
-        changes.by_category.modified += count.by_category.modified;
-        changes.by_category.removed += count.by_category.removed;
-        changes.by_type.files += count.by_type.files;
-        changes.by_type.content += count.by_type.content;
-        changes.by_type.services += count.by_type.services;
-        changes.by_type.registry += count.by_type.registry;
-    }
-    changes.last_7d = changes.by_category.added + changes.by_category.modified + changes.by_category.removed;
+    let changes = nodestatus::last_7_days(
+        reports
+            .iter()
+            .filter_map(|r| r.status.as_ref())
+            .flat_map(|s| s.change_counts.iter()),
+        now,
+    );
     let entity_errors: usize = reports
         .iter()
         .filter_map(|r| r.status.as_ref())
