@@ -14,7 +14,7 @@ use std::{
 
 use futures::StreamExt;
 use k8s_openapi::{
-    api::core::v1::{ConfigMap, Node, ObjectReference},
+    api::core::v1::{ConfigMap, Node},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
@@ -22,8 +22,8 @@ use kube::{
     core::DeserializeGuard,
     runtime::{
         WatchStreamExt,
-        controller::{Action, ReconcileRequest, applier},
-        events::{Event, EventType, Recorder, Reporter},
+        controller::{ReconcileRequest, applier},
+        events::{Recorder, Reporter},
         reflector::{self, ObjectRef, Store},
         watcher,
     },
@@ -32,11 +32,12 @@ use kubefim_crds::{FimNodeStatus, FimWorkspace, MonitoredEntity, keys};
 use tokio::sync::watch;
 
 use crate::{
-    Error, Result, apply,
-    metrics::{Metrics, ReconcileTimer},
+    Error, Result, aggregate,
+    metrics::Metrics,
+    reconcile::{Trigger, error_policy, nodes_to_reconcile, reconcile_node},
     render::RenderIndex,
-    retention, status,
-    validate::{self, ObjectKey},
+    retention,
+    validate::ObjectKey,
 };
 
 /// How often the periodic loops run.
@@ -73,7 +74,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     /// (entity, reason) pairs an Event was already published for.
-    reported_problems: Mutex<BTreeSet<(ObjectKey, &'static str)>>,
+    pub(crate) reported_problems: Mutex<BTreeSet<(ObjectKey, &'static str)>>,
 }
 
 /// The objects of a store that deserialized; one malformed object never hides the others.
@@ -101,173 +102,9 @@ impl Context {
         index.clone()
     }
 
-    fn is_leader(&self) -> bool {
+    pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
     }
-}
-
-/// Renders `node`'s configuration and applies its ConfigMap when the revision changed.
-pub async fn reconcile_node(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ReconcileTimer::start(&ctx.metrics, "node");
-    let index = ctx.index();
-    let revision = index.revision(&node);
-    let name = keys::node_config_map_name(&node.name_any());
-    let current = ctx.config_maps.get(&ObjectRef::new(&name).within(&ctx.namespace));
-    if current.as_deref().and_then(apply::applied_revision) == Some(revision.as_str()) {
-        ctx.metrics
-            .reconciliations_total
-            .with_label_values(&["unchanged"])
-            .inc();
-        return Ok(Action::await_change());
-    }
-    let config = index.config(&node);
-    let cm = apply::node_config_map(&node, &config, &ctx.namespace)?;
-    // Checked at the last moment: a replica that lost the lease must not write.
-    if !ctx.is_leader() {
-        ctx.metrics
-            .reconciliations_total
-            .with_label_values(&["standby"])
-            .inc();
-        return Ok(Action::await_change());
-    }
-    apply::apply_config_map(&ctx.client, &cm).await?;
-    ctx.metrics.configmaps_applied_total.inc();
-    ctx.metrics
-        .reconciliations_total
-        .with_label_values(&["applied"])
-        .inc();
-    tracing::info!(node = %node.name_any(), revision = %config.revision, workspaces = config.workspaces.len(), "node configuration applied");
-    Ok(Action::await_change())
-}
-
-fn error_policy(_node: Arc<Node>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics
-        .reconcile_errors_total
-        .with_label_values(&[error.kind()])
-        .inc();
-    tracing::warn!(error = %kubefim_telemetry::error_chain(error), "node reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(10))
-}
-
-/// What makes a set of nodes need reconciling.
-#[derive(Debug, Clone)]
-pub enum Trigger {
-    /// A workspace changed, or this replica became leader.
-    AllNodes,
-    /// An entity of this workspace changed: only the nodes the workspace selects.
-    NodesOf(ObjectKey),
-}
-
-/// The nodes a trigger asks to reconcile.
-pub fn nodes_to_reconcile(
-    trigger: &Trigger,
-    ctx: &Context,
-    nodes: &Store<Node>,
-) -> Vec<ReconcileRequest<Node>> {
-    let all = nodes.state();
-    let chosen: Vec<&Arc<Node>> = match trigger {
-        Trigger::AllNodes => all.iter().collect(),
-        Trigger::NodesOf(workspace) => ctx.index().nodes_selected_by(workspace, &all),
-    };
-    chosen
-        .into_iter()
-        .map(|n| ReconcileRequest::from(ObjectRef::from_obj(n.as_ref())))
-        .collect()
-}
-
-/// Recomputes and applies workspace and entity status, and publishes an Event per new entity
-/// problem. Only the leader calls it.
-pub async fn update_status(ctx: &Context, nodes: &[Arc<Node>], now: jiff::Timestamp) -> Result<()> {
-    let workspaces = valid(&ctx.workspaces);
-    let entities = valid(&ctx.entities);
-    let reports = valid(&ctx.node_statuses);
-    let index = ctx.index();
-    let problems = validate::entity_problems(&workspaces, &entities);
-    for workspace in &workspaces {
-        let key = validate::key_of(workspace.as_ref());
-        let selected: BTreeSet<String> = index
-            .nodes_selected_by(&key, nodes)
-            .iter()
-            .map(|n| n.name_any())
-            .collect();
-        let mine: Vec<Arc<FimNodeStatus>> = reports
-            .iter()
-            .filter(|r| {
-                r.namespace().unwrap_or_default() == key.0
-                    && r.spec.workspace == key.1
-                    && selected.contains(&r.spec.node_name)
-            })
-            .cloned()
-            .collect();
-        let entities_active = u32::try_from(
-            entities
-                .iter()
-                .filter(|e| {
-                    e.spec.enabled && e.spec.workspace == key.1 && e.namespace().unwrap_or_default() == key.0
-                })
-                .filter(|e| !problems.contains_key(&validate::key_of(e.as_ref())))
-                .count(),
-        )
-        .unwrap_or(u32::MAX);
-        let selected_count = u32::try_from(selected.len()).unwrap_or(u32::MAX);
-        let next = status::workspace_status(workspace, selected_count, &mine, entities_active, now);
-        ctx.metrics
-            .nodes
-            .with_label_values(&[key.1.as_str(), "selected"])
-            .set(i64::from(next.nodes_selected));
-        ctx.metrics
-            .nodes
-            .with_label_values(&[key.1.as_str(), "reporting"])
-            .set(i64::from(next.nodes_reporting));
-        if workspace.status.as_ref() != Some(&next) && ctx.is_leader() {
-            apply::apply_workspace_status(&ctx.client, workspace, &next).await?;
-        }
-        for entity in entities
-            .iter()
-            .filter(|e| e.spec.workspace == key.1 && e.namespace().unwrap_or_default() == key.0)
-        {
-            let problem = problems.get(&validate::key_of(entity.as_ref()));
-            let next = status::entity_status(entity, problem, &mine, now);
-            if entity.status.as_ref() != Some(&next) && ctx.is_leader() {
-                apply::apply_entity_status(&ctx.client, entity, &next).await?;
-            }
-        }
-    }
-    // Entities whose workspace is missing are not reached above.
-    for entity in &entities {
-        let key = validate::key_of(entity.as_ref());
-        let Some(problem) = problems.get(&key) else {
-            continue;
-        };
-        if matches!(problem, validate::Problem::MissingWorkspace { .. }) {
-            let next = status::entity_status(entity, Some(problem), &[], now);
-            if entity.status.as_ref() != Some(&next) && ctx.is_leader() {
-                apply::apply_entity_status(&ctx.client, entity, &next).await?;
-            }
-        }
-        let first_time = ctx
-            .reported_problems
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert((key, problem.reason()));
-        if first_time && ctx.is_leader() {
-            let event = Event {
-                type_: EventType::Warning,
-                reason: problem.reason().to_string(),
-                note: Some(problem.to_string()),
-                action: "Validate".into(),
-                secondary: None,
-            };
-            if let Err(e) = ctx
-                .recorder
-                .publish(&event, &object_reference(entity.as_ref()))
-                .await
-            {
-                tracing::warn!(error = %e, "cannot publish an event");
-            }
-        }
-    }
-    Ok(())
 }
 
 impl std::fmt::Debug for Context {
@@ -313,10 +150,6 @@ pub fn context(
         recorder,
         reported_problems: Mutex::new(BTreeSet::new()),
     }
-}
-
-fn object_reference(entity: &MonitoredEntity) -> ObjectReference {
-    entity.object_ref(&())
 }
 
 async fn wait_for_crds(client: &Client) {
@@ -485,7 +318,7 @@ pub async fn run(
             loop {
                 tokio::select! {
                     _ = status_tick.tick() => {
-                        if ctx.is_leader() && let Err(e) = update_status(&ctx, &nodes.state(), jiff::Timestamp::now()).await {
+                        if ctx.is_leader() && let Err(e) = aggregate::update_status(&ctx, &nodes.state(), jiff::Timestamp::now()).await {
                             tracing::warn!(error = %kubefim_telemetry::error_chain(&e), "status update failed; retrying next round");
                         }
                     }

@@ -1,11 +1,14 @@
 //! The kubefim operator. It reads as
-//! `validate` (what CEL cannot check) → `render` (pure: each node's AgentConfig) → `apply`
-//! (server-side apply of ConfigMaps and status) → `status` (pure aggregation of node reports)
-//! and `retention`; `controller` wires them to the API server with leader election.
+//! `validate` (what CEL cannot check) → `render` (pure: each node's AgentConfig) → `reconcile`
+//! (one node) → `apply` (server-side apply of ConfigMaps and status) → `status` (pure
+//! aggregation of node reports) → `aggregate` (the status round) and `retention`;
+//! `controller` wires them to the API server with leader election.
 
+pub mod aggregate;
 pub mod apply;
 pub mod controller;
 pub mod metrics;
+pub mod reconcile;
 pub mod render;
 pub mod retention;
 pub mod selector;

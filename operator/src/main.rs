@@ -56,15 +56,7 @@ async fn main() -> anyhow::Result<()> {
         status: std::time::Duration::from_secs(status_interval_seconds.max(1)),
         retention: std::time::Duration::from_secs(retention_interval_seconds.max(1)),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if log_format == "json" {
-        logs.json().init()
-    } else {
-        logs.init()
-    }
+    kubefim_telemetry::init_logging(log_format == "json");
 
     let client = kube::Client::try_default()
         .await

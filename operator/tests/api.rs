@@ -13,7 +13,9 @@ use kube::{
     runtime::{reflector, watcher},
 };
 use kubefim_crds::{FimNodeStatus, FimWorkspace, MonitoredEntity};
-use kubefim_operator::{apply, controller, metrics::Metrics, render::RenderIndex, retention};
+use kubefim_operator::{
+    aggregate, apply, controller, metrics::Metrics, reconcile, render::RenderIndex, retention,
+};
 use kubefim_testkit::{expect, mock, nothing_more};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -84,7 +86,7 @@ async fn a_node_config_is_applied_by_server_side_apply_owned_by_the_node() {
     let ctx = context(client, vec![], vec![], true);
     let n1 = Arc::new(node("n1"));
     let expected = RenderIndex::build(&[Arc::new(workspace())], &[Arc::new(entity())]).config(&n1);
-    let reconcile = tokio::spawn(controller::reconcile_node(n1, ctx.clone()));
+    let reconcile = tokio::spawn(reconcile::reconcile_node(n1, ctx.clone()));
     let body = expect(&mut handle, Method::PATCH, "/api/v1/namespaces/kubefim-system/configmaps/kubefim-node-n1?&force=true&fieldManager=kubefim-operator", 200,
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubefim-node-n1", "namespace": "kubefim-system"}}),
     )
@@ -116,7 +118,7 @@ async fn an_unchanged_revision_is_not_written_again() {
     let config = RenderIndex::build(&[Arc::new(workspace())], &[Arc::new(entity())]).config(&n1);
     let existing = apply::node_config_map(&n1, &config, "kubefim-system").unwrap();
     let ctx = context(client, vec![existing], vec![], true);
-    let reconcile = tokio::spawn(controller::reconcile_node(Arc::new(n1), ctx));
+    let reconcile = tokio::spawn(reconcile::reconcile_node(Arc::new(n1), ctx));
     nothing_more(&mut handle).await;
     reconcile.await.unwrap().unwrap();
 }
@@ -125,7 +127,7 @@ async fn an_unchanged_revision_is_not_written_again() {
 async fn a_standby_replica_never_writes() {
     let (client, mut handle) = mock();
     let ctx = context(client, vec![], vec![], false);
-    let reconcile = tokio::spawn(controller::reconcile_node(Arc::new(node("n1")), ctx.clone()));
+    let reconcile = tokio::spawn(reconcile::reconcile_node(Arc::new(node("n1")), ctx.clone()));
     nothing_more(&mut handle).await;
     reconcile.await.unwrap().unwrap();
     assert_eq!(ctx.metrics.configmaps_applied_total.get(), 0);
@@ -150,7 +152,7 @@ async fn workspace_and_entity_status_are_applied_from_node_reports() {
     let nodes = vec![Arc::new(node("n1")), Arc::new(node("n2"))];
     let update = tokio::spawn({
         let ctx = ctx.clone();
-        async move { controller::update_status(&ctx, &nodes, now).await }
+        async move { aggregate::update_status(&ctx, &nodes, now).await }
     });
     let ws = expect(&mut handle, Method::PATCH, "/apis/kubefim.dev/v1alpha1/namespaces/fim/fimworkspaces/prod/status?&force=true&fieldManager=kubefim-operator", 200,
         serde_json::to_value(workspace()).unwrap(),
@@ -281,7 +283,7 @@ async fn an_entity_change_reconciles_only_the_nodes_its_workspace_selects() {
         writer.apply_watcher_event(&watcher::Event::Apply(n));
     }
     let names = |trigger| {
-        let mut names: Vec<String> = controller::nodes_to_reconcile(&trigger, &ctx, &nodes)
+        let mut names: Vec<String> = reconcile::nodes_to_reconcile(&trigger, &ctx, &nodes)
             .into_iter()
             .map(|r| r.obj_ref.name)
             .collect();
@@ -289,13 +291,13 @@ async fn an_entity_change_reconciles_only_the_nodes_its_workspace_selects() {
         names
     };
     assert_eq!(
-        names(controller::Trigger::NodesOf(("fim".into(), "gpu".into()))),
+        names(reconcile::Trigger::NodesOf(("fim".into(), "gpu".into()))),
         ["g1", "g2"]
     );
     assert_eq!(
-        names(controller::Trigger::NodesOf(("fim".into(), "prod".into()))),
+        names(reconcile::Trigger::NodesOf(("fim".into(), "prod".into()))),
         ["c1", "g1", "g2"]
     );
-    assert_eq!(names(controller::Trigger::AllNodes), ["c1", "g1", "g2"]);
-    assert!(names(controller::Trigger::NodesOf(("fim".into(), "missing".into()))).is_empty());
+    assert_eq!(names(reconcile::Trigger::AllNodes), ["c1", "g1", "g2"]);
+    assert!(names(reconcile::Trigger::NodesOf(("fim".into(), "missing".into()))).is_empty());
 }

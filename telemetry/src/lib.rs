@@ -1,5 +1,5 @@
-//! What the kubefim binaries share to be observed: an error and its sources on one log line,
-//! and the HTTP endpoint that serves `/metrics`, `/healthz` and `/readyz`.
+//! What the kubefim binaries share to be observed: logs on stderr, an error and its sources on
+//! one log line, and the HTTP endpoint that serves `/metrics`, `/healthz` and `/readyz`.
 //!
 //! It knows nothing of Kubernetes, files or metric names: each binary brings its own registry
 //! through [`Exposition`].
@@ -20,6 +20,19 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Sends logs to stderr, as text or as JSON lines, at the level RUST_LOG sets (default info).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 /// What the endpoint serves.
