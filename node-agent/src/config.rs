@@ -1,17 +1,72 @@
-//! Configuration without a cluster: a local YAML file holding the same FimWorkspace and
-//! MonitoredEntity objects one would `kubectl apply` (several documents separated by `---`).
-//! They are checked with the API's own CEL admission rules, then rendered with the same
-//! function the operator uses, so a standalone agent monitors exactly what a node would.
+//! What to monitor and how: a workspace's settings parsed once from its configuration (the
+//! node's ConfigMap or a local file), and the configuration without a cluster: a local YAML
+//! file holding the same FimWorkspace and MonitoredEntity objects one would `kubectl apply`
+//! (several documents separated by `---`). Those are checked with the API's own CEL admission
+//! rules, then rendered with the same function the operator uses, so a standalone agent
+//! monitors exactly what a node would. Nothing here touches the host.
 
-use std::path::Path;
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use kubefim_crds::{
-    AgentConfig, FimWorkspace, MonitoredEntity, TargetOs,
+    AgentConfig, FimWorkspace, MonitoredEntity, TargetOs, WorkspaceConfig,
     agent_config::{WorkspaceRef, render_workspace},
+    units,
 };
 use serde::Deserialize;
 
-use crate::{Error, Result};
+use crate::{Error, Result, hash::HashLimits};
+
+/// What a mode without a cluster works on: its configuration file, the host root, the state
+/// directory and the name it reports as.
+#[derive(Clone, Debug)]
+pub struct LocalSetup {
+    pub config: PathBuf,
+    pub host_root: PathBuf,
+    pub state_dir: PathBuf,
+    pub node: String,
+}
+
+/// A workspace's scan settings, parsed once.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub interval: Duration,
+    pub rehash_every: Duration,
+    pub limits: HashLimits,
+    pub content_max: u64,
+    pub diff_max: usize,
+}
+
+impl Settings {
+    pub fn from_config(ws: &WorkspaceConfig) -> Result<Self> {
+        let field = |field: &'static str| {
+            let workspace = ws.name.clone();
+            move |source| Error::Settings {
+                workspace,
+                field,
+                source,
+            }
+        };
+        Ok(Self {
+            interval: units::parse_duration(&ws.scan.interval).map_err(field("scan.interval"))?,
+            rehash_every: units::parse_duration(&ws.scan.rehash_every).map_err(field("scan.rehashEvery"))?,
+            limits: HashLimits {
+                algorithm: ws.scan.hash_algorithm,
+                max_hash_size: units::parse_size(&ws.scan.max_hash_size)
+                    .map_err(field("scan.maxHashSize"))?,
+                keep_content_up_to: None,
+            },
+            content_max: units::parse_size(&ws.content.max_file_size)
+                .map_err(field("content.maxFileSize"))?,
+            diff_max: usize::try_from(
+                units::parse_size(&ws.content.max_diff_bytes).map_err(field("content.maxDiffBytes"))?,
+            )
+            .unwrap_or(usize::MAX),
+        })
+    }
+}
 
 /// Loads and renders a standalone configuration file for this machine (`node`).
 pub fn load_standalone(path: &Path, node: &str) -> Result<AgentConfig> {

@@ -1,9 +1,11 @@
-//! The kubefim node agent. It reads as the data flow:
-//! `config` (what to monitor) → `resolve` (entity paths) → `hostfs` / `walk` / `services` (what is
-//! on the host, safely) → `hash` → `store` (the baseline) → `diff` / `scan` (changes) →
-//! `report` (JSON lines, readable report) and `metrics`; `standalone` and `oneshot` are the
-//! modes that run without a cluster.
+//! The kubefim node agent. It reads as the data flow (DESIGN §11):
+//! `config` (what to monitor) → `resolve` (entity paths) → `hostfs` / `walk` / `services` (what
+//! is on the host, safely) → `hash` → `store` (the baseline) → `scan` (the merge-join, split by
+//! job) → `diff` (what changed) → `outbox` (queued for the API) → `output` (JSON lines, the
+//! readable listing). `agent` runs scans for every mode, `schedule` is the loop the long-running
+//! modes share, `realtime` owns inotify; `cluster`, `standalone` and `oneshot` are the modes.
 
+pub mod agent;
 pub mod cluster;
 pub mod config;
 pub mod diff;
@@ -12,16 +14,20 @@ pub mod hostfs;
 pub mod metrics;
 pub mod oneshot;
 pub mod outbox;
+pub mod output;
 pub mod realtime;
-pub mod report;
 pub mod resolve;
 pub mod scan;
+pub mod schedule;
 pub mod services;
 pub mod standalone;
 pub mod store;
 pub mod walk;
 
-use std::path::PathBuf;
+use std::{
+    path::PathBuf,
+    sync::{Mutex, MutexGuard, PoisonError},
+};
 
 /// Errors of the agent library.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +52,7 @@ pub enum Error {
     Store {
         path: PathBuf,
         #[source]
-        source: Box<redb::Error>,
+        source: crate::store::StoreFailure,
     },
 
     #[error("baseline store {path} cannot be used: {reason}")]
@@ -85,7 +91,7 @@ pub enum Error {
     #[error("cannot reach the Kubernetes API: set KUBECONFIG or run in a pod")]
     Kube(#[source] kube::Error),
 
-    #[error("cannot write the report: {0}")]
+    #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
 }
 
@@ -93,3 +99,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The agent's version, reported in FimNodeStatus.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Reads an environment variable for path expansion.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A scan that panicked leaves nothing half-done behind a lock (its write transaction was
+/// dropped uncommitted), so a poisoned lock is safe to take.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

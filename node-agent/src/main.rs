@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kubefim_agent::{cluster, oneshot, standalone};
+use kubefim_agent::{cluster, config::LocalSetup, oneshot, standalone};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -119,21 +119,17 @@ struct OneShotArgs {
     json: bool,
 }
 
-fn node_name(common: &Common) -> String {
-    common
-        .node_name
-        .clone()
-        .unwrap_or_else(|| rustix::system::uname().nodename().to_string_lossy().into_owned())
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+impl Common {
+    fn into_setup(self) -> LocalSetup {
+        let node = self
+            .node_name
+            .unwrap_or_else(|| rustix::system::uname().nodename().to_string_lossy().into_owned());
+        LocalSetup {
+            config: self.config,
+            host_root: self.host_root,
+            state_dir: self.state_dir,
+            node,
+        }
     }
 }
 
@@ -155,14 +151,11 @@ async fn shutdown_signal() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    kubefim_telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
     match cli.command {
         Command::Standalone(args) => {
             let options = standalone::Options {
-                node: node_name(&args.common),
-                config: args.common.config,
-                host_root: args.common.host_root,
-                state_dir: args.common.state_dir,
+                local: args.common.into_setup(),
                 metrics_addr: (args.metrics_addr != "none").then_some(args.metrics_addr),
                 once: args.once,
                 max_watches: args.max_watches,
@@ -210,10 +203,7 @@ fn block_on(mode: impl std::future::Future<Output = kubefim_agent::Result<()>>) 
 
 fn run_oneshot(which: oneshot::Command, args: OneShotArgs) -> ExitCode {
     let options = oneshot::Options {
-        node: node_name(&args.common),
-        config: args.common.config,
-        host_root: args.common.host_root,
-        state_dir: args.common.state_dir,
+        local: args.common.into_setup(),
         json: args.json,
     };
     match oneshot::run(which, &options, &mut std::io::stdout(), &mut std::io::stderr()) {

@@ -7,7 +7,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::{Error, Result, diff::Change, scan::ScanReport};
+use crate::{Error, Result, diff::Change, scan::ScanOutcome};
 
 /// Every metric the agent exports.
 #[derive(Debug, Clone)]
@@ -150,13 +150,13 @@ impl Metrics {
     }
 
     /// Records a full scan of a workspace.
-    pub fn record_scan(&self, report: &ScanReport) {
-        let ws = report.workspace.as_str();
+    pub fn record_scan(&self, outcome: &ScanOutcome) {
+        let ws = outcome.workspace.as_str();
         self.scan_duration_seconds
             .with_label_values(&[ws])
-            .observe(report.duration.as_secs_f64());
-        self.record_partial(report);
-        for entity in &report.entities {
+            .observe(outcome.duration.as_secs_f64());
+        self.record_partial(outcome);
+        for entity in &outcome.entities {
             self.files_monitored
                 .with_label_values(&[ws, entity.name.as_str()])
                 .set(i64::try_from(entity.files).unwrap_or(i64::MAX));
@@ -172,13 +172,13 @@ impl Metrics {
     }
 
     /// Records the counters of any scan, full or targeted.
-    pub fn record_partial(&self, report: &ScanReport) {
-        self.scanned_files_total.inc_by(report.files_scanned);
-        self.hashed_bytes_total.inc_by(report.bytes_hashed);
-        for entity in &report.entities {
+    pub fn record_partial(&self, outcome: &ScanOutcome) {
+        self.scanned_files_total.inc_by(outcome.files_scanned);
+        self.hashed_bytes_total.inc_by(outcome.bytes_hashed);
+        for entity in &outcome.entities {
             for (reason, count) in &entity.errors {
                 self.scan_errors_total
-                    .with_label_values(&[report.workspace.as_str(), entity.name.as_str(), reason])
+                    .with_label_values(&[outcome.workspace.as_str(), entity.name.as_str(), reason])
                     .inc_by(*count);
             }
         }
@@ -222,14 +222,21 @@ impl kubefim_telemetry::Exposition for Metrics {
     }
 }
 
-/// Binds `addr` for the metrics endpoint; a bind failure is reported before any scan starts.
-pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {
-    kubefim_telemetry::bind(addr)
+/// Binds `addr` (when given) and serves `metrics` there; a bind failure is reported before any
+/// scan starts.
+pub async fn serve(metrics: &Metrics, addr: Option<&str>) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let listener = kubefim_telemetry::bind(addr)
         .await
         .map_err(|source| Error::Metrics {
             addr: addr.to_string(),
             source,
-        })
+        })?;
+    tracing::info!(addr = %addr, "serving /metrics");
+    Ok(Some(tokio::spawn(kubefim_telemetry::serve(
+        listener,
+        std::sync::Arc::new(metrics.clone()),
+    ))))
 }
 
 #[cfg(test)]

@@ -2,16 +2,17 @@
 //! `update` compares and accepts the current state. Exit codes follow the DESIGN: 0 nothing
 //! changed, 1 changes found, 2 error.
 
-use std::{io::Write, path::PathBuf};
+use std::io::Write;
 
 use kubefim_crds::{ChangeSource, nodestatus::EntityState};
 
 use crate::{
-    Result, config,
+    Result,
+    config::{self, LocalSetup},
     diff::Change,
     hostfs::HostRoot,
-    report,
-    scan::{ScanMode, ScanReport, Scanner},
+    output,
+    scan::{ScanMode, ScanOutcome, Scanner},
     store::BaselineStore,
 };
 
@@ -26,11 +27,8 @@ pub enum Command {
 /// Options shared by the one-shot modes.
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub config: PathBuf,
-    pub host_root: PathBuf,
-    pub state_dir: PathBuf,
-    pub node: String,
-    /// One JSON line per change instead of the readable report.
+    pub local: LocalSetup,
+    /// One JSON line per change instead of the readable listing.
     pub json: bool,
 }
 
@@ -52,11 +50,11 @@ impl Outcome {
     }
 }
 
-/// Runs `command`, writing the report to `out` and problems to `err`.
+/// Runs `command`, writing the listing (or JSON lines) to `out` and problems to `err`.
 pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome> {
-    let config = config::load_standalone(&options.config, &options.node)?;
-    let root = HostRoot::open(&options.host_root)?;
-    let (store, opened) = BaselineStore::open(&options.state_dir)?;
+    let config = config::load_standalone(&options.local.config, &options.local.node)?;
+    let root = HostRoot::open(&options.local.host_root)?;
+    let (store, opened) = BaselineStore::open(&options.local.state_dir)?;
     if let crate::store::OpenOutcome::Rebuilt { reason, moved_to } = &opened {
         let _ = writeln!(
             err,
@@ -64,11 +62,10 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
             moved_to.display()
         );
     }
-    let env = |name: &str| std::env::var(name).ok();
     let scanner = Scanner {
         root: &root,
         store: &store,
-        env: &env,
+        env: &crate::env_var,
         outbox: None,
     };
     let mode = match command {
@@ -76,37 +73,37 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
         Command::Check => ScanMode::Check,
         Command::Update => ScanMode::Detect,
     };
-    let mut reports: Vec<ScanReport> = Vec::new();
+    let mut outcomes: Vec<ScanOutcome> = Vec::new();
     let mut changes: Vec<Change> = Vec::new();
     let mut write_error = None;
     for workspace in &config.workspaces {
-        let report = scanner.scan(workspace, mode, ChangeSource::Scan, &mut |change| {
+        let outcome = scanner.scan(workspace, mode, ChangeSource::Scan, &mut |change| {
             if options.json {
-                if let Err(e) = report::write_json_line(out, &change, &options.node) {
+                if let Err(e) = output::write_json_line(out, &change, &options.local.node) {
                     write_error.get_or_insert(e);
                 }
             } else {
                 changes.push(change);
             }
         })?;
-        reports.push(report);
+        outcomes.push(outcome);
     }
     if let Some(e) = write_error {
         return Err(e);
     }
-    let failed = reports
+    let failed = outcomes
         .iter()
         .flat_map(|r| r.entities.iter())
         .any(|e| e.state == EntityState::Error);
-    let change_count: u64 = reports.iter().map(|r| r.changes).sum();
+    let change_count: u64 = outcomes.iter().map(|r| r.changes).sum();
     match command {
         Command::Init => {
-            let files: u64 = reports
+            let files: u64 = outcomes
                 .iter()
                 .flat_map(|r| r.entities.iter())
                 .map(|e| e.files)
                 .sum();
-            let entities: usize = reports.iter().map(|r| r.entities.len()).sum();
+            let entities: usize = outcomes.iter().map(|r| r.entities.len()).sum();
             let _ = writeln!(
                 out,
                 "kubefim init: baseline of {files} entries in {entities} entities written to {}",
@@ -122,13 +119,13 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
             write!(
                 out,
                 "{}",
-                report::render_text(verb, &options.node, &reports, &changes)
+                output::render_text(verb, &options.local.node, &outcomes, &changes)
             )
             .map_err(crate::Error::Output)?;
         }
         _ => {}
     }
-    for (workspace, entity) in reports
+    for (workspace, entity) in outcomes
         .iter()
         .flat_map(|r| r.entities.iter().map(move |e| (&r.workspace, e)))
     {

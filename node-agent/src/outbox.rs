@@ -13,10 +13,14 @@ use kubefim_crds::{
     filechange::{AggregatedChanges, MAX_SAMPLE_PATHS, change_name},
     nodestatus::{DailyChangeCount, utc_day},
 };
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, diff::Change, store::BaselineStore};
+use crate::{
+    Result,
+    diff::Change,
+    store::{BaselineStore, Update},
+};
 
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 const COUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("change-counts");
@@ -64,6 +68,7 @@ fn count_into(counts: &mut DailyChangeCount, category: ChangeCategory, change_ty
 
 /// Queues the changes of one workspace scan, inside that scan's write transaction.
 pub struct OutboxWriter<'t> {
+    store: &'t BaselineStore,
     table: redb::Table<'t, u64, &'static [u8]>,
     counts: redb::Table<'t, &'static str, &'static [u8]>,
     policy: OutboxPolicy,
@@ -89,12 +94,8 @@ impl std::fmt::Debug for OutboxWriter<'_> {
 }
 
 impl<'t> OutboxWriter<'t> {
-    pub fn open(
-        store: &BaselineStore,
-        txn: &'t redb::WriteTransaction,
-        policy: &OutboxPolicy,
-        workspace: &WorkspaceConfig,
-    ) -> Result<Self> {
+    pub fn open(update: &'t Update<'_>, policy: &OutboxPolicy, workspace: &WorkspaceConfig) -> Result<Self> {
+        let (store, txn) = (update.store(), update.transaction());
         let table = txn.open_table(OUTBOX).map_err(|e| store.error(e))?;
         let counts = txn.open_table(COUNTS).map_err(|e| store.error(e))?;
         let next = table
@@ -103,6 +104,7 @@ impl<'t> OutboxWriter<'t> {
             .map_or(0, |(k, _)| k.value() + 1);
         let queued = table.len().map_err(|e| store.error(e))?;
         Ok(Self {
+            store,
             table,
             counts,
             policy: policy.clone(),
@@ -114,7 +116,8 @@ impl<'t> OutboxWriter<'t> {
         })
     }
 
-    fn insert(&mut self, store: &BaselineStore, record: &OutboxRecord) -> Result<()> {
+    fn insert(&mut self, record: &OutboxRecord) -> Result<()> {
+        let store = self.store;
         let bytes = serde_json::to_vec(record).unwrap_or_default();
         self.table
             .insert(self.next, bytes.as_slice())
@@ -124,7 +127,8 @@ impl<'t> OutboxWriter<'t> {
         Ok(())
     }
 
-    fn count(&mut self, store: &BaselineStore, change: &Change) -> Result<()> {
+    fn count(&mut self, change: &Change) -> Result<()> {
+        let store = self.store;
         let day = utc_day(change.detected_at, 0);
         let key = counts_key(&self.workspace.name, &day);
         let mut counts: DailyChangeCount = self
@@ -145,8 +149,8 @@ impl<'t> OutboxWriter<'t> {
     }
 
     /// Queues one change, or folds it when the scan's or the outbox's limit is reached.
-    pub fn push(&mut self, store: &BaselineStore, change: &Change) -> Result<()> {
-        self.count(store, change)?;
+    pub fn push(&mut self, change: &Change) -> Result<()> {
+        self.count(change)?;
         let limit = u64::from(self.workspace.reporting.max_changes_per_scan);
         if self.emitted < limit && self.queued < self.policy.bound {
             self.emitted += 1;
@@ -157,7 +161,7 @@ impl<'t> OutboxWriter<'t> {
                 workspace_uid: self.workspace.uid.clone(),
                 spec,
             };
-            return self.insert(store, &record);
+            return self.insert(&record);
         }
         let (aggregate, types, _, _) = self.folded.get_or_insert_with(|| {
             (
@@ -181,7 +185,7 @@ impl<'t> OutboxWriter<'t> {
     }
 
     /// Queues the Aggregated record of what was folded, if anything was. Call before commit.
-    pub fn finish(mut self, store: &BaselineStore) -> Result<()> {
+    pub fn finish(mut self) -> Result<()> {
         let Some((aggregate, types, first_at, source)) = self.folded.take() else {
             return Ok(());
         };
@@ -217,7 +221,7 @@ impl<'t> OutboxWriter<'t> {
             spec,
         };
         // Past the bound the aggregate still goes in: one record more never loses anything.
-        self.insert(store, &record)
+        self.insert(&record)
     }
 }
 
@@ -230,7 +234,7 @@ pub struct ChangeOutbox<'s> {
 impl ChangeOutbox<'_> {
     /// Up to `limit` oldest records, with their sequence numbers.
     pub fn pending(&self, limit: usize) -> Result<Vec<(u64, OutboxRecord)>> {
-        let txn = self.store.begin_read()?;
+        let txn = self.store.db().begin_read().map_err(|e| self.store.error(e))?;
         let table = match txn.open_table(OUTBOX) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -249,7 +253,7 @@ impl ChangeOutbox<'_> {
 
     /// Removes an acknowledged record.
     pub fn ack(&self, seq: u64) -> Result<()> {
-        let txn = self.store.begin_write()?;
+        let txn = self.store.db().begin_write().map_err(|e| self.store.error(e))?;
         txn.open_table(OUTBOX)
             .map_err(|e| self.store.error(e))?
             .remove(seq)
@@ -258,7 +262,7 @@ impl ChangeOutbox<'_> {
     }
 
     pub fn depth(&self) -> Result<u64> {
-        let txn = self.store.begin_read()?;
+        let txn = self.store.db().begin_read().map_err(|e| self.store.error(e))?;
         match txn.open_table(OUTBOX) {
             Ok(table) => table.len().map_err(|e| self.store.error(e)),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
@@ -268,7 +272,7 @@ impl ChangeOutbox<'_> {
 
     /// The per-day change counts of `workspace` for the 8 days ending at `today`.
     pub fn daily_counts(&self, workspace: &str, today: jiff::Timestamp) -> Result<Vec<DailyChangeCount>> {
-        let txn = self.store.begin_read()?;
+        let txn = self.store.db().begin_read().map_err(|e| self.store.error(e))?;
         let table = match txn.open_table(COUNTS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),

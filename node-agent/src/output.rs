@@ -1,6 +1,6 @@
-//! How changes leave the agent without a cluster: one JSON line per change (the FileChange spec,
-//! the same shape the cluster stores), and the readable report of `check` and `update`, laid out
-//! like AIDE's so people who know AIDE can read it at a glance.
+//! What the agent prints: one JSON line per change (the FileChange spec, the same shape the
+//! cluster stores) in every mode, and the readable listing of `check` and `update`, laid out
+//! like AIDE's report so people who know AIDE can read it at a glance.
 
 use std::{fmt::Write as _, io::Write};
 
@@ -9,7 +9,7 @@ use kubefim_crds::{ChangeCategory, nodestatus::EntityState};
 use crate::{
     Error, Result,
     diff::{Change, file_state},
-    scan::ScanReport,
+    scan::ScanOutcome,
 };
 
 /// Writes `change` as one JSON line and flushes, so a consumer sees it at once.
@@ -39,11 +39,11 @@ fn type_letter(change: &Change) -> char {
     }
 }
 
-/// The readable report of a one-shot run.
-pub fn render_text(verb: &str, node: &str, reports: &[ScanReport], changes: &[Change]) -> String {
+/// The readable listing of a one-shot run.
+pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[Change]) -> String {
     let mut out = String::new();
     let count = |category| changes.iter().filter(|c| c.category == category).count();
-    let scanned: u64 = reports.iter().map(|r| r.files_scanned).sum();
+    let scanned: u64 = outcomes.iter().map(|r| r.files_scanned).sum();
     let (added, removed, modified) = (
         count(ChangeCategory::Added),
         count(ChangeCategory::Removed),
@@ -148,7 +148,7 @@ pub fn render_text(verb: &str, node: &str, reports: &[ScanReport], changes: &[Ch
             }
         }
     }
-    let problems: Vec<String> = reports
+    let problems: Vec<String> = outcomes
         .iter()
         .flat_map(|r| r.entities.iter().map(move |e| (r, e)))
         .filter(|(_, e)| e.state != EntityState::Active || !e.errors.is_empty())

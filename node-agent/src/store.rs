@@ -1,22 +1,27 @@
 //! BaselineStore: the agent's durable state on the node, in one redb file under `--state-dir`.
+//! It is the only module besides the outbox that knows redb: the scan reads a [`Snapshot`] and
+//! writes through an [`Update`], and never sees a table.
 //!
 //! Layout: table `meta` (format marker; per-entity fingerprint and baseline revision), and per
 //! (workspace, entity) a table `base/<ws>/<entity>` of records keyed by walk key (sorted, so a
 //! scan merge-joins against a range iterator) and, for FileContent entities, a table
 //! `content/<ws>/<entity>` with the kept content.
 //!
-//! A scan reads a snapshot (read transaction) and writes only what changed into one write
-//! transaction, committed once per scan, so a crash mid-scan leaves the previous baseline intact.
-//! A store that cannot be opened, or that belongs to something else, is moved aside and rebuilt:
-//! the agent re-baselines silently and logs why, rather than crash-looping on the node.
+//! A scan reads a snapshot and writes only what changed into one update, committed once per
+//! scan, so a crash mid-scan leaves the previous baseline intact. A store that cannot be opened,
+//! or that belongs to something else, is moved aside and rebuilt: the agent re-baselines and
+//! logs why, rather than crash-looping on the node.
+
+mod entity;
+mod record;
 
 use std::path::{Path, PathBuf};
 
-use kubefim_crds::{FileType, HashAlgorithm};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
+pub use entity::{EntityBaseline, EntityKey};
+pub use record::Record;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
-use crate::{Error, Result, hash::Digest, hostfs::FileMeta};
+use crate::{Error, Result, walk};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const FORMAT_KEY: &str = "format";
@@ -25,194 +30,26 @@ const FORMAT: &[u8] = b"kubefim-baseline/1";
 const CACHE_BYTES: usize = 16 << 20;
 const FILE_NAME: &str = "baseline.redb";
 
-/// The state of one filesystem object (or unit) as recorded in the baseline.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
-    pub meta: FileMeta,
-    pub link_target: Option<Vec<u8>>,
-    pub digest: Option<Digest>,
-    /// Unix seconds when the digest was computed (drives rehashEvery); 0 when never.
-    pub hashed_at: i64,
-    /// Services: whether the unit is enabled.
-    pub enabled: Option<bool>,
-}
+type Bytes = &'static [u8];
 
-fn file_type_code(file_type: FileType) -> u8 {
-    match file_type {
-        FileType::File => 0,
-        FileType::Directory => 1,
-        FileType::Symlink => 2,
-        FileType::Fifo => 3,
-        FileType::Socket => 4,
-        FileType::CharDevice => 5,
-        FileType::BlockDevice => 6,
-        FileType::Unit => 7,
+/// A failure of the storage engine, kept opaque so that no other module depends on it.
+#[derive(Debug)]
+pub struct StoreFailure(Box<redb::Error>);
+
+impl std::fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
-fn file_type_from(code: u8) -> Option<FileType> {
-    Some(match code {
-        0 => FileType::File,
-        1 => FileType::Directory,
-        2 => FileType::Symlink,
-        3 => FileType::Fifo,
-        4 => FileType::Socket,
-        5 => FileType::CharDevice,
-        6 => FileType::BlockDevice,
-        7 => FileType::Unit,
-        _ => return None,
-    })
-}
-
-const RECORD_VERSION: u8 = 1;
-
-impl Record {
-    /// A compact fixed-layout encoding: a million records must stay small and fast to compare.
-    pub fn encode(&self) -> Vec<u8> {
-        let m = &self.meta;
-        let mut out = Vec::with_capacity(96 + self.link_target.as_ref().map_or(0, Vec::len));
-        out.push(RECORD_VERSION);
-        out.push(file_type_code(m.file_type));
-        for v in [m.mode, m.uid, m.gid, m.mtime.1, m.ctime.1] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in [m.size, m.ino, m.dev, m.nlink] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in [m.mtime.0, m.ctime.0, self.hashed_at] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.push(match self.enabled {
-            None => 0,
-            Some(false) => 1,
-            Some(true) => 2,
-        });
-        match &self.digest {
-            None => out.push(0),
-            Some(d) => {
-                out.push(match d.algorithm {
-                    HashAlgorithm::Blake3 => 1,
-                    HashAlgorithm::Sha256 => 2,
-                });
-                out.extend_from_slice(&d.bytes);
-            }
-        }
-        if let Some(target) = &self.link_target {
-            out.extend_from_slice(target);
-        }
-        out
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut cursor = Cursor(bytes);
-        if cursor.u8()? != RECORD_VERSION {
-            return None;
-        }
-        let file_type = file_type_from(cursor.u8()?)?;
-        let (mode, uid, gid, mtime_ns, ctime_ns) = (
-            cursor.u32()?,
-            cursor.u32()?,
-            cursor.u32()?,
-            cursor.u32()?,
-            cursor.u32()?,
-        );
-        let (size, ino, dev, nlink) = (cursor.u64()?, cursor.u64()?, cursor.u64()?, cursor.u64()?);
-        let (mtime, ctime, hashed_at) = (cursor.i64()?, cursor.i64()?, cursor.i64()?);
-        let enabled = match cursor.u8()? {
-            0 => None,
-            1 => Some(false),
-            2 => Some(true),
-            _ => return None,
-        };
-        let digest = match cursor.u8()? {
-            0 => None,
-            code @ (1 | 2) => Some(Digest {
-                algorithm: if code == 1 {
-                    HashAlgorithm::Blake3
-                } else {
-                    HashAlgorithm::Sha256
-                },
-                bytes: cursor.take(32)?.try_into().ok()?,
-            }),
-            _ => return None,
-        };
-        // Symlinks and masked or aliased units carry a target; an empty tail means none.
-        let link_target = (!cursor.0.is_empty() || file_type == FileType::Symlink).then(|| cursor.0.to_vec());
-        Some(Self {
-            meta: FileMeta {
-                file_type,
-                mode,
-                uid,
-                gid,
-                size,
-                mtime: (mtime, mtime_ns),
-                ctime: (ctime, ctime_ns),
-                ino,
-                dev,
-                nlink,
-            },
-            link_target,
-            digest,
-            hashed_at,
-            enabled,
-        })
+impl std::error::Error for StoreFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
-struct Cursor<'a>(&'a [u8]);
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, tail) = self.0.split_at_checked(n)?;
-        self.0 = tail;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)?.try_into().ok().map(u32::from_le_bytes)
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take(8)?.try_into().ok().map(i64::from_le_bytes)
-    }
-}
-
-/// What the store remembers about an entity's baseline.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct EntityBaseline {
-    pub fingerprint: String,
-    pub baseline_revision: String,
-}
-
-/// Names of the tables of one entity.
-#[derive(Clone, Debug)]
-pub struct EntityTables {
-    pub meta_key: String,
-    pub records: String,
-    pub content: String,
-}
-
-impl EntityTables {
-    pub fn new(workspace: &str, entity: &str) -> Self {
-        Self {
-            meta_key: format!("entity/{workspace}/{entity}"),
-            records: format!("base/{workspace}/{entity}"),
-            content: format!("content/{workspace}/{entity}"),
-        }
-    }
-
-    pub fn records_def(&self) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
-        TableDefinition::new(&self.records)
-    }
-
-    pub fn content_def(&self) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
-        TableDefinition::new(&self.content)
-    }
+fn table(name: &str) -> TableDefinition<'_, Bytes, Bytes> {
+    TableDefinition::new(name)
 }
 
 /// The baseline database.
@@ -237,7 +74,7 @@ pub enum OpenOutcome {
 fn db_error(path: &Path, source: impl Into<redb::Error>) -> Error {
     Error::Store {
         path: path.to_path_buf(),
-        source: Box::new(source.into()),
+        source: StoreFailure(Box::new(source.into())),
     }
 }
 
@@ -317,135 +154,262 @@ impl BaselineStore {
         &self.path
     }
 
-    pub fn begin_read(&self) -> Result<redb::ReadTransaction> {
-        self.db.begin_read().map_err(|e| db_error(&self.path, e))
+    /// A consistent view of the store as it is now.
+    pub fn snapshot(&self) -> Result<Snapshot<'_>> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        Ok(Snapshot { store: self, txn })
     }
 
-    pub fn begin_write(&self) -> Result<redb::WriteTransaction> {
-        self.db.begin_write().map_err(|e| db_error(&self.path, e))
+    /// Starts the one write of a scan; nothing is visible until [`Update::commit`].
+    pub fn update(&self) -> Result<Update<'_>> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        Ok(Update { store: self, txn })
     }
 
-    /// The recorded baseline identity of an entity, from a read transaction.
-    pub fn entity_baseline(
-        &self,
-        txn: &redb::ReadTransaction,
-        tables: &EntityTables,
-    ) -> Result<Option<EntityBaseline>> {
-        let meta = txn.open_table(META).map_err(|e| db_error(&self.path, e))?;
+    /// The (workspace, entity) pairs that have a baseline.
+    pub fn entities(&self) -> Result<Vec<EntityKey>> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.error(e))?;
+        let mut out = Vec::new();
+        for item in meta.range("entity/".."entity0").map_err(|e| self.error(e))? {
+            let (key, _) = item.map_err(|e| self.error(e))?;
+            if let Some((workspace, entity)) = key.value().trim_start_matches("entity/").split_once('/') {
+                out.push(EntityKey::new(workspace, entity));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The database itself, for the outbox's own tables.
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub(crate) fn error(&self, source: impl Into<redb::Error>) -> Error {
+        db_error(&self.path, source)
+    }
+}
+
+/// A read-only, consistent view of the store.
+#[derive(Debug)]
+pub struct Snapshot<'s> {
+    store: &'s BaselineStore,
+    txn: redb::ReadTransaction,
+}
+
+impl Snapshot<'_> {
+    /// The recorded baseline identity of an entity.
+    pub fn entity_baseline(&self, entity: &EntityKey) -> Result<Option<EntityBaseline>> {
+        let meta = self.txn.open_table(META).map_err(|e| self.store.error(e))?;
         let value = meta
-            .get(tables.meta_key.as_str())
-            .map_err(|e| db_error(&self.path, e))?;
+            .get(entity.meta_key().as_str())
+            .map_err(|e| self.store.error(e))?;
         Ok(value.and_then(|v| serde_json::from_slice(v.value()).ok()))
     }
 
-    pub fn set_entity_baseline(
-        &self,
-        txn: &redb::WriteTransaction,
-        tables: &EntityTables,
-        baseline: &EntityBaseline,
-    ) -> Result<()> {
-        let mut meta = txn.open_table(META).map_err(|e| db_error(&self.path, e))?;
+    fn open(&self, name: &str) -> Result<Option<redb::ReadOnlyTable<Bytes, Bytes>>> {
+        match self.txn.open_table(table(name)) {
+            Ok(table) => Ok(Some(table)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(self.store.error(e)),
+        }
+    }
+
+    /// An entity's stored records and, when `with_content`, its kept contents.
+    pub fn entity(&self, entity: &EntityKey, with_content: bool) -> Result<StoredEntity<'_>> {
+        Ok(StoredEntity {
+            store: self.store,
+            records: self.open(&entity.records_table())?,
+            contents: if with_content {
+                self.open(&entity.content_table())?
+            } else {
+                None
+            },
+        })
+    }
+}
+
+/// Stored (key, record) pairs in key order.
+pub type StoredRecords<'t> = Box<dyn Iterator<Item = Result<(Vec<u8>, Record)>> + 't>;
+
+/// One entity's tables in a snapshot (absent tables read as empty).
+#[derive(Debug)]
+pub struct StoredEntity<'t> {
+    store: &'t BaselineStore,
+    records: Option<redb::ReadOnlyTable<Bytes, Bytes>>,
+    contents: Option<redb::ReadOnlyTable<Bytes, Bytes>>,
+}
+
+impl<'t> StoredEntity<'t> {
+    /// An entity with nothing stored: what a rebuild compares against.
+    pub fn empty(store: &'t BaselineStore) -> Self {
+        Self {
+            store,
+            records: None,
+            contents: None,
+        }
+    }
+
+    /// The stored records at or below `prefix` (all of them for an empty prefix), in key order.
+    pub fn records_at<'a>(&'a self, prefix: &'a [u8]) -> Result<StoredRecords<'a>> {
+        let Some(table) = &self.records else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let store = self.store;
+        let range = table.range::<&[u8]>(prefix..).map_err(|e| store.error(e))?;
+        Ok(Box::new(
+            range
+                .map(move |item| {
+                    let (key, value) = item.map_err(|e| store.error(e))?;
+                    let record = Record::decode(value.value()).ok_or_else(|| Error::CorruptRecord {
+                        path: store.path.clone(),
+                        key: walk::key_to_path(key.value()),
+                    })?;
+                    Ok((key.value().to_vec(), record))
+                })
+                .take_while(move |item| {
+                    item.as_ref()
+                        .map_or(true, |(key, _)| walk::key_within(key, prefix))
+                }),
+        ))
+    }
+
+    /// The content kept for `key`, if any.
+    pub fn content(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(table) = &self.contents else {
+            return Ok(None);
+        };
+        Ok(table
+            .get(key)
+            .map_err(|e| self.store.error(e))?
+            .map(|value| value.value().to_vec()))
+    }
+}
+
+/// The one write transaction of a scan.
+pub struct Update<'s> {
+    store: &'s BaselineStore,
+    txn: redb::WriteTransaction,
+}
+
+impl std::fmt::Debug for Update<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Update").field("store", &self.store.path).finish()
+    }
+}
+
+impl<'s> Update<'s> {
+    pub fn store(&self) -> &'s BaselineStore {
+        self.store
+    }
+
+    /// The transaction itself, for the outbox, which queues changes in the same commit.
+    pub(crate) fn transaction(&self) -> &redb::WriteTransaction {
+        &self.txn
+    }
+
+    pub fn set_entity_baseline(&self, entity: &EntityKey, baseline: &EntityBaseline) -> Result<()> {
+        let mut meta = self.txn.open_table(META).map_err(|e| self.store.error(e))?;
+        // A struct of two strings always serializes.
         let bytes = serde_json::to_vec(baseline).unwrap_or_default();
-        meta.insert(tables.meta_key.as_str(), bytes.as_slice())
-            .map_err(|e| db_error(&self.path, e))?;
+        meta.insert(entity.meta_key().as_str(), bytes.as_slice())
+            .map_err(|e| self.store.error(e))?;
         Ok(())
     }
 
     /// Forgets an entity entirely (records, content, identity).
-    pub fn drop_entity(&self, txn: &redb::WriteTransaction, tables: &EntityTables) -> Result<()> {
-        txn.delete_table(tables.records_def())
-            .map_err(|e| db_error(&self.path, e))?;
-        txn.delete_table(tables.content_def())
-            .map_err(|e| db_error(&self.path, e))?;
-        let mut meta = txn.open_table(META).map_err(|e| db_error(&self.path, e))?;
-        meta.remove(tables.meta_key.as_str())
-            .map_err(|e| db_error(&self.path, e))?;
+    pub fn drop_entity(&self, entity: &EntityKey) -> Result<()> {
+        for name in [entity.records_table(), entity.content_table()] {
+            self.txn
+                .delete_table(table(&name))
+                .map_err(|e| self.store.error(e))?;
+        }
+        let mut meta = self.txn.open_table(META).map_err(|e| self.store.error(e))?;
+        meta.remove(entity.meta_key().as_str())
+            .map_err(|e| self.store.error(e))?;
         Ok(())
     }
 
-    /// Drops every entity whose (workspace, entity) `stale` says is no longer configured;
-    /// returns how many were dropped.
-    pub fn drop_entities_where(
-        &self,
-        txn: &redb::WriteTransaction,
-        stale: impl Fn(&str, &str) -> bool,
-    ) -> Result<usize> {
+    /// Drops every entity `stale` says is no longer configured; returns how many were dropped.
+    pub fn drop_entities_where(&self, stale: impl Fn(&EntityKey) -> bool) -> Result<usize> {
         let mut dropped = 0;
-        for (workspace, entity) in self.entities()? {
-            if stale(&workspace, &entity) {
-                self.drop_entity(txn, &EntityTables::new(&workspace, &entity))?;
+        for entity in self.store.entities()? {
+            if stale(&entity) {
+                self.drop_entity(&entity)?;
                 dropped += 1;
             }
         }
         Ok(dropped)
     }
 
-    /// The (workspace, entity) pairs that have a baseline.
-    pub fn entities(&self) -> Result<Vec<(String, String)>> {
-        let txn = self.begin_read()?;
-        let meta = txn.open_table(META).map_err(|e| db_error(&self.path, e))?;
-        let mut out = Vec::new();
-        for item in meta
-            .range("entity/".."entity0")
-            .map_err(|e| db_error(&self.path, e))?
-        {
-            let (key, _) = item.map_err(|e| db_error(&self.path, e))?;
-            if let Some((ws, entity)) = key.value().trim_start_matches("entity/").split_once('/') {
-                out.push((ws.to_string(), entity.to_string()));
-            }
-        }
-        Ok(out)
+    /// An entity's tables, to write its new records (and contents when `with_content`).
+    pub fn entity(&self, entity: &EntityKey, with_content: bool) -> Result<EntityWriter<'_>> {
+        let records = entity.records_table();
+        let contents = entity.content_table();
+        Ok(EntityWriter {
+            store: self.store,
+            records: self
+                .txn
+                .open_table(table(&records))
+                .map_err(|e| self.store.error(e))?,
+            contents: if with_content {
+                Some(
+                    self.txn
+                        .open_table(table(&contents))
+                        .map_err(|e| self.store.error(e))?,
+                )
+            } else {
+                None
+            },
+        })
     }
 
-    pub fn error(&self, source: impl Into<redb::Error>) -> Error {
-        db_error(&self.path, source)
+    pub fn commit(self) -> Result<()> {
+        self.txn.commit().map_err(|e| self.store.error(e))
+    }
+
+    /// Ends the update without writing anything (the store file is left untouched).
+    pub fn abort(self) -> Result<()> {
+        self.txn.abort().map_err(|e| self.store.error(e))
+    }
+}
+
+/// Writes one entity's records and contents inside an [`Update`].
+#[derive(Debug)]
+pub struct EntityWriter<'u> {
+    store: &'u BaselineStore,
+    records: redb::Table<'u, Bytes, Bytes>,
+    contents: Option<redb::Table<'u, Bytes, Bytes>>,
+}
+
+impl EntityWriter<'_> {
+    pub fn put(&mut self, key: &[u8], record: &Record) -> Result<()> {
+        self.records
+            .insert(key, record.encode().as_slice())
+            .map_err(|e| self.store.error(e))?;
+        Ok(())
+    }
+
+    pub fn put_content(&mut self, key: &[u8], content: &[u8]) -> Result<()> {
+        if let Some(table) = self.contents.as_mut() {
+            table.insert(key, content).map_err(|e| self.store.error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the record and the content kept for `key`.
+    pub fn remove(&mut self, key: &[u8]) -> Result<()> {
+        self.records.remove(key).map_err(|e| self.store.error(e))?;
+        if let Some(table) = self.contents.as_mut() {
+            table.remove(key).map_err(|e| self.store.error(e))?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(file_type: FileType, link: Option<&[u8]>) -> Record {
-        Record {
-            meta: FileMeta {
-                file_type,
-                mode: 0o4755,
-                uid: 1000,
-                gid: 100,
-                size: 1 << 40,
-                mtime: (-5, 999_999_999),
-                ctime: (1_700_000_000, 1),
-                ino: u64::MAX,
-                dev: 42,
-                nlink: 3,
-            },
-            link_target: link.map(<[u8]>::to_vec),
-            digest: Some(Digest {
-                algorithm: HashAlgorithm::Sha256,
-                bytes: [7; 32],
-            }),
-            hashed_at: 1_700_000_123,
-            enabled: Some(true),
-        }
-    }
-
-    #[test]
-    fn records_round_trip_including_non_utf8_link_targets() {
-        for original in [
-            record(FileType::File, None),
-            record(FileType::Symlink, Some(b"../\xff\xfe/target")),
-        ] {
-            assert_eq!(Record::decode(&original.encode()).unwrap(), original);
-        }
-    }
-
-    #[test]
-    fn truncated_or_foreign_records_do_not_decode() {
-        let bytes = record(FileType::File, None).encode();
-        assert!(Record::decode(&bytes[..bytes.len() - 1]).is_none());
-        assert!(Record::decode(b"\x09garbage").is_none());
-    }
 
     #[test]
     fn a_corrupt_store_is_moved_aside_and_rebuilt() {

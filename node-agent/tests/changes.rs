@@ -24,10 +24,10 @@ fn tree() -> (Fixture, kubefim_crds::WorkspaceConfig) {
 #[test]
 fn an_unchanged_tree_reports_nothing_and_hashes_nothing() {
     let (fx, ws) = tree();
-    let (report, changes) = fx.scan(&ws, ScanMode::Detect);
+    let (outcome, changes) = fx.scan(&ws, ScanMode::Detect);
     assert!(changes.is_empty(), "{:#?}", paths(&changes));
-    assert_eq!(report.bytes_hashed, 0, "the fast path must skip unchanged files");
-    assert_eq!(report.entities[0].files, 5); // app, app/bin, app/bin/run, app/config.yaml, app/keep
+    assert_eq!(outcome.bytes_hashed, 0, "the fast path must skip unchanged files");
+    assert_eq!(outcome.entities[0].files, 5); // app, app/bin, app/bin/run, app/config.yaml, app/keep
 }
 
 #[test]
@@ -94,12 +94,12 @@ fn chown_names_owner_and_group() {
 fn touch_only_names_times_not_content() {
     let (fx, ws) = tree();
     set_mtime(&fx.path("/srv/app/keep"), 1_000_000);
-    let (report, changes) = fx.scan(&ws, ScanMode::Detect);
+    let (outcome, changes) = fx.scan(&ws, ScanMode::Detect);
     assert_eq!(
         only_change(&changes, "/srv/app/keep").changed,
         [A::Mtime, A::Ctime]
     );
-    assert!(report.bytes_hashed > 0, "changed times must force a re-hash");
+    assert!(outcome.bytes_hashed > 0, "changed times must force a re-hash");
 }
 
 #[test]
@@ -169,10 +169,10 @@ fn content_change_with_mtime_put_back_is_caught_through_ctime() {
 fn rehash_every_forces_a_full_rehash_of_unchanged_files() {
     let (fx, mut ws) = tree();
     ws.scan.rehash_every = "0s".into();
-    let (report, changes) = fx.scan(&ws, ScanMode::Detect);
+    let (outcome, changes) = fx.scan(&ws, ScanMode::Detect);
     assert!(changes.is_empty());
     assert_eq!(
-        report.bytes_hashed,
+        outcome.bytes_hashed,
         ("replicas: 1\n".len() + "#!/bin/sh\necho run\n".len() + "unchanged\n".len()) as u64
     );
 }
@@ -182,8 +182,8 @@ fn a_new_baseline_revision_rebaselines_silently() {
     let (fx, mut ws) = tree();
     fx.write("/srv/app/config.yaml", "accepted change\n");
     ws.baseline_revision = "2".into();
-    let (report, changes) = fx.scan(&ws, ScanMode::Detect);
-    assert!(changes.is_empty() && report.entities[0].baselined);
+    let (outcome, changes) = fx.scan(&ws, ScanMode::Detect);
+    assert!(changes.is_empty() && outcome.entities[0].baselined);
     assert!(fx.detect(&ws).is_empty());
 }
 
@@ -191,8 +191,8 @@ fn a_new_baseline_revision_rebaselines_silently() {
 fn a_changed_entity_scope_rebaselines_silently() {
     let (fx, mut ws) = tree();
     ws.entities[0].exclude = vec!["/srv/app/bin/**".into()];
-    let (report, changes) = fx.scan(&ws, ScanMode::Detect);
-    assert!(changes.is_empty() && report.entities[0].baselined);
+    let (outcome, changes) = fx.scan(&ws, ScanMode::Detect);
+    assert!(changes.is_empty() && outcome.entities[0].baselined);
     fx.write("/srv/app/bin/other", "ignored");
     let changes = fx.detect(&ws);
     assert!(
@@ -225,9 +225,9 @@ fn max_depth_limits_descent() {
     let mut limited = files("srv", "/srv");
     limited.max_depth = Some(1);
     let ws = workspace(vec![limited]);
-    let report = fx.init(&ws);
+    let outcome = fx.init(&ws);
     // /srv, /srv/l1, /srv/l1/l2 (depth 2 = maxDepth + 1), not l3 nor deep.
-    assert_eq!(report.entities[0].files, 3);
+    assert_eq!(outcome.entities[0].files, 3);
     fx.write("/srv/l1/l2/l3/deep", "changed");
     assert!(fx.detect(&ws).iter().all(|c| c.path != "/srv/l1/l2/l3/deep"));
 }
@@ -240,14 +240,14 @@ fn environment_variables_expand_and_unset_ones_are_entity_errors() {
         files("ok", "$KUBEFIM_TEST_DIR"),
         files("bad", "${KUBEFIM_NOT_SET}/x"),
     ]);
-    let report = fx.init(&ws);
-    assert_eq!(report.entities[0].files, 2);
+    let outcome = fx.init(&ws);
+    assert_eq!(outcome.entities[0].files, 2);
     assert_eq!(
-        report.entities[1].state,
+        outcome.entities[1].state,
         kubefim_crds::nodestatus::EntityState::Error
     );
     assert!(
-        report.entities[1]
+        outcome.entities[1]
             .message
             .as_ref()
             .unwrap()
@@ -266,7 +266,7 @@ fn entities_removed_from_the_config_are_dropped_from_the_store() {
     fx.detect(&ws);
     assert_eq!(
         fx.store.entities().unwrap(),
-        [("ws".to_string(), "app".to_string())]
+        [kubefim_agent::store::EntityKey::new("ws", "app")]
     );
 }
 
@@ -289,10 +289,10 @@ fn check_without_a_baseline_is_an_error_not_a_clean_result() {
     let fx = Fixture::new();
     fx.write("/srv/x", "x");
     let ws = workspace(vec![files("app", "/srv")]);
-    let (report, changes) = fx.scan(&ws, ScanMode::Check);
+    let (outcome, changes) = fx.scan(&ws, ScanMode::Check);
     assert!(changes.is_empty());
     assert_eq!(
-        report.entities[0].state,
+        outcome.entities[0].state,
         kubefim_crds::nodestatus::EntityState::Error
     );
 }
@@ -361,8 +361,8 @@ fn services_report_units_added_removed_modified_enabled_and_disabled() {
     )
     .unwrap();
     let ws = workspace(vec![entity("units", EntityType::LinuxService, "*", false)]);
-    let report = fx.init(&ws);
-    assert_eq!(report.entities[0].files, 2);
+    let outcome = fx.init(&ws);
+    assert_eq!(outcome.entities[0].files, 2);
 
     fx.write(
         "/lib/systemd/system/web.service",

@@ -8,10 +8,11 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use http::Method;
 use kube::Client;
 use kubefim_agent::{
+    agent::Agent,
     cluster::{self, RateLimiter},
     hostfs::HostRoot,
     outbox::{ChangeOutbox, OutboxPolicy},
-    standalone::{Agent, ScanDone},
+    schedule::ScanDone,
     store::BaselineStore,
 };
 use kubefim_crds::{AgentConfig, WorkspaceConfig, filechange::change_name};
@@ -390,11 +391,11 @@ async fn a_burst_of_500_changes_gives_100_filechanges_and_one_aggregated() {
 async fn fim_node_status_is_created_then_its_status_applied() {
     let (client, mut handle) = mock();
     let node = Node::new();
-    let report = node.agent.scan_and_print(&workspace()).unwrap();
+    let outcome = node.agent.scan_and_print(&workspace()).unwrap();
     let done = ScanDone {
         workspace: workspace(),
         config_revision: "rev-1".into(),
-        report,
+        outcome,
         realtime: Default::default(),
     };
     let counts = ChangeOutbox {

@@ -27,9 +27,9 @@ fn symlink_loop_is_recorded_not_followed() {
     std::os::unix::fs::symlink("a", fx.path("/srv/b")).unwrap();
     std::os::unix::fs::symlink("..", fx.path("/srv/dir/up")).unwrap();
     let ws = workspace(vec![files("srv", "/srv")]);
-    let report = fx.init(&ws);
-    assert_eq!(report.entities[0].files, 5, "srv, a, b, dir, dir/up: each once");
-    assert!(report.entities[0].errors.is_empty());
+    let outcome = fx.init(&ws);
+    assert_eq!(outcome.entities[0].files, 5, "srv, a, b, dir, dir/up: each once");
+    assert!(outcome.entities[0].errors.is_empty());
 }
 
 #[test]
@@ -43,14 +43,14 @@ fn symlink_out_of_root_is_not_followed() {
         files("climb", "/climb/passwd"),
         files("link", "/climb"),
     ]);
-    let report = fx.init(&ws);
+    let outcome = fx.init(&ws);
     assert_eq!(
-        report.entities[0].files, 0,
+        outcome.entities[0].files, 0,
         "the host's real /etc/passwd must not be reached"
     );
-    assert_eq!(report.entities[1].files, 0);
+    assert_eq!(outcome.entities[1].files, 0);
     // The symlink itself is monitored as a symlink, and its target is not descended.
-    assert_eq!(report.entities[2].files, 1);
+    assert_eq!(outcome.entities[2].files, 1);
     fx.write("/etc/passwd", "inside the root");
     let changes = fx.detect(&ws);
     // Now both resolve, inside the root, to the fixture's own /etc/passwd.
@@ -83,8 +83,8 @@ fn fifo_socket_and_devices_are_never_opened() {
     let _socket = std::os::unix::net::UnixListener::bind(fx.path("/srv/sock")).unwrap();
     let ws = workspace(vec![files("srv", "/srv")]);
     // Opening the FIFO for reading would block this scan forever: finishing is the assertion.
-    let report = fx.init(&ws);
-    assert_eq!(report.bytes_hashed, 0);
+    let outcome = fx.init(&ws);
+    assert_eq!(outcome.bytes_hashed, 0);
     fs::set_permissions(&fifo, fs::Permissions::from_mode(0o600)).unwrap();
     let changes = fx.detect(&ws);
     let change = only_change(&changes, "/srv/pipe");
@@ -151,8 +151,8 @@ fn file_truncated_while_hashed_is_never_recorded_with_a_foreign_hash() {
         })
     };
     for _ in 0..5 {
-        let (report, changes) = fx.scan(&ws, ScanMode::Detect);
-        assert!(report.entities[0].state == kubefim_crds::nodestatus::EntityState::Active);
+        let (outcome, changes) = fx.scan(&ws, ScanMode::Detect);
+        assert!(outcome.entities[0].state == kubefim_crds::nodestatus::EntityState::Active);
         for change in changes.iter().filter(|c| c.path == "/srv/big") {
             // A recorded digest must be one of the whole contents, never of a torn read.
             if let Some(digest) = change.current.as_ref().and_then(|r| r.digest) {
@@ -218,9 +218,9 @@ fn sparse_and_huge_files_are_bounded_by_max_hash_size() {
     huge.set_len(64 << 30).unwrap(); // 64 GiB of holes
     fx.write("/srv/small", "x");
     let ws = workspace(vec![files("srv", "/srv")]);
-    let report = fx.init(&ws);
+    let outcome = fx.init(&ws);
     assert_eq!(
-        report.bytes_hashed, 1,
+        outcome.bytes_hashed, 1,
         "the huge file is tracked by metadata only"
     );
     huge.set_len(65 << 30).unwrap();
@@ -238,9 +238,9 @@ fn proc_sys_and_dev_are_never_descended() {
     let mut everything = files("root", "/");
     everything.max_depth = None;
     let ws = workspace(vec![everything]);
-    let report = fx.init(&ws);
+    let outcome = fx.init(&ws);
     assert_eq!(
-        report.entities[0].files, 5,
+        outcome.entities[0].files, 5,
         "proc, sys, dev themselves, etc and etc/real"
     );
     fx.write("/proc/inside", "changed");

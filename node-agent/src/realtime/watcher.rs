@@ -1,5 +1,5 @@
-//! Realtime detection: inotify watches on every monitored directory, and the mapping from
-//! events to the keys a targeted rescan must cover. It never decides what changed: the keys go
+//! The inotify watches on every monitored directory, and the mapping from events to the keys a
+//! targeted rescan must cover. It never decides what changed: the keys go
 //! through the scanner (`Scanner::scan_targets`), so a change has one source of truth.
 //!
 //! What it watches, per entity:

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use kubefim_agent::{
     diff::Change,
     hostfs::HostRoot,
-    scan::{ScanMode, ScanReport, Scanner},
+    scan::{ScanMode, ScanOutcome, Scanner},
     store::BaselineStore,
 };
 use kubefim_crds::{
@@ -48,7 +48,7 @@ impl Fixture {
         real
     }
 
-    pub fn scan(&self, ws: &WorkspaceConfig, mode: ScanMode) -> (ScanReport, Vec<Change>) {
+    pub fn scan(&self, ws: &WorkspaceConfig, mode: ScanMode) -> (ScanOutcome, Vec<Change>) {
         let env = |name: &str| match name {
             "KUBEFIM_TEST_DIR" => Some("/data".to_string()),
             _ => None,
@@ -67,7 +67,7 @@ impl Fixture {
     }
 
     /// Builds the baseline, asserting it is silent.
-    pub fn init(&self, ws: &WorkspaceConfig) -> ScanReport {
+    pub fn init(&self, ws: &WorkspaceConfig) -> ScanOutcome {
         let (report, changes) = self.scan(ws, ScanMode::Detect);
         assert!(changes.is_empty(), "the first scan must be silent: {changes:#?}");
         report

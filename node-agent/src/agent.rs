@@ -1,0 +1,175 @@
+//! The agent's shared state (host root, store, metrics) and the scans every mode runs through
+//! it: a full scan of a workspace, the rescans a batch of realtime events asks for, and
+//! forgetting workspaces that are no longer configured. Each change is printed as a JSON line
+//! and counted here, whatever the mode; one scan runs at a time.
+//!
+//! It never schedules (that is `schedule`) and never talks to the API server (that is
+//! `cluster`): in the cluster, changes reach the API through the outbox the scans fill.
+
+use std::sync::Mutex;
+
+use kubefim_crds::{ChangeSource, WorkspaceConfig};
+
+use crate::{
+    Result,
+    diff::Change,
+    hostfs::HostRoot,
+    lock,
+    metrics::Metrics,
+    outbox::OutboxPolicy,
+    output,
+    realtime::{Signal, Watcher},
+    scan::{ScanMode, ScanOutcome, Scanner},
+    store::BaselineStore,
+};
+
+/// Everything a scan needs, shared with the blocking scan tasks.
+#[derive(Debug)]
+pub struct Agent {
+    pub node: String,
+    pub root: HostRoot,
+    pub store: BaselineStore,
+    pub metrics: Metrics,
+    /// One scan at a time: a full scan and a realtime rescan running together could both report
+    /// the same change.
+    scan_lock: Mutex<()>,
+    /// In the cluster, changes are also queued for the API server in the durable outbox.
+    pub outbox: Option<OutboxPolicy>,
+}
+
+impl Agent {
+    pub fn new(node: &str, root: HostRoot, store: BaselineStore) -> Self {
+        Self {
+            node: node.to_string(),
+            root,
+            store,
+            metrics: Metrics::new(node),
+            scan_lock: Mutex::new(()),
+            outbox: None,
+        }
+    }
+
+    /// Runs `scan` with a sink that prints each change as a JSON line and counts it.
+    fn print_changes(
+        &self,
+        scan: impl FnOnce(&Scanner<'_>, &mut dyn FnMut(Change)) -> Result<ScanOutcome>,
+    ) -> Result<ScanOutcome> {
+        let scanner = Scanner {
+            root: &self.root,
+            store: &self.store,
+            env: &crate::env_var,
+            outbox: self.outbox.as_ref(),
+        };
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let mut write_error = None;
+        let outcome = scan(&scanner, &mut |change| {
+            self.metrics.record_change(&change);
+            if let Err(e) = output::write_json_line(&mut out, &change, &self.node) {
+                write_error.get_or_insert(e);
+            }
+        })?;
+        write_error.map_or(Ok(outcome), Err)
+    }
+
+    /// Scans one workspace in full, printing each change as a JSON line on stdout.
+    pub fn scan_and_print(&self, workspace: &WorkspaceConfig) -> Result<ScanOutcome> {
+        let _serial = lock(&self.scan_lock);
+        self.full_scan(workspace, ChangeSource::Scan)
+    }
+
+    fn full_scan(&self, workspace: &WorkspaceConfig, source: ChangeSource) -> Result<ScanOutcome> {
+        let outcome =
+            self.print_changes(|scanner, sink| scanner.scan(workspace, ScanMode::Detect, source, sink))?;
+        self.metrics.record_scan(&outcome);
+        log_scan(&outcome);
+        Ok(outcome)
+    }
+
+    /// Drops the baselines of workspaces that are no longer configured, so re-enabling one later
+    /// starts from a silent baseline rather than reporting everything that changed meanwhile.
+    pub fn forget_workspaces_except(&self, workspaces: &[WorkspaceConfig]) -> Result<()> {
+        let _serial = lock(&self.scan_lock);
+        let update = self.store.update()?;
+        let dropped =
+            update.drop_entities_where(|stored| !workspaces.iter().any(|w| w.name == stored.workspace))?;
+        if dropped == 0 {
+            // Nothing to forget: leave the store file untouched.
+            return update.abort();
+        }
+        update.commit()
+    }
+
+    /// Publishes the watcher's state in the metrics.
+    pub fn record_watcher(&self, watcher: &Watcher) {
+        self.metrics
+            .realtime_watches
+            .set(i64::try_from(watcher.watch_count()).unwrap_or(i64::MAX));
+        self.metrics
+            .realtime_degraded
+            .set(i64::from(watcher.degraded.is_some()));
+    }
+
+    /// Runs what a batch of events asks for: targeted rescans or, after lost events, a full
+    /// rescan of every realtime workspace.
+    pub fn realtime_scan(
+        &self,
+        workspaces: &[WorkspaceConfig],
+        watcher: &Mutex<Watcher>,
+        signal: Signal,
+    ) -> Result<()> {
+        let _serial = lock(&self.scan_lock);
+        if signal.overflow {
+            tracing::warn!(
+                "inotify event queue overflowed; rescanning every watched entity to cover the gap"
+            );
+            self.metrics.realtime_degraded.set(1);
+            for workspace in workspaces.iter().filter(|w| w.scan.realtime) {
+                self.full_scan(workspace, ChangeSource::Realtime)?;
+            }
+            let mut watcher = lock(watcher);
+            for index in 0..watcher.entities().len() {
+                watcher.watch_tree(&self.root, index, &[]);
+            }
+        }
+        for ((workspace, entity), keys) in signal.targets {
+            let Some(ws) = workspaces.iter().find(|w| w.name == workspace) else {
+                continue;
+            };
+            let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+            {
+                // Watch new directories before rescanning them: what is created in them afterwards
+                // raises an event, what was created before is found by the rescan.
+                let mut watcher = lock(watcher);
+                if let Some(index) = watcher.entity_index(&workspace, &entity) {
+                    for key in &keys {
+                        watcher.watch_tree(&self.root, index, key);
+                    }
+                }
+            }
+            let outcome = self.print_changes(|scanner, sink| {
+                scanner.scan_targets(ws, &entity, &keys, ChangeSource::Realtime, sink)
+            })?;
+            self.metrics.record_partial(&outcome);
+        }
+        self.record_watcher(&lock(watcher));
+        Ok(())
+    }
+}
+
+fn log_scan(outcome: &ScanOutcome) {
+    let baselined = outcome.entities.iter().filter(|e| e.baselined).count();
+    tracing::info!(
+        workspace = %outcome.workspace,
+        files = outcome.files_scanned,
+        changes = outcome.changes,
+        errors = outcome.errors(),
+        baselined_entities = baselined,
+        duration_ms = outcome.duration.as_millis() as u64,
+        "scan finished"
+    );
+    for entity in outcome.entities.iter().filter(|e| e.message.is_some()) {
+        tracing::warn!(workspace = %outcome.workspace, entity = %entity.name, state = ?entity.state,
+            message = entity.message.as_deref().unwrap_or(""), "entity needs attention");
+    }
+}

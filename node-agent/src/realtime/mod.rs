@@ -1,0 +1,145 @@
+//! Realtime detection between scans. `watcher` owns the inotify watches and maps events to the
+//! keys a rescan must cover; this module runs one session of it for a configuration: the
+//! thread that reads events, and the debounce that turns a burst of writes into one rescan.
+//!
+//! It never decides what changed and never writes the baseline: the scan loop hands each
+//! debounced batch to the agent, which rescans through the scanner.
+
+mod watcher;
+
+use std::{
+    mem::MaybeUninit,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use kubefim_crds::{WorkspaceConfig, nodestatus::RealtimeStatus};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+pub use watcher::{RawEvent, Signal, WatchedEntity, Watcher, read_events, wait_readable};
+
+use crate::{agent::Agent, lock, resolve};
+
+/// Events are gathered until this long passes without a new one...
+const DEBOUNCE_QUIET: Duration = Duration::from_millis(20);
+/// ...or this long after the first, so a steady stream of writes is still reported promptly.
+const DEBOUNCE_MAX: Duration = Duration::from_millis(100);
+
+/// Realtime detection for one configuration: the watcher and the thread reading its events.
+#[derive(Debug)]
+pub struct Session {
+    pub watcher: Arc<Mutex<Watcher>>,
+    stop: Arc<AtomicBool>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Session {
+    /// Watches every entity of the workspaces with realtime detection on; None when none has
+    /// it on or inotify cannot be used (periodic scans then carry on alone).
+    pub fn start(
+        agent: &Agent,
+        workspaces: &[WorkspaceConfig],
+        max_watches: usize,
+        events: UnboundedSender<Vec<RawEvent>>,
+    ) -> Option<Self> {
+        if !workspaces.iter().any(|w| w.scan.realtime) {
+            return None;
+        }
+        let mut watcher = match Watcher::new(max_watches) {
+            Ok(watcher) => watcher,
+            Err(errno) => {
+                tracing::error!(error = %errno, "cannot start realtime detection; periodic scans go on");
+                agent.metrics.realtime_degraded.set(1);
+                return None;
+            }
+        };
+        for workspace in workspaces.iter().filter(|w| w.scan.realtime) {
+            for entity in &workspace.entities {
+                if let Ok(resolved) = resolve::resolve(entity, workspace.scan.hash_algorithm, crate::env_var)
+                {
+                    watcher.add_entity(&agent.root, &workspace.name, resolved);
+                }
+            }
+        }
+        agent.record_watcher(&watcher);
+        if let Some(reason) = &watcher.degraded {
+            tracing::warn!(reason = %reason, "realtime detection degraded");
+        }
+        tracing::info!(watches = watcher.watch_count(), "realtime detection started");
+        match watcher.reader_fd() {
+            Ok(fd) => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let reader = spawn_reader(fd, events, stop.clone());
+                Some(Self {
+                    watcher: Arc::new(Mutex::new(watcher)),
+                    stop,
+                    reader,
+                })
+            }
+            Err(errno) => {
+                tracing::error!(error = %errno, "cannot read inotify events; periodic scans go on");
+                None
+            }
+        }
+    }
+
+    /// Stops the reader thread and drops the watches.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.reader.join();
+    }
+
+    pub fn status(&self) -> RealtimeStatus {
+        let watcher = lock(&self.watcher);
+        RealtimeStatus {
+            active: true,
+            watches: watcher.watch_count() as u64,
+            degraded_reason: watcher.degraded.clone(),
+        }
+    }
+}
+
+/// Reads inotify events on a thread of its own and forwards them, until `stop` is set.
+fn spawn_reader(
+    fd: std::os::fd::OwnedFd,
+    events: UnboundedSender<Vec<RawEvent>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buffer = vec![MaybeUninit::<u8>::uninit(); 256 << 10];
+        while !stop.load(Ordering::Relaxed) {
+            let batch = match wait_readable(&fd, Duration::from_millis(200)) {
+                Ok(false) => continue,
+                Ok(true) => read_events(&fd, &mut buffer),
+                Err(errno) => Err(errno),
+            };
+            match batch {
+                Ok(batch) if batch.is_empty() => {}
+                Ok(batch) => {
+                    if events.send(batch).is_err() {
+                        return;
+                    }
+                }
+                Err(errno) => {
+                    tracing::error!(error = %errno, "reading inotify events failed; periodic scans go on");
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Gathers the events that closely follow the first one (DEBOUNCE_QUIET, DEBOUNCE_MAX).
+pub async fn debounce(first: Vec<RawEvent>, events: &mut UnboundedReceiver<Vec<RawEvent>>) -> Vec<RawEvent> {
+    let mut batch = first;
+    let deadline = tokio::time::Instant::now() + DEBOUNCE_MAX;
+    loop {
+        let quiet = tokio::time::Instant::now() + DEBOUNCE_QUIET;
+        match tokio::time::timeout_at(quiet.min(deadline), events.recv()).await {
+            Ok(Some(more)) => batch.extend(more),
+            _ => return batch,
+        }
+    }
+}

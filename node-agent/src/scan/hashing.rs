@@ -1,0 +1,134 @@
+//! Parallel hashing of a merged batch: the files whose stored digest cannot be reused are
+//! hashed on the rayon pool, then each step becomes a current state for `record`, in key order.
+//! The stored digest is reused only when the fast path vouches for it (same size, times, inode
+//! and device, and `rehashEvery` not yet elapsed).
+
+use kubefim_crds::{EntityType, FileType};
+use rayon::prelude::*;
+
+use super::{
+    EntityScan,
+    merge::{HostObject, Step},
+    record::{self, CurrentState, Tables},
+};
+use crate::{
+    Result,
+    config::Settings,
+    diff::Change,
+    hash::{self, HashLimits, Hashed},
+    hostfs::FsErrorKind,
+    store::Record,
+    walk::WalkEntry,
+};
+
+/// Hashes what `batch` needs, then records each step; the batch is left empty.
+pub(super) fn apply_batch(
+    scan: &mut EntityScan<'_>,
+    batch: &mut Vec<Step>,
+    tables: &mut Tables<'_, '_>,
+    sink: &mut dyn FnMut(Change),
+) -> Result<()> {
+    let now = scan.now.as_second();
+    let settings = scan.settings;
+    let limits = HashLimits {
+        keep_content_up_to: (scan.entity.entity_type == EntityType::FileContent)
+            .then_some(settings.content_max),
+        ..settings.limits
+    };
+    let hashed: Vec<Option<std::result::Result<Hashed, FsErrorKind>>> = batch
+        .par_iter()
+        .map(|step| match step {
+            Step::Compare(old, HostObject::File(entry))
+                if needs_hash(entry, old.as_ref(), &settings, now) =>
+            {
+                Some(hash::hash_file(&entry.parent, &entry.name, limits))
+            }
+            _ => None,
+        })
+        .collect();
+    for (step, hashed) in batch.drain(..).zip(hashed) {
+        match step {
+            Step::Removed(key, old) => record::removed(scan, key, old, tables, sink)?,
+            Step::Compare(old, HostObject::Unit { key, record }) => {
+                let current = CurrentState {
+                    key,
+                    record,
+                    digest_known: true,
+                    content: None,
+                };
+                record::observed(scan, current, old, tables, sink)?
+            }
+            Step::Compare(old, HostObject::File(entry)) => {
+                let mut record = Record {
+                    meta: entry.meta,
+                    link_target: entry.link_target,
+                    digest: None,
+                    hashed_at: 0,
+                    enabled: None,
+                };
+                let mut content = None;
+                let mut digest_known = true;
+                match hashed {
+                    Some(Ok(hashed)) => {
+                        scan.bytes_hashed += hashed.bytes_read;
+                        record.meta = hashed.meta;
+                        record.digest = hashed.digest;
+                        record.hashed_at = if hashed.digest.is_some() { now } else { 0 };
+                        content = hashed.content;
+                    }
+                    Some(Err(FsErrorKind::Vanished)) => {
+                        // Gone between the walk and the open: it is removed, if it was known.
+                        if let Some(old) = old {
+                            record::removed(scan, entry.key, old, tables, sink)?;
+                        }
+                        continue;
+                    }
+                    Some(Err(kind)) => {
+                        // Keep the last known content so that a change made while the file
+                        // was unreadable is still caught once it can be read again.
+                        *scan.outcome.errors.entry(kind.reason()).or_default() += 1;
+                        digest_known = false;
+                        if let Some(old) = &old {
+                            record.digest = old.digest;
+                            record.hashed_at = old.hashed_at;
+                        }
+                    }
+                    None => {
+                        if let Some(old) = &old
+                            && record.meta.file_type == FileType::File
+                            && record.meta.size <= settings.limits.max_hash_size
+                        {
+                            record.digest = old.digest;
+                            record.hashed_at = old.hashed_at;
+                        }
+                    }
+                }
+                let current = CurrentState {
+                    key: entry.key,
+                    record,
+                    digest_known,
+                    content,
+                };
+                record::observed(scan, current, old, tables, sink)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the stored digest cannot be reused for this entry.
+fn needs_hash(entry: &WalkEntry, old: Option<&Record>, settings: &Settings, now: i64) -> bool {
+    if entry.meta.file_type != FileType::File || entry.meta.size > settings.limits.max_hash_size {
+        return false;
+    }
+    let rehash_after = i64::try_from(settings.rehash_every.as_secs()).unwrap_or(i64::MAX);
+    match old {
+        None => true,
+        Some(old) => {
+            old.digest.is_none()
+                || old.meta.file_type != FileType::File
+                || !old.meta.same_identity_and_times(&entry.meta)
+                || now.saturating_sub(old.hashed_at) >= rehash_after
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The merge-join: what is on the host (the walk of an entity, or its units) against what the
+//! baseline stores, both in key order, paired into steps that are handed to hashing in batches.
+//! Objects that could not be examined keep their stored state (and everything below them):
+//! not knowing is not the same as removed.
+
+use kubefim_crds::EntityType;
+
+use super::{EntityScan, hashing, record::Tables};
+use crate::{
+    Result,
+    diff::Change,
+    hash::HashLimits,
+    hostfs::{FsErrorKind, HostRoot},
+    resolve::ResolvedEntity,
+    services,
+    store::{Record, StoredRecords},
+    walk::{self, WalkEntry, WalkItem, Walker},
+};
+
+/// Steps handed to hashing at a time: large enough to keep both cores busy, small enough that
+/// memory stays flat.
+pub(super) const BATCH: usize = 512;
+
+/// An object on the host, as the walk or the unit listing found it.
+pub(super) enum HostObject {
+    File(WalkEntry),
+    Unit { key: Vec<u8>, record: Record },
+}
+
+impl HostObject {
+    fn key(&self) -> &[u8] {
+        match self {
+            Self::File(entry) => &entry.key,
+            Self::Unit { key, .. } => key,
+        }
+    }
+}
+
+/// What looking at the host yields, in key order.
+pub(super) enum Found {
+    Object(HostObject),
+    Unreadable { key: Vec<u8>, kind: FsErrorKind },
+}
+
+impl From<WalkItem> for Found {
+    fn from(item: WalkItem) -> Self {
+        match item {
+            WalkItem::Entry(entry) => Found::Object(HostObject::File(entry)),
+            WalkItem::Unreadable { key, kind, .. } => Found::Unreadable { key, kind },
+        }
+    }
+}
+
+/// One pairing of the merge-join.
+pub(super) enum Step {
+    /// Stored, no longer on the host.
+    Removed(Vec<u8>, Record),
+    /// On the host, with what was stored at its key (None: new).
+    Compare(Option<Record>, HostObject),
+}
+
+/// Everything of an entity on the host, in key order.
+pub(super) fn observe<'r>(
+    root: &'r HostRoot,
+    resolved: &'r ResolvedEntity,
+    limits: HashLimits,
+    now: i64,
+) -> Box<dyn Iterator<Item = Found> + 'r> {
+    if resolved.entity_type == EntityType::LinuxService {
+        let Some(pattern) = &resolved.pattern else {
+            return Box::new(std::iter::empty());
+        };
+        let (units, errors) = services::observe_units(root, pattern, limits, now);
+        let errors = errors.into_iter().map(|(path, kind)| Found::Unreadable {
+            key: path.into_bytes(),
+            kind,
+        });
+        // Unit errors concern directories, never a unit key, so no stored unit is kept for them.
+        let units = units.into_iter().map(|unit| {
+            Found::Object(HostObject::Unit {
+                key: unit.name.into_bytes(),
+                record: unit.record,
+            })
+        });
+        return Box::new(errors.chain(units));
+    }
+    Box::new(Walker::new(root, resolved).map(Found::from))
+}
+
+/// What lies at or below `target` (a key inside the entity), in key order.
+pub(super) fn observe_at<'r>(
+    root: &'r HostRoot,
+    resolved: &'r ResolvedEntity,
+    target: &[u8],
+) -> Box<dyn Iterator<Item = Found> + 'r> {
+    Box::new(Walker::at(root, resolved, target).map(Found::from))
+}
+
+/// The merge-join itself; returns how many stored entries were kept unexamined.
+pub(super) fn merge(
+    scan: &mut EntityScan<'_>,
+    found: Box<dyn Iterator<Item = Found> + '_>,
+    mut stored: StoredRecords<'_>,
+    tables: &mut Tables<'_, '_>,
+    sink: &mut dyn FnMut(Change),
+) -> Result<u64> {
+    let mut next_stored = stored.next().transpose()?;
+    let mut unknown: Vec<Vec<u8>> = Vec::new();
+    let mut batch: Vec<Step> = Vec::with_capacity(BATCH);
+    let mut kept: u64 = 0;
+    let is_kept =
+        |key: &[u8], unknown: &[Vec<u8>]| unknown.iter().any(|prefix| walk::key_within(key, prefix));
+    for item in found {
+        match item {
+            Found::Unreadable { key, kind } => {
+                *scan.outcome.errors.entry(kind.reason()).or_default() += 1;
+                unknown.push(key);
+            }
+            Found::Object(object) => {
+                let mut previous = None;
+                while let Some((key, record)) = next_stored.take() {
+                    match key.as_slice().cmp(object.key()) {
+                        std::cmp::Ordering::Less => {
+                            if is_kept(&key, &unknown) {
+                                kept += 1;
+                            } else {
+                                batch.push(Step::Removed(key, record));
+                            }
+                            next_stored = stored.next().transpose()?;
+                        }
+                        std::cmp::Ordering::Equal => {
+                            previous = Some(record);
+                            next_stored = stored.next().transpose()?;
+                            break;
+                        }
+                        std::cmp::Ordering::Greater => {
+                            next_stored = Some((key, record));
+                            break;
+                        }
+                    }
+                }
+                batch.push(Step::Compare(previous, object));
+                if batch.len() >= BATCH {
+                    hashing::apply_batch(scan, &mut batch, tables, sink)?;
+                }
+            }
+        }
+    }
+    while let Some((key, record)) = next_stored.take() {
+        if is_kept(&key, &unknown) {
+            kept += 1;
+        } else {
+            batch.push(Step::Removed(key, record));
+        }
+        next_stored = stored.next().transpose()?;
+    }
+    hashing::apply_batch(scan, &mut batch, tables, sink)?;
+    Ok(kept)
+}
