@@ -10,6 +10,7 @@
 
 pub mod agent_config;
 pub mod catalog;
+pub mod conditions;
 pub mod entity;
 pub mod filechange;
 pub mod keys;

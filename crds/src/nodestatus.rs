@@ -64,12 +64,52 @@ pub struct FimNodeStatusStatus {
     /// Per-entity state on this node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entities: Vec<EntityNodeState>,
-    /// Changes per UTC day for the last 8 days.
+    /// Changes per UTC day for the last 8 days, refreshed at every heartbeat.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub change_counts: Vec<DailyChangeCount>,
-    /// Ready and Degraded, with the reason.
+    /// A random id made when the node's baseline store was created. A new id on a node that had
+    /// one means the baseline was lost and rebuilt (see the BaselineReset condition).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub store_generation: String,
+    /// FileChanges of this workspace waiting on the node to be created, and those the API
+    /// server refused.
+    #[serde(default)]
+    pub reporting: ReportingCounts,
+    /// Ready (the scan loop makes progress) and Degraded, with the reason: RealtimeDegraded,
+    /// EntityErrors, ReportsRejected, BaselineReset or OutboxFull.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// The node's FileChange queue for one workspace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportingCounts {
+    /// Changes queued on the node, not yet created as FileChange objects.
+    #[serde(default)]
+    pub queued: u64,
+    /// Changes the API server refused for good (kept in the node's dead-letter table and
+    /// counted in kubefim_reports_total{result="rejected"}), since the store was created.
+    #[serde(default)]
+    pub rejected: u64,
+}
+
+/// Reasons of a FimNodeStatus Degraded condition, in the order they are reported when several
+/// hold at once.
+pub mod reasons {
+    /// The node's baseline store was lost or replaced; changes made before it was rebuilt are
+    /// unknown until a baseline is accepted.
+    pub const BASELINE_RESET: &str = "BaselineReset";
+    /// The API server refused some FileChanges for good.
+    pub const REPORTS_REJECTED: &str = "ReportsRejected";
+    /// The node's queue reached its bound and folds further changes into Aggregated ones.
+    pub const OUTBOX_FULL: &str = "OutboxFull";
+    /// Some entities cannot be monitored on this node.
+    pub const ENTITY_ERRORS: &str = "EntityErrors";
+    /// Realtime detection is degraded; periodic scans carry on.
+    pub const REALTIME_DEGRADED: &str = "RealtimeDegraded";
+    /// No scan of the workspace completed within two scan intervals.
+    pub const SCAN_STALLED: &str = "ScanStalled";
 }
 
 /// One completed scan.
@@ -122,6 +162,9 @@ pub struct EntityNodeState {
     /// Details for Error and Unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When the newest change of this entity on this node was detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change_time: Option<Time>,
 }
 
 /// The state of an entity on a node.

@@ -6,12 +6,13 @@
 //! It never schedules (that is `schedule`) and never talks to the API server (that is
 //! `cluster`): in the cluster, changes reach the API through the outbox the scans fill.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kubefim_crds::{ChangeSource, WorkspaceConfig};
 
 use crate::{
     Result,
+    config::WorkspaceKey,
     diff::Change,
     hostfs::HostRoot,
     lock,
@@ -35,6 +36,8 @@ pub struct Agent {
     scan_lock: Mutex<()>,
     /// In the cluster, changes are also queued for the API server in the durable outbox.
     pub outbox: Option<OutboxPolicy>,
+    /// Notified when a realtime rescan found changes, so status is refreshed soon.
+    pub changes_seen: Arc<tokio::sync::Notify>,
 }
 
 impl Agent {
@@ -46,6 +49,7 @@ impl Agent {
             metrics: Metrics::new(node),
             scan_lock: Mutex::new(()),
             outbox: None,
+            changes_seen: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -69,6 +73,13 @@ impl Agent {
                 write_error.get_or_insert(e);
             }
         })?;
+        if self.outbox.is_some() {
+            // The gauge follows every commit, not only the reporter's passes.
+            let depth = crate::outbox::ChangeOutbox { store: &self.store }.depth()?;
+            self.metrics
+                .outbox_depth
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        }
         write_error.map_or(Ok(outcome), Err)
     }
 
@@ -86,13 +97,25 @@ impl Agent {
         Ok(outcome)
     }
 
+    /// Migrates a store written before state was keyed by namespace, once, with the namespaces
+    /// `workspaces` give; announced in the log.
+    pub fn migrate_store(&self, workspaces: &[WorkspaceConfig]) -> Result<()> {
+        let _serial = lock(&self.scan_lock);
+        if let Some(migration) = self.store.migrate_legacy(workspaces)? {
+            tracing::warn!(moved = migration.moved.len(), dropped = ?migration.dropped,
+                "the baseline store was migrated to namespaced keys (format 2); the entities moved keep their baselines");
+        }
+        Ok(())
+    }
+
     /// Drops the baselines of workspaces that are no longer configured, so re-enabling one later
     /// starts from a silent baseline rather than reporting everything that changed meanwhile.
     pub fn forget_workspaces_except(&self, workspaces: &[WorkspaceConfig]) -> Result<()> {
         let _serial = lock(&self.scan_lock);
         let update = self.store.update()?;
-        let dropped =
-            update.drop_entities_where(|stored| !workspaces.iter().any(|w| w.name == stored.workspace))?;
+        let dropped = update.drop_entities_where(|stored| {
+            !workspaces.iter().any(|w| WorkspaceKey::of(w) == stored.workspace)
+        })?;
         if dropped == 0 {
             // Nothing to forget: leave the store file untouched.
             return update.abort();
@@ -133,7 +156,7 @@ impl Agent {
             }
         }
         for ((workspace, entity), keys) in signal.targets {
-            let Some(ws) = workspaces.iter().find(|w| w.name == workspace) else {
+            let Some(ws) = workspaces.iter().find(|w| WorkspaceKey::of(w) == workspace) else {
                 continue;
             };
             let keys: Vec<Vec<u8>> = keys.into_iter().collect();
@@ -151,6 +174,9 @@ impl Agent {
                 scanner.scan_targets(ws, &entity, &keys, ChangeSource::Realtime, sink)
             })?;
             self.metrics.record_partial(&outcome);
+            if outcome.changes > 0 {
+                self.changes_seen.notify_one();
+            }
         }
         self.record_watcher(&lock(watcher));
         Ok(())

@@ -29,6 +29,33 @@ pub struct LocalSetup {
     pub node: String,
 }
 
+/// A workspace's identity on a node. Everything the agent keeps per workspace is keyed by it:
+/// two workspaces of one name in two namespaces never share or drop each other's state.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkspaceKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl WorkspaceKey {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn of(workspace: &WorkspaceConfig) -> Self {
+        Self::new(&workspace.namespace, &workspace.name)
+    }
+}
+
+impl std::fmt::Display for WorkspaceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 /// A workspace's scan settings, parsed once.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {

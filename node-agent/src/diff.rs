@@ -12,6 +12,7 @@ use crate::store::Record;
 /// One detected change, before it is reported.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
+    pub namespace: String,
     pub workspace: String,
     pub entity: String,
     pub change_type: ChangeType,

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub realtime_degraded: IntGauge,
     pub outbox_depth: IntGauge,
     pub reports_total: IntCounterVec,
+    pub baseline_resets_total: IntCounter,
 }
 
 // Registering freshly built collectors with distinct names in a new registry cannot fail; the
@@ -61,19 +62,19 @@ impl Metrics {
             changes_total: counter_vec(
                 "changes_total",
                 "Changes detected, by workspace, entity, type and category.",
-                &["workspace", "entity", "type", "category"],
+                &["namespace", "workspace", "entity", "type", "category"],
             ),
             files_monitored: gauge_vec(
                 "files_monitored",
                 "Files in the baseline, by workspace and entity.",
-                &["workspace", "entity"],
+                &["namespace", "workspace", "entity"],
             ),
             scan_duration_seconds: register(
                 &registry,
                 HistogramVec::new(
                     HistogramOpts::new("scan_duration_seconds", "Duration of full scans, by workspace.")
                         .buckets(vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0]),
-                    &["workspace"],
+                    &["namespace", "workspace"],
                 )
                 .expect("valid metric"),
             ),
@@ -94,19 +95,19 @@ impl Metrics {
                         "last_scan_timestamp_seconds",
                         "Unix time the last full scan of a workspace finished.",
                     ),
-                    &["workspace"],
+                    &["namespace", "workspace"],
                 )
                 .expect("valid metric"),
             ),
             scan_errors_total: counter_vec(
                 "scan_errors_total",
                 "Objects a scan could not examine, by workspace, entity and reason.",
-                &["workspace", "entity", "reason"],
+                &["namespace", "workspace", "entity", "reason"],
             ),
             entity_error: gauge_vec(
                 "entity_error",
                 "1 when an entity cannot be monitored on this node (see FimNodeStatus for why).",
-                &["workspace", "entity"],
+                &["namespace", "workspace", "entity"],
             ),
             realtime_watches: register(
                 &registry,
@@ -131,8 +132,16 @@ impl Metrics {
             ),
             reports_total: counter_vec(
                 "reports_total",
-                "FileChange reports sent, by result.",
+                "FileChange reports sent, by result: created, exists, failed (retried), rejected (refused for good).",
                 &["result"],
+            ),
+            baseline_resets_total: register(
+                &registry,
+                IntCounter::new(
+                    "baseline_resets_total",
+                    "Times this node's baseline store was found lost or replaced (BaselineReset).",
+                )
+                .expect("valid metric"),
             ),
             registry,
         }
@@ -141,6 +150,7 @@ impl Metrics {
     pub fn record_change(&self, change: &Change) {
         self.changes_total
             .with_label_values(&[
+                change.namespace.as_str(),
                 change.workspace.as_str(),
                 change.entity.as_str(),
                 &format!("{:?}", change.change_type),
@@ -151,23 +161,23 @@ impl Metrics {
 
     /// Records a full scan of a workspace.
     pub fn record_scan(&self, outcome: &ScanOutcome) {
-        let ws = outcome.workspace.as_str();
+        let (ns, ws) = (outcome.namespace.as_str(), outcome.workspace.as_str());
         self.scan_duration_seconds
-            .with_label_values(&[ws])
+            .with_label_values(&[ns, ws])
             .observe(outcome.duration.as_secs_f64());
         self.record_partial(outcome);
         for entity in &outcome.entities {
             self.files_monitored
-                .with_label_values(&[ws, entity.name.as_str()])
+                .with_label_values(&[ns, ws, entity.name.as_str()])
                 .set(i64::try_from(entity.files).unwrap_or(i64::MAX));
             let failed = matches!(entity.state, EntityState::Error);
             self.entity_error
-                .with_label_values(&[ws, entity.name.as_str()])
+                .with_label_values(&[ns, ws, entity.name.as_str()])
                 .set(i64::from(failed));
         }
         // Last: a scrape that sees this timestamp sees everything the scan recorded.
         self.last_scan_timestamp_seconds
-            .with_label_values(&[ws])
+            .with_label_values(&[ns, ws])
             .set(jiff::Timestamp::now().as_second() as f64);
     }
 
@@ -178,7 +188,12 @@ impl Metrics {
         for entity in &outcome.entities {
             for (reason, count) in &entity.errors {
                 self.scan_errors_total
-                    .with_label_values(&[outcome.workspace.as_str(), entity.name.as_str(), reason])
+                    .with_label_values(&[
+                        outcome.namespace.as_str(),
+                        outcome.workspace.as_str(),
+                        entity.name.as_str(),
+                        reason,
+                    ])
                     .inc_by(*count);
             }
         }
@@ -186,7 +201,7 @@ impl Metrics {
 
     /// The names of every metric registered, series or not (for checking dashboards and alerts).
     pub fn names(&self) -> Vec<String> {
-        let collectors: [&dyn prometheus::core::Collector; 12] = [
+        let collectors: [&dyn prometheus::core::Collector; 13] = [
             &self.changes_total,
             &self.files_monitored,
             &self.scan_duration_seconds,
@@ -199,6 +214,7 @@ impl Metrics {
             &self.realtime_degraded,
             &self.outbox_depth,
             &self.reports_total,
+            &self.baseline_resets_total,
         ];
         collectors
             .iter()
@@ -249,22 +265,25 @@ mod tests {
         // Vec metrics only appear once a series exists.
         metrics
             .changes_total
-            .with_label_values(&["ws", "e", "Files", "Added"])
+            .with_label_values(&["fim", "ws", "e", "Files", "Added"])
             .inc();
-        metrics.files_monitored.with_label_values(&["ws", "e"]).set(1);
+        metrics
+            .files_monitored
+            .with_label_values(&["fim", "ws", "e"])
+            .set(1);
         metrics
             .scan_duration_seconds
-            .with_label_values(&["ws"])
+            .with_label_values(&["fim", "ws"])
             .observe(1.0);
         metrics
             .last_scan_timestamp_seconds
-            .with_label_values(&["ws"])
+            .with_label_values(&["fim", "ws"])
             .set(1.0);
         metrics
             .scan_errors_total
-            .with_label_values(&["ws", "e", "io"])
+            .with_label_values(&["fim", "ws", "e", "io"])
             .inc();
-        metrics.entity_error.with_label_values(&["ws", "e"]).set(0);
+        metrics.entity_error.with_label_values(&["fim", "ws", "e"]).set(0);
         metrics.reports_total.with_label_values(&["created"]).inc();
         let text = metrics.render();
         for name in [
@@ -280,6 +299,7 @@ mod tests {
             "kubefim_realtime_degraded",
             "kubefim_outbox_depth",
             "kubefim_reports_total",
+            "kubefim_baseline_resets_total",
         ] {
             let line = text
                 .lines()

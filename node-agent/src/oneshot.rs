@@ -55,11 +55,19 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
     let config = config::load_standalone(&options.local.config, &options.local.node)?;
     let root = HostRoot::open(&options.local.host_root)?;
     let (store, opened) = BaselineStore::open(&options.local.state_dir)?;
-    if let crate::store::OpenOutcome::Rebuilt { reason, moved_to } = &opened {
+    if let crate::store::OpenOutcome::Rebuilt { reason, moved_to, .. } = &opened {
         let _ = writeln!(
             err,
             "warning: the baseline store was unusable ({reason}); it was moved to {} and a new one created",
             moved_to.display()
+        );
+    }
+    if let Some(migration) = store.migrate_legacy(&config.workspaces)? {
+        let _ = writeln!(
+            err,
+            "note: the baseline store was migrated to namespaced keys ({} entities kept their baseline, {} dropped)",
+            migration.moved.len(),
+            migration.dropped.len()
         );
     }
     let scanner = Scanner {

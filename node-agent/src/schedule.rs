@@ -5,19 +5,22 @@
 //! host or the store.
 
 use std::{
+    collections::BTreeMap,
     hash::BuildHasher,
     io::Write,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use kubefim_crds::{AgentConfig, WorkspaceConfig, nodestatus::RealtimeStatus};
+use kubefim_crds::{
+    AgentConfig, WorkspaceConfig, agent_config::workspace_digest, nodestatus::RealtimeStatus,
+};
 use kubefim_telemetry::error_chain;
 
 use crate::{
     Result,
     agent::Agent,
-    config::Settings,
+    config::{Settings, WorkspaceKey},
     lock,
     realtime::{self, Session},
     scan::ScanOutcome,
@@ -39,6 +42,18 @@ fn interval_jitter(interval: Duration) -> Duration {
     jitter(interval / 10)
 }
 
+/// How the loop runs.
+#[derive(Clone, Copy, Debug)]
+pub struct LoopOptions {
+    /// The most inotify watches realtime detection adds.
+    pub max_watches: usize,
+    /// Scan every workspace once, then return.
+    pub once: bool,
+    /// Delay the first scan of each workspace by up to 10% of its interval, so that agents
+    /// started together (a DaemonSet rollout) do not scan in lockstep.
+    pub start_jitter: bool,
+}
+
 /// A finished scan, for whoever reports on it (the in-cluster agent's FimNodeStatus).
 #[derive(Debug, Clone)]
 pub struct ScanDone {
@@ -48,17 +63,67 @@ pub struct ScanDone {
     pub realtime: RealtimeStatus,
 }
 
+/// When each workspace is next due, carried across configuration changes so that only the
+/// workspaces whose configuration changed are scanned again at once.
+#[derive(Debug, Default)]
+struct Schedule {
+    due: BTreeMap<WorkspaceKey, ([u8; 32], Instant)>,
+}
+
+impl Schedule {
+    /// The due times of `workspaces`: kept for an unchanged workspace, now for a new or
+    /// changed one (after a jitter on the first configuration when asked).
+    fn plan(
+        &mut self,
+        workspaces: &[WorkspaceConfig],
+        settings: &[Settings],
+        jitter_start: bool,
+    ) -> Vec<Instant> {
+        let now = Instant::now();
+        let due: Vec<Instant> = workspaces
+            .iter()
+            .zip(settings)
+            .map(|(workspace, settings)| {
+                let digest = workspace_digest(workspace);
+                match self.due.get(&WorkspaceKey::of(workspace)) {
+                    Some((known, due)) if *known == digest => *due,
+                    _ if jitter_start => now + interval_jitter(settings.interval),
+                    _ => now,
+                }
+            })
+            .collect();
+        self.due = workspaces
+            .iter()
+            .zip(&due)
+            .map(|(workspace, due)| (WorkspaceKey::of(workspace), (workspace_digest(workspace), *due)))
+            .collect();
+        due
+    }
+
+    fn set(&mut self, workspace: &WorkspaceConfig, due: Instant) {
+        if let Some(entry) = self.due.get_mut(&WorkspaceKey::of(workspace)) {
+            entry.1 = due;
+        }
+    }
+}
+
 /// Runs the loop until `shutdown` completes (or, with `once`, until every workspace was
 /// scanned once). Each finished full scan is sent to `done`, when given.
 pub async fn run_loop(
     agent: Arc<Agent>,
     mut configs: tokio::sync::watch::Receiver<AgentConfig>,
-    max_watches: usize,
-    once: bool,
+    options: LoopOptions,
     done: Option<tokio::sync::mpsc::UnboundedSender<ScanDone>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     tokio::pin!(shutdown);
+    let LoopOptions {
+        max_watches,
+        once,
+        start_jitter,
+    } = options;
+    let mut schedule = Schedule::default();
+    let mut first = true;
     loop {
         let config = configs.borrow_and_update().clone();
         let settings: Vec<Settings> = match config
@@ -76,6 +141,13 @@ pub async fn run_loop(
                 }
             }
         };
+        if let Err(error) = agent.migrate_store(&config.workspaces) {
+            tracing::error!(error = %error_chain(&error), "cannot migrate the baseline store; waiting for the next configuration");
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                changed = configs.changed() => if changed.is_err() { return Ok(()) } else { continue },
+            }
+        }
         if let Err(error) = agent.forget_workspaces_except(&config.workspaces) {
             tracing::error!(error = %error_chain(&error), "cannot drop the baselines of removed workspaces");
         }
@@ -88,7 +160,8 @@ pub async fn run_loop(
         } else {
             Session::start(&agent, &workspaces, max_watches, event_sender)
         };
-        let mut due: Vec<Instant> = vec![Instant::now(); workspaces.len()];
+        let mut due = schedule.plan(&workspaces, &settings, start_jitter && first);
+        first = false;
         let mut scanned_once = vec![false; workspaces.len()];
         let reload = loop {
             if once && scanned_once.iter().all(|done| *done) {
@@ -120,6 +193,7 @@ pub async fn run_loop(
                     }
                     scanned_once[index] = true;
                     due[index] = Instant::now() + settings[index].interval + interval_jitter(settings[index].interval);
+                    schedule.set(&workspaces[index], due[index]);
                 }
                 Some(first) = events.recv(), if realtime.is_some() => {
                     let batch = realtime::debounce(first, &mut events).await;

@@ -39,7 +39,12 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
     let server = metrics::serve(&agent.metrics, options.metrics_addr.as_deref()).await?;
     // The configuration never changes in standalone mode; the sender lives as long as the loop.
     let (_config_sender, configs) = tokio::sync::watch::channel(config);
-    let result = schedule::run_loop(agent, configs, options.max_watches, options.once, None, shutdown).await;
+    let loop_options = schedule::LoopOptions {
+        max_watches: options.max_watches,
+        once: options.once,
+        start_jitter: false,
+    };
+    let result = schedule::run_loop(agent, configs, loop_options, None, shutdown).await;
     if let Some(server) = server {
         server.abort();
     }

@@ -2,33 +2,49 @@
 //! It is the only module besides the outbox that knows redb: the scan reads a [`Snapshot`] and
 //! writes through an [`Update`], and never sees a table.
 //!
-//! Layout: table `meta` (format marker; per-entity fingerprint and baseline revision), and per
-//! (workspace, entity) a table `base/<ws>/<entity>` of records keyed by walk key (sorted, so a
-//! scan merge-joins against a range iterator) and, for FileContent entities, a table
-//! `content/<ws>/<entity>` with the kept content.
+//! Layout (format 2): table `meta` (format marker, the store's generation, per-entity
+//! fingerprint and baseline revision, unaccepted baseline resets), and per (namespace,
+//! workspace, entity) a table `base/<ns>/<ws>/<entity>` of records keyed by walk key (sorted,
+//! so a scan merge-joins against a range iterator) and, for FileContent entities, a table
+//! `content/<ns>/<ws>/<entity>` with the kept content. A format-1 store (keys without the
+//! namespace) is migrated once, when the first configuration tells which namespace each
+//! workspace is in.
 //!
 //! A scan reads a snapshot and writes only what changed into one update, committed once per
 //! scan, so a crash mid-scan leaves the previous baseline intact. A store that cannot be opened,
-//! or that belongs to something else, is moved aside and rebuilt: the agent re-baselines and
-//! logs why, rather than crash-looping on the node.
+//! or that belongs to something else, is moved aside and rebuilt, never crash-looped on; what it
+//! still had queued for the API server is carried over when redb can read it, and the new store
+//! gets a new generation, so the cluster learns that the baseline was lost.
 
 mod entity;
 mod record;
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+};
 
+use entity::{ENTITY_PREFIX, LegacyEntity};
 pub use entity::{EntityBaseline, EntityKey};
+use kubefim_crds::WorkspaceConfig;
 pub use record::Record;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, walk};
+use crate::{Error, Result, config::WorkspaceKey, outbox, walk};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const FORMAT_KEY: &str = "format";
-const FORMAT: &[u8] = b"kubefim-baseline/1";
+const FORMAT: &[u8] = b"kubefim-baseline/2";
+/// Keys without the namespace; migrated by [`BaselineStore::migrate_legacy`].
+const LEGACY_FORMAT: &[u8] = b"kubefim-baseline/1";
+const GENERATION_KEY: &str = "generation";
+const RESET_PREFIX: &str = "reset/";
 /// The redb page cache: bounds the store's share of the agent's memory.
 const CACHE_BYTES: usize = 16 << 20;
-const FILE_NAME: &str = "baseline.redb";
+/// The store's file in the state directory.
+pub const FILE_NAME: &str = "baseline.redb";
 
 type Bytes = &'static [u8];
 
@@ -52,11 +68,36 @@ fn table(name: &str) -> TableDefinition<'_, Bytes, Bytes> {
     TableDefinition::new(name)
 }
 
+/// A lost or replaced store found on a node whose cluster record names another generation;
+/// it stands until the workspace's baseline is accepted again (a new `baseline.revision`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineReset {
+    /// The generation the cluster knew.
+    pub previous_generation: String,
+    pub detected_at: jiff::Timestamp,
+    /// The workspace's baseline.revision when the reset was found.
+    pub baseline_revision: String,
+}
+
+/// What a one-time migration of a format-1 store did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Migration {
+    /// Entities whose baseline now lives under their namespace.
+    pub moved: Vec<EntityKey>,
+    /// (workspace, entity) baselines dropped: no configured workspace, or two namespaces
+    /// with a workspace of that name and entity could have owned them.
+    pub dropped: Vec<(String, String)>,
+}
+
 /// The baseline database.
 #[derive(Debug)]
 pub struct BaselineStore {
     db: Database,
     path: PathBuf,
+    generation: String,
+    /// A format-1 store not yet migrated.
+    legacy: AtomicBool,
 }
 
 /// What opening the store found.
@@ -64,10 +105,12 @@ pub struct BaselineStore {
 pub enum OpenOutcome {
     Opened,
     Created,
-    /// The previous file was unusable; it was moved to `moved_to` and a new store created.
+    /// The previous file was unusable; it was moved to `moved_to` and a new store created,
+    /// carrying over the `salvaged` changes it still had queued.
     Rebuilt {
         reason: String,
         moved_to: PathBuf,
+        salvaged: usize,
     },
 }
 
@@ -76,6 +119,18 @@ fn db_error(path: &Path, source: impl Into<redb::Error>) -> Error {
         path: path.to_path_buf(),
         source: StoreFailure(Box::new(source.into())),
     }
+}
+
+/// A new random generation id.
+fn new_generation() -> String {
+    let mut bytes = [0u8; 8];
+    if rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()).is_err() {
+        // No entropy source: the time and the process still make the id unique enough to
+        // tell one store from the next on one node.
+        let nanos = jiff::Timestamp::now().as_nanosecond() as u64;
+        bytes = (nanos ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl BaselineStore {
@@ -87,34 +142,44 @@ impl BaselineStore {
         })?;
         let path = state_dir.join(FILE_NAME);
         let existed = path.exists();
-        match Self::try_open(&path) {
-            Ok(store) => Ok((
-                store,
-                if existed {
-                    OpenOutcome::Opened
-                } else {
-                    OpenOutcome::Created
-                },
-            )),
-            Err(reason) if existed => {
-                let moved_to = state_dir.join(format!(
-                    "{FILE_NAME}.unusable-{}",
-                    jiff::Timestamp::now().as_second()
-                ));
-                std::fs::rename(&path, &moved_to).map_err(|source| Error::StateDir {
-                    path: path.clone(),
-                    source,
-                })?;
-                tracing::error!(path = %path.display(), moved_to = %moved_to.display(), %reason,
-                    "baseline store is unusable; moved aside, every entity will be baselined again");
-                let store = Self::try_open(&path).map_err(|reason| Error::StoreUnusable {
-                    path: path.clone(),
-                    reason,
-                })?;
-                Ok((store, OpenOutcome::Rebuilt { reason, moved_to }))
-            }
-            Err(reason) => Err(Error::StoreUnusable { path, reason }),
+        let reason = match Self::try_open(&path) {
+            Ok(store) if existed => return Ok((store, OpenOutcome::Opened)),
+            Ok(store) => return Ok((store, OpenOutcome::Created)),
+            Err(reason) if existed => reason,
+            Err(reason) => return Err(Error::StoreUnusable { path, reason }),
+        };
+        // Drain what the old file still holds for the API server before it is moved aside.
+        let queued = redb::ReadOnlyDatabase::open(&path)
+            .map(|db| outbox::salvage(&db))
+            .unwrap_or_default();
+        let moved_to = state_dir.join(format!(
+            "{FILE_NAME}.unusable-{}",
+            jiff::Timestamp::now().as_second()
+        ));
+        std::fs::rename(&path, &moved_to).map_err(|source| Error::StateDir {
+            path: path.clone(),
+            source,
+        })?;
+        tracing::error!(path = %path.display(), moved_to = %moved_to.display(), %reason, salvaged = queued.len(),
+            "baseline store is unusable; moved aside, every entity will be baselined again");
+        let store = Self::try_open(&path).map_err(|reason| Error::StoreUnusable {
+            path: path.clone(),
+            reason,
+        })?;
+        if !queued.is_empty() {
+            let update = store.update()?;
+            outbox::requeue(&update, &queued)?;
+            update.commit()?;
         }
+        let salvaged = queued.len();
+        Ok((
+            store,
+            OpenOutcome::Rebuilt {
+                reason,
+                moved_to,
+                salvaged,
+            },
+        ))
     }
 
     fn try_open(path: &Path) -> std::result::Result<Self, String> {
@@ -123,35 +188,55 @@ impl BaselineStore {
             .create(path)
             .map_err(|e| e.to_string())?;
         let txn = db.begin_write().map_err(|e| e.to_string())?;
-        {
+        let (generation, legacy) = {
             let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
-            let format = meta
-                .get(FORMAT_KEY)
-                .map_err(|e| e.to_string())?
-                .map(|v| v.value().to_vec());
-            match format {
-                Some(found) if found != FORMAT => {
+            let read = |meta: &redb::Table<&str, &[u8]>, key: &str| {
+                meta.get(key)
+                    .map(|v| v.map(|v| v.value().to_vec()))
+                    .map_err(|e| e.to_string())
+            };
+            let legacy = match read(&meta, FORMAT_KEY)? {
+                Some(found) if found == FORMAT => false,
+                Some(found) if found == LEGACY_FORMAT => true,
+                Some(found) => {
                     return Err(format!(
                         "format marker is {:?}, expected {:?}",
                         String::from_utf8_lossy(&found),
                         String::from_utf8_lossy(FORMAT)
                     ));
                 }
-                Some(_) => {}
                 None => {
                     meta.insert(FORMAT_KEY, FORMAT).map_err(|e| e.to_string())?;
+                    false
                 }
-            }
-        }
+            };
+            let generation = match read(&meta, GENERATION_KEY)? {
+                Some(found) => String::from_utf8_lossy(&found).into_owned(),
+                None => {
+                    let generation = new_generation();
+                    meta.insert(GENERATION_KEY, generation.as_bytes())
+                        .map_err(|e| e.to_string())?;
+                    generation
+                }
+            };
+            (generation, legacy)
+        };
         txn.commit().map_err(|e| e.to_string())?;
         Ok(Self {
             db,
             path: path.to_path_buf(),
+            generation,
+            legacy: AtomicBool::new(legacy),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The random id made when this store was created.
+    pub fn generation(&self) -> &str {
+        &self.generation
     }
 
     /// A consistent view of the store as it is now.
@@ -166,18 +251,128 @@ impl BaselineStore {
         Ok(Update { store: self, txn })
     }
 
-    /// The (workspace, entity) pairs that have a baseline.
-    pub fn entities(&self) -> Result<Vec<EntityKey>> {
+    fn meta_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let txn = self.db.begin_read().map_err(|e| self.error(e))?;
         let meta = txn.open_table(META).map_err(|e| self.error(e))?;
         let mut out = Vec::new();
-        for item in meta.range("entity/".."entity0").map_err(|e| self.error(e))? {
-            let (key, _) = item.map_err(|e| self.error(e))?;
-            if let Some((workspace, entity)) = key.value().trim_start_matches("entity/").split_once('/') {
-                out.push(EntityKey::new(workspace, entity));
+        for item in meta.range(prefix..).map_err(|e| self.error(e))? {
+            let (key, value) = item.map_err(|e| self.error(e))?;
+            if !key.value().starts_with(prefix) {
+                break;
             }
+            out.push((key.value().to_string(), value.value().to_vec()));
         }
         Ok(out)
+    }
+
+    /// The entities that have a baseline.
+    pub fn entities(&self) -> Result<Vec<EntityKey>> {
+        Ok(self
+            .meta_entries(ENTITY_PREFIX)?
+            .iter()
+            .filter_map(|(key, _)| EntityKey::from_meta_key(key))
+            .collect())
+    }
+
+    /// Moves the baselines of a format-1 store under their namespaces, once, using the
+    /// configured workspaces to tell which namespace each workspace name is in. Entities that
+    /// cannot be placed are dropped (and will be baselined again) rather than guessed at.
+    pub fn migrate_legacy(&self, workspaces: &[WorkspaceConfig]) -> Result<Option<Migration>> {
+        if !self.legacy.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let owner = |workspace: &str, entity: Option<&str>| -> Option<WorkspaceKey> {
+            let named: Vec<&WorkspaceConfig> = workspaces.iter().filter(|w| w.name == workspace).collect();
+            let holding: Vec<&&WorkspaceConfig> = named
+                .iter()
+                .filter(|w| entity.is_none_or(|e| w.entities.iter().any(|c| c.name == e)))
+                .collect();
+            match (named.as_slice(), holding.as_slice()) {
+                ([only], _) => Some(WorkspaceKey::of(only)),
+                (_, [only]) => Some(WorkspaceKey::of(only)),
+                _ => None,
+            }
+        };
+        let legacy: Vec<LegacyEntity> = self
+            .meta_entries(ENTITY_PREFIX)?
+            .iter()
+            .filter_map(|(key, _)| LegacyEntity::from_meta_key(key))
+            .collect();
+        let update = self.update()?;
+        let mut migration = Migration::default();
+        {
+            let mut meta = update.txn.open_table(META).map_err(|e| self.error(e))?;
+            for old in legacy {
+                let value = meta
+                    .remove(old.meta_key().as_str())
+                    .map_err(|e| self.error(e))?
+                    .map(|v| v.value().to_vec());
+                let Some(workspace) = owner(&old.workspace, Some(&old.entity)) else {
+                    for name in [old.records_table(), old.content_table()] {
+                        update.txn.delete_table(table(&name)).map_err(|e| self.error(e))?;
+                    }
+                    migration.dropped.push((old.workspace, old.entity));
+                    continue;
+                };
+                let new = EntityKey {
+                    workspace,
+                    entity: old.entity.clone(),
+                };
+                for (from, to) in [
+                    (old.records_table(), new.records_table()),
+                    (old.content_table(), new.content_table()),
+                ] {
+                    match update.txn.rename_table(table(&from), table(&to)) {
+                        Ok(()) | Err(TableError::TableDoesNotExist(_)) => {}
+                        Err(e) => return Err(self.error(e)),
+                    }
+                }
+                if let Some(value) = value {
+                    meta.insert(new.meta_key().as_str(), value.as_slice())
+                        .map_err(|e| self.error(e))?;
+                }
+                migration.moved.push(new);
+            }
+            meta.insert(FORMAT_KEY, FORMAT).map_err(|e| self.error(e))?;
+        }
+        outbox::migrate_legacy(&update, &|workspace: &str| owner(workspace, None))?;
+        update.commit()?;
+        self.legacy.store(false, Ordering::Release);
+        Ok(Some(migration))
+    }
+
+    /// The unaccepted baseline resets of each workspace.
+    pub fn resets(&self) -> Result<BTreeMap<WorkspaceKey, BaselineReset>> {
+        Ok(self
+            .meta_entries(RESET_PREFIX)?
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let (namespace, name) = key.strip_prefix(RESET_PREFIX)?.split_once('/')?;
+                let reset = serde_json::from_slice(&value).ok()?;
+                Some((WorkspaceKey::new(namespace, name), reset))
+            })
+            .collect())
+    }
+
+    /// Records a reset found for `workspace` (Some) or forgets it once accepted (None).
+    pub fn set_reset(&self, workspace: &WorkspaceKey, reset: Option<&BaselineReset>) -> Result<()> {
+        let update = self.update()?;
+        {
+            let mut meta = update.txn.open_table(META).map_err(|e| self.error(e))?;
+            let key = format!("{RESET_PREFIX}{workspace}");
+            match reset {
+                Some(reset) => {
+                    // A struct of strings and a timestamp always serializes.
+                    let bytes = serde_json::to_vec(reset).unwrap_or_default();
+                    meta.insert(key.as_str(), bytes.as_slice())
+                        .map_err(|e| self.error(e))?;
+                }
+                None => {
+                    meta.remove(key.as_str()).map_err(|e| self.error(e))?;
+                }
+            }
+        }
+        update.commit()
     }
 
     /// The database itself, for the outbox's own tables.
@@ -344,23 +539,11 @@ impl<'s> Update<'s> {
 
     /// An entity's tables, to write its new records (and contents when `with_content`).
     pub fn entity(&self, entity: &EntityKey, with_content: bool) -> Result<EntityWriter<'_>> {
-        let records = entity.records_table();
-        let contents = entity.content_table();
+        let open = |name: String| self.txn.open_table(table(&name)).map_err(|e| self.store.error(e));
         Ok(EntityWriter {
             store: self.store,
-            records: self
-                .txn
-                .open_table(table(&records))
-                .map_err(|e| self.store.error(e))?,
-            contents: if with_content {
-                Some(
-                    self.txn
-                        .open_table(table(&contents))
-                        .map_err(|e| self.store.error(e))?,
-                )
-            } else {
-                None
-            },
+            records: open(entity.records_table())?,
+            contents: with_content.then(|| open(entity.content_table())).transpose()?,
         })
     }
 
@@ -404,47 +587,5 @@ impl EntityWriter<'_> {
             table.remove(key).map_err(|e| self.store.error(e))?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_corrupt_store_is_moved_aside_and_rebuilt() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join(FILE_NAME),
-            b"this is not a redb file, it is a note left by someone",
-        )
-        .unwrap();
-        let (store, outcome) = BaselineStore::open(dir.path()).unwrap();
-        let OpenOutcome::Rebuilt { moved_to, .. } = outcome else {
-            panic!("{outcome:?}")
-        };
-        assert!(moved_to.exists());
-        assert!(store.entities().unwrap().is_empty());
-        drop(store);
-        assert_eq!(BaselineStore::open(dir.path()).unwrap().1, OpenOutcome::Opened);
-    }
-
-    #[test]
-    fn a_store_of_another_format_is_rebuilt() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
-            let txn = db.begin_write().unwrap();
-            txn.open_table(META)
-                .unwrap()
-                .insert(FORMAT_KEY, b"someone-else/9".as_slice())
-                .unwrap();
-            txn.commit().unwrap();
-        }
-        let (_store, outcome) = BaselineStore::open(dir.path()).unwrap();
-        assert!(
-            matches!(outcome, OpenOutcome::Rebuilt { ref reason, .. } if reason.contains("someone-else")),
-            "{outcome:?}"
-        );
     }
 }

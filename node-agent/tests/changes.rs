@@ -266,7 +266,7 @@ fn entities_removed_from_the_config_are_dropped_from_the_store() {
     fx.detect(&ws);
     assert_eq!(
         fx.store.entities().unwrap(),
-        [kubefim_agent::store::EntityKey::new("ws", "app")]
+        [kubefim_agent::store::EntityKey::new("default", "ws", "app")]
     );
 }
 

@@ -1,97 +1,25 @@
 //! The in-cluster agent's API conversations against a tower-test ApiServerVerifier, with a
-//! real host tree and a real store: each scenario asserts method, URI and body.
+//! real host tree and a real store: the configuration watch, the FileChange a change becomes
+//! (body, labels, owner), folding, and the outbox across restarts. Each scenario asserts
+//! method, URI and body.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+mod common;
 
+use std::{collections::BTreeSet, time::Duration};
+
+use common::node::{Node, created, filechanges, prod};
 use http::Method;
-use kube::Client;
-use kubefim_agent::{
-    agent::Agent,
-    cluster::{self, RateLimiter},
-    hostfs::HostRoot,
-    outbox::{ChangeOutbox, OutboxPolicy},
-    schedule::ScanDone,
-    store::BaselineStore,
-};
-use kubefim_crds::{AgentConfig, WorkspaceConfig, filechange::change_name};
+use kubefim_agent::{cluster, config::WorkspaceKey, outbox::OutboxPolicy};
+use kubefim_crds::{AgentConfig, filechange::change_name};
 use kubefim_testkit::{body_of, mock, next_request, nothing_more, respond};
-use serde_json::{Value, json};
-
-const FILECHANGES: &str = "/apis/kubefim.dev/v1alpha1/namespaces/fim/filechanges?&fieldManager=kubefim-agent";
-
-fn workspace() -> WorkspaceConfig {
-    serde_json::from_value(json!({
-        "name": "prod", "namespace": "fim", "uid": "ws-uid",
-        "entities": [{"name": "app", "type": "LinuxFile", "path": "/srv", "recursive": true}],
-    }))
-    .unwrap()
-}
-
-struct Node {
-    host: tempfile::TempDir,
-    state: tempfile::TempDir,
-    agent: Agent,
-}
-
-impl Node {
-    fn new() -> Self {
-        let host = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(host.path().join("srv")).unwrap();
-        std::fs::write(host.path().join("srv/app.conf"), "v1\n").unwrap();
-        let state = tempfile::tempdir().unwrap();
-        let agent = Self::agent(&host, &state);
-        Self { host, state, agent }
-    }
-
-    fn agent(host: &tempfile::TempDir, state: &tempfile::TempDir) -> Agent {
-        let (store, _) = BaselineStore::open(state.path()).unwrap();
-        let mut agent = Agent::new("n1", HostRoot::open(host.path()).unwrap(), store);
-        agent.outbox = Some(OutboxPolicy {
-            node: "n1".into(),
-            bound: 100_000,
-        });
-        agent
-    }
-
-    /// Scans in full (silently the first time); returns how many changes were found.
-    fn scan(&self) -> u64 {
-        self.agent.scan_and_print(&workspace()).unwrap().changes
-    }
-
-    fn depth(&self) -> u64 {
-        ChangeOutbox {
-            store: &self.agent.store,
-        }
-        .depth()
-        .unwrap()
-    }
-
-    async fn report(&self, client: &Client, timeout: Duration) -> Result<usize, cluster::ReportError> {
-        let mut limiter = RateLimiter::per_second(100_000.0);
-        cluster::report_pending(
-            client,
-            &self.agent.store,
-            &mut limiter,
-            &self.agent.metrics,
-            1000,
-            timeout,
-        )
-        .await
-    }
-}
-
-fn created(body: &Value) -> Value {
-    let mut created = body.clone();
-    created["metadata"]["uid"] = json!("server-uid");
-    created
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn the_config_watch_then_a_first_baseline_reports_nothing() {
     let (client, mut handle) = mock();
-    let config = AgentConfig::new("n1", vec![workspace()]);
+    let config = AgentConfig::new("n1", vec![prod()]);
     let (sender, mut configs) = tokio::sync::watch::channel(AgentConfig::new("n1", vec![]));
     tokio::spawn(cluster::watch_config(
         client.clone(),
@@ -129,7 +57,7 @@ async fn the_config_watch_then_a_first_baseline_reports_nothing() {
     let node = Node::new();
     assert_eq!(node.scan(), 0, "the first scan is a silent baseline");
     assert_eq!(node.depth(), 0);
-    assert_eq!(node.report(&client, Duration::from_secs(5)).await.unwrap(), 0);
+    assert_eq!(node.report(&client, Duration::from_secs(5)).await.acknowledged, 0);
     nothing_more(&mut handle).await;
 }
 
@@ -138,27 +66,24 @@ async fn one_modification_gives_exactly_one_post_with_its_labels_and_owner() {
     let (client, mut handle) = mock();
     let node = Node::new();
     node.scan();
-    std::fs::write(node.host.path().join("srv/app.conf"), "v2, changed\n").unwrap();
+    node.write("/srv/app.conf", "v2, changed\n");
     assert_eq!(node.scan(), 1);
     let report = tokio::spawn({
         let client = client.clone();
         async move {
-            let result = node
-                .report(&client, Duration::from_secs(5))
-                .await
-                .map_err(|e| e.to_string());
-            (result, node)
+            let pass = node.report(&client, Duration::from_secs(5)).await;
+            (pass.acknowledged, node)
         }
     });
     let (request, send) = next_request(&mut handle).await;
     assert_eq!(
         (request.method(), request.uri().to_string()),
-        (&Method::POST, FILECHANGES.to_string())
+        (&Method::POST, filechanges("fim"))
     );
     let body = body_of(request).await;
     respond(send, 201, created(&body));
-    let (result, node) = report.await.unwrap();
-    assert_eq!(result.unwrap(), 1);
+    let (acknowledged, node) = report.await.unwrap();
+    assert_eq!(acknowledged, 1);
     assert_eq!(node.depth(), 0, "acknowledged changes leave the outbox");
     nothing_more(&mut handle).await;
 
@@ -220,9 +145,7 @@ async fn already_exists_counts_as_success() {
         let client = client.clone();
         async move {
             (
-                node.report(&client, Duration::from_secs(5))
-                    .await
-                    .map_err(|e| e.to_string()),
+                node.report(&client, Duration::from_secs(5)).await.acknowledged,
                 node,
             )
         }
@@ -236,52 +159,10 @@ async fn already_exists_counts_as_success() {
             json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "AlreadyExists", "code": 409, "metadata": {}}),
         );
     }
-    let (result, node) = report.await.unwrap();
-    assert_eq!(result.unwrap() as u64, depth);
+    let (acknowledged, node) = report.await.unwrap();
+    assert_eq!(acknowledged as u64, depth);
+    assert_eq!(node.reports("exists"), depth);
     assert_eq!(node.depth(), 0);
-}
-
-#[tokio::test]
-async fn a_500_and_a_timeout_are_retried_under_the_same_name_until_created() {
-    let (client, mut handle) = mock();
-    let node = Arc::new(Node::new());
-    node.scan();
-    std::fs::write(node.host.path().join("srv/app.conf"), "v2\n").unwrap();
-    node.scan();
-    let attempt = |node: Arc<Node>, client: Client| {
-        tokio::spawn(async move {
-            node.report(&client, Duration::from_millis(300))
-                .await
-                .map_err(|e| e.to_string())
-        })
-    };
-    let mut names = Vec::new();
-
-    let first = attempt(node.clone(), client.clone());
-    let (request, send) = next_request(&mut handle).await;
-    names.push(body_of(request).await["metadata"]["name"].clone());
-    respond(
-        send,
-        500,
-        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "InternalError", "code": 500, "metadata": {}}),
-    );
-    assert!(first.await.unwrap().is_err());
-    assert_eq!(node.depth(), 1, "a failed create keeps the change queued");
-
-    let second = attempt(node.clone(), client.clone());
-    let (request, _never_answered) = next_request(&mut handle).await;
-    names.push(body_of(request).await["metadata"]["name"].clone());
-    assert!(second.await.unwrap().unwrap_err().contains("did not answer"));
-    assert_eq!(node.depth(), 1);
-
-    let third = attempt(node.clone(), client.clone());
-    let (request, send) = next_request(&mut handle).await;
-    let body = body_of(request).await;
-    names.push(body["metadata"]["name"].clone());
-    respond(send, 201, created(&body));
-    assert_eq!(third.await.unwrap().unwrap(), 1);
-    assert_eq!(node.depth(), 0);
-    assert!(names.windows(2).all(|w| w[0] == w[1]), "{names:?}");
 }
 
 #[tokio::test]
@@ -294,13 +175,7 @@ async fn the_outbox_survives_a_restart_and_drains() {
     let expected = node.depth();
     assert!(expected >= 1);
     // The agent stops with its changes unreported; a new one opens the same state directory.
-    let Node { host, state, agent } = node;
-    drop(agent);
-    let restarted = Node {
-        agent: Node::agent(&host, &state),
-        host,
-        state,
-    };
+    let restarted = node.restart();
     assert_eq!(restarted.depth(), expected);
     let report = tokio::spawn({
         let client = client.clone();
@@ -309,7 +184,7 @@ async fn the_outbox_survives_a_restart_and_drains() {
                 restarted
                     .report(&client, Duration::from_secs(5))
                     .await
-                    .map_err(|e| e.to_string()),
+                    .acknowledged,
                 restarted,
             )
         }
@@ -321,8 +196,8 @@ async fn the_outbox_survives_a_restart_and_drains() {
         categories.insert(body["spec"]["category"].as_str().unwrap().to_string());
         respond(send, 201, created(&body));
     }
-    let (result, restarted) = report.await.unwrap();
-    assert_eq!(result.unwrap() as u64, expected);
+    let (acknowledged, restarted) = report.await.unwrap();
+    assert_eq!(acknowledged as u64, expected);
     assert!(categories.contains("Removed"), "{categories:?}");
     assert_eq!(restarted.depth(), 0);
     nothing_more(&mut handle).await;
@@ -343,9 +218,7 @@ async fn a_burst_of_500_changes_gives_100_filechanges_and_one_aggregated() {
         let client = client.clone();
         async move {
             (
-                node.report(&client, Duration::from_secs(5))
-                    .await
-                    .map_err(|e| e.to_string()),
+                node.report(&client, Duration::from_secs(5)).await.acknowledged,
                 node,
             )
         }
@@ -361,8 +234,8 @@ async fn a_burst_of_500_changes_gives_100_filechanges_and_one_aggregated() {
         }
         respond(send, 201, created(&body));
     }
-    let (result, node) = report.await.unwrap();
-    assert_eq!(result.unwrap(), 101);
+    let (acknowledged, node) = report.await.unwrap();
+    assert_eq!(acknowledged, 101);
     assert_eq!((individual, aggregated.len()), (100, 1));
     let folded = &aggregated[0]["spec"]["aggregated"];
     assert_eq!(
@@ -380,90 +253,11 @@ async fn a_burst_of_500_changes_gives_100_filechanges_and_one_aggregated() {
         node.agent
             .metrics
             .changes_total
-            .with_label_values(&["prod", "app", "Files", "Added"])
+            .with_label_values(&["fim", "prod", "app", "Files", "Added"])
             .get(),
         500,
         "metrics count every change"
     );
-}
-
-#[tokio::test]
-async fn fim_node_status_is_created_then_its_status_applied() {
-    let (client, mut handle) = mock();
-    let node = Node::new();
-    let outcome = node.agent.scan_and_print(&workspace()).unwrap();
-    let done = ScanDone {
-        workspace: workspace(),
-        config_revision: "rev-1".into(),
-        outcome,
-        realtime: Default::default(),
-    };
-    let counts = ChangeOutbox {
-        store: &node.agent.store,
-    }
-    .daily_counts("prod", jiff::Timestamp::now())
-    .unwrap();
-    let status = cluster::node_status(&done, counts, jiff::Timestamp::now());
-    let publish = tokio::spawn({
-        let (client, status) = (client.clone(), status.clone());
-        async move {
-            let mut created = BTreeSet::new();
-            cluster::publish_node_status(&client, &workspace(), "n1", &status, &mut created)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(created)
-        }
-    });
-    let (request, send) = next_request(&mut handle).await;
-    assert_eq!(
-        (request.method(), request.uri().to_string()),
-        (
-            &Method::POST,
-            "/apis/kubefim.dev/v1alpha1/namespaces/fim/fimnodestatuses?&fieldManager=kubefim-agent"
-                .to_string()
-        )
-    );
-    let body = body_of(request).await;
-    assert_eq!(body["metadata"]["name"], "prod.n1");
-    assert_eq!(body["spec"], json!({"workspace": "prod", "nodeName": "n1"}));
-    assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "ws-uid");
-    respond(send, 201, created(&body));
-
-    let (request, send) = next_request(&mut handle).await;
-    assert_eq!(
-        (request.method(), request.uri().to_string()),
-        (&Method::PATCH, "/apis/kubefim.dev/v1alpha1/namespaces/fim/fimnodestatuses/prod.n1/status?&force=true&fieldManager=kubefim-agent".to_string())
-    );
-    let patch = body_of(request).await;
-    assert_eq!(
-        (patch["apiVersion"].as_str(), patch["kind"].as_str()),
-        (Some("kubefim.dev/v1alpha1"), Some("FimNodeStatus"))
-    );
-    assert_eq!(patch["status"]["configRevision"], "rev-1");
-    assert_eq!(patch["status"]["filesMonitored"], 2);
-    assert_eq!(
-        patch["status"]["entities"][0],
-        json!({"name": "app", "type": "LinuxFile", "filesMonitored": 2, "state": "Active"})
-    );
-    assert!(
-        patch["status"]["lastHeartbeatTime"].is_string()
-            && patch["status"]["lastScan"]["startedAt"].is_string()
-    );
-    respond(send, 200, created(&body));
-    let known = publish.await.unwrap().unwrap();
-    assert!(known.contains("prod.n1"));
-
-    // Known to exist: the next publication (a heartbeat) only applies the status.
-    let heartbeat = tokio::spawn(async move {
-        let mut known = known;
-        cluster::publish_node_status(&client, &workspace(), "n1", &status, &mut known)
-            .await
-            .map_err(|e| e.to_string())
-    });
-    let (request, send) = next_request(&mut handle).await;
-    assert_eq!(request.method(), Method::PATCH);
-    respond(send, 200, created(&body));
-    heartbeat.await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -480,8 +274,10 @@ async fn past_its_bound_the_outbox_folds_changes_instead_of_dropping_them() {
     for i in 0..12 {
         std::fs::write(host.path().join(format!("srv/f{i:02}")), "x").unwrap();
     }
-    let changes = agent.scan_and_print(&workspace()).unwrap().changes;
-    let pending = ChangeOutbox { store: &agent.store }.pending(100).unwrap();
+    let changes = agent.scan_and_print(&prod()).unwrap().changes;
+    let pending = kubefim_agent::outbox::ChangeOutbox { store: &agent.store }
+        .pending(&WorkspaceKey::new("fim", "prod"), 100)
+        .unwrap();
     assert_eq!(
         pending.len() as u64,
         bound + 1,
@@ -498,7 +294,7 @@ fn the_last_applied_configuration_survives_a_restart_and_only_for_its_node() {
         cluster::load_last_config(state.path(), "n1").is_none(),
         "a first start has none and waits for the operator"
     );
-    let config = AgentConfig::new("n1", vec![workspace()]);
+    let config = AgentConfig::new("n1", vec![prod()]);
     cluster::save_last_config(state.path(), &config).unwrap();
     assert_eq!(cluster::load_last_config(state.path(), "n1"), Some(config));
     assert!(

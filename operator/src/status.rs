@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use kubefim_crds::{
     FimNodeStatus, FimWorkspace, MonitoredEntity, MonitoredEntityStatus,
+    conditions::condition,
     entity::NodeError,
     nodestatus::{self, EntityState},
     units,
@@ -17,31 +17,6 @@ use crate::validate::Problem;
 
 /// At most this many per-node errors are kept in an entity's status.
 pub const MAX_ENTITY_ERRORS: usize = 20;
-
-/// A condition, keeping the previous transition time when its status did not change.
-pub fn condition(
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: String,
-    previous: &[Condition],
-    now: jiff::Timestamp,
-) -> Condition {
-    let status = if status { "True" } else { "False" }.to_string();
-    let last_transition_time = previous
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now));
-    Condition {
-        type_: type_.into(),
-        status,
-        reason: reason.into(),
-        message,
-        last_transition_time,
-        observed_generation: None,
-    }
-}
 
 /// A node reports while its heartbeat is fresh (the API crate's one freshness rule).
 pub fn is_reporting(report: &FimNodeStatus, interval: std::time::Duration, now: jiff::Timestamp) -> bool {
@@ -192,6 +167,8 @@ mod tests {
         workspace::{CategoryCounts, TypeCounts},
     };
 
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
     use super::*;
 
     fn now() -> jiff::Timestamp {
@@ -296,6 +273,7 @@ mod tests {
             files_monitored: files,
             state,
             message: message.map(Into::into),
+            last_change_time: None,
         };
         let mut reports = vec![report("a", 1, &[], vec![state(EntityState::Active, 10, None)])];
         for i in 0..30 {

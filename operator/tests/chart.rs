@@ -234,7 +234,7 @@ fn the_agent_daemonset_is_not_privileged_and_adds_only_dac_read_search() {
 }
 
 #[test]
-fn the_agent_may_write_only_what_the_design_allows() {
+fn the_agent_may_do_only_what_the_design_allows() {
     let docs = template(None);
     let role = docs
         .iter()
@@ -262,6 +262,7 @@ fn the_agent_may_write_only_what_the_design_allows() {
             "fimnodestatuses/status:create",
             "fimnodestatuses/status:patch",
             "fimnodestatuses:create",
+            "fimnodestatuses:get",
             "fimnodestatuses:patch",
         ]
     );

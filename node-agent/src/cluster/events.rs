@@ -1,5 +1,7 @@
-//! Kubernetes Events the agent publishes: one Warning per new per-node entity error, on the
-//! MonitoredEntity or, for a recommended item, on its workspace.
+//! Kubernetes Events the agent publishes: a Warning per new per-node entity error (on the
+//! MonitoredEntity or, for a recommended item, on its workspace), per kind of refused report
+//! and per lost baseline (on the workspace). An Event that cannot be published is logged: the
+//! same facts are in FimNodeStatus and the metrics.
 
 use std::collections::BTreeSet;
 
@@ -10,16 +12,42 @@ use kube::{
 };
 use kubefim_crds::{FimWorkspace, MonitoredEntity, keys};
 
-use crate::schedule::ScanDone;
+use super::reporter::Rejection;
+use crate::{config::WorkspaceKey, schedule::ScanDone, store::BaselineReset};
 
-/// Publishes one Warning Event per new per-node entity error, on the MonitoredEntity (or, for a
-/// recommended item, on its workspace); the same error is not published twice.
+fn workspace_reference(workspace: &WorkspaceKey, uid: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(FimWorkspace::api_version(&()).into()),
+        kind: Some("FimWorkspace".into()),
+        name: Some(workspace.name.clone()),
+        namespace: Some(workspace.namespace.clone()),
+        uid: Some(uid.to_string()).filter(|u| !u.is_empty()),
+        ..Default::default()
+    }
+}
+
+async fn warn(recorder: &Recorder, reference: &ObjectReference, reason: &str, action: &str, note: String) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, reference).await {
+        tracing::warn!(error = %e, reason, object = ?reference.name, "cannot publish an event");
+    }
+}
+
+/// Publishes one Warning Event per new per-node entity error; the same error is not published
+/// twice (`published` holds (workspace, entity, message)).
 pub async fn publish_entity_errors(
     recorder: &Recorder,
     node: &str,
     done: &ScanDone,
-    published: &mut BTreeSet<(String, String, String)>,
+    published: &mut BTreeSet<(WorkspaceKey, String, String)>,
 ) {
+    let workspace = WorkspaceKey::of(&done.workspace);
     for entity in done
         .outcome
         .entities
@@ -27,36 +55,75 @@ pub async fn publish_entity_errors(
         .filter(|e| e.state == kubefim_crds::nodestatus::EntityState::Error)
     {
         let message = entity.message.clone().unwrap_or_default();
-        if !published.insert((done.workspace.name.clone(), entity.name.clone(), message.clone())) {
+        if !published.insert((workspace.clone(), entity.name.clone(), message.clone())) {
             continue;
         }
         let reference = if entity.name.starts_with(keys::RECOMMENDED_PREFIX) {
-            ObjectReference {
-                api_version: Some(FimWorkspace::api_version(&()).into()),
-                kind: Some("FimWorkspace".into()),
-                name: Some(done.workspace.name.clone()),
-                namespace: Some(done.workspace.namespace.clone()),
-                uid: Some(done.workspace.uid.clone()).filter(|u| !u.is_empty()),
-                ..Default::default()
-            }
+            workspace_reference(&workspace, &done.workspace.uid)
         } else {
             ObjectReference {
                 api_version: Some(MonitoredEntity::api_version(&()).into()),
                 kind: Some("MonitoredEntity".into()),
                 name: Some(entity.name.clone()),
-                namespace: Some(done.workspace.namespace.clone()),
+                namespace: Some(workspace.namespace.clone()),
                 ..Default::default()
             }
         };
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "EntityError".into(),
-            note: Some(format!("node {node}: {message}")),
-            action: "Scan".into(),
-            secondary: None,
-        };
-        if let Err(e) = recorder.publish(&event, &reference).await {
-            tracing::warn!(error = %e, entity = %entity.name, "cannot publish an event");
-        }
+        warn(
+            recorder,
+            &reference,
+            "EntityError",
+            "Scan",
+            format!("node {node}: {message}"),
+        )
+        .await;
     }
+}
+
+/// One Warning Event per workspace and status code among `rejections` (a burst of refusals of
+/// one kind is one Event; the log and the dead letters hold each record).
+pub async fn publish_rejections(recorder: &Recorder, node: &str, rejections: &[Rejection]) {
+    let mut seen = BTreeSet::new();
+    for rejection in rejections {
+        if !seen.insert((rejection.workspace.clone(), rejection.code)) {
+            continue;
+        }
+        let count = rejections
+            .iter()
+            .filter(|r| r.workspace == rejection.workspace && r.code == rejection.code)
+            .count();
+        warn(
+            recorder,
+            &workspace_reference(&rejection.workspace, &rejection.workspace_uid),
+            "ReportsRejected",
+            "Report",
+            format!(
+                "node {node}: the API server refused {count} FileChange(s) of workspace {} for good (first: {}: {}); they were moved to the node's dead letters and reporting goes on",
+                rejection.workspace, rejection.path, rejection.reason
+            ),
+        )
+        .await;
+    }
+}
+
+/// The Warning Event of a lost baseline.
+pub async fn publish_reset(
+    recorder: &Recorder,
+    node: &str,
+    workspace: &WorkspaceKey,
+    uid: &str,
+    reset: &BaselineReset,
+    generation: &str,
+) {
+    warn(
+        recorder,
+        &workspace_reference(workspace, uid),
+        "BaselineReset",
+        "Scan",
+        format!(
+            "node {node}: the baseline store was lost or replaced (its generation was {}, it is now {generation}); changes made before it was rebuilt are unknown. Check the node, then accept a new baseline with kubectl fim baseline accept",
+            reset.previous_generation
+        ),
+    )
+    .await;
 }

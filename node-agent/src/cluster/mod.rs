@@ -1,33 +1,33 @@
 //! In-cluster mode (`kubefim-agent run`): the configuration comes from the node's ConfigMap
 //! (`config_source`), changes go from the durable outbox to FileChange objects (`reporter`),
-//! each workspace's state goes to its FimNodeStatus (`node_status`) and entity errors become
-//! Events (`events`). This module wires those tasks around the shared scan loop. Nothing is
+//! each workspace's state goes to its FimNodeStatus (`node_status`, published by `heartbeat`),
+//! a lost store is found before new baselines are built (`baseline_reset`), and problems
+//! become Events (`events`). This module wires those tasks around the shared scan loop. Nothing is
 //! lost to an API outage: a change leaves the outbox only once the API server acknowledged it,
 //! and the outbox lives in the node's state directory across restarts.
 
+mod baseline_reset;
 mod config_source;
 mod events;
+mod heartbeat;
 mod node_status;
 mod reporter;
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::PathBuf,
-    sync::Arc,
-    time::Duration,
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
+pub use baseline_reset::{CheckError, check as check_baseline_reset};
 pub use config_source::{LAST_CONFIG_FILE, load_last_config, save_last_config, watch_config};
-pub use events::publish_entity_errors;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+pub use events::{publish_entity_errors, publish_rejections};
+pub use heartbeat::Heartbeat;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{
     Client,
-    runtime::events::{Recorder, Reporter},
+    runtime::events::{Recorder, Reporter as EventReporter},
 };
-use kubefim_crds::{AgentConfig, WorkspaceConfig, nodestatus::FimNodeStatusStatus};
+use kubefim_crds::AgentConfig;
 use kubefim_telemetry::error_chain;
-pub use node_status::{node_status, publish_node_status};
-pub use reporter::{Backoff, RateLimiter, ReportError, file_change, report_pending};
+pub use node_status::{NodeFacts, node_status, publish_node_status, scan_is_fresh};
+pub use reporter::{Answer, Backoff, Pass, RateLimiter, Rejection, Reporter, classify, file_change};
 use tokio::sync::watch;
 
 use crate::{
@@ -36,8 +36,8 @@ use crate::{
     hostfs::HostRoot,
     metrics,
     outbox::{ChangeOutbox, OutboxPolicy},
-    schedule::{self, ScanDone},
-    store::BaselineStore,
+    schedule::{self, LoopOptions, ScanDone},
+    store::{BaselineStore, OpenOutcome},
 };
 
 /// Options of the in-cluster mode.
@@ -70,17 +70,75 @@ pub(crate) fn owner(workspace: &str, uid: &str) -> OwnerReference {
     }
 }
 
+/// How long start-up waits for the API server to compare a new store's generation before
+/// scanning anyway (the comparison then goes on in the background).
+const GENERATION_CHECK_WAIT: Duration = Duration::from_secs(30);
+
+/// Records FileChange creates per lane before the next workspace's turn.
+const PER_LANE: usize = 20;
+
+fn recorder(client: &Client, node: &str) -> Recorder {
+    Recorder::new(
+        client.clone(),
+        EventReporter {
+            controller: "kubefim-agent".into(),
+            instance: Some(node.to_string()),
+        },
+    )
+}
+
+/// Sends the outbox until `stop` is set: a pass over every lane, Warning Events for what was
+/// refused, then a pause (none while there is work, backoff while the API is unreachable).
+async fn report(
+    agent: Arc<Agent>,
+    mut reporter: Reporter,
+    recorder: Recorder,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut unreachable = Backoff::default();
+    while !*stop.borrow() {
+        let pause = match reporter.pass(&agent.store, &agent.metrics).await {
+            Ok(pass) => {
+                publish_rejections(&recorder, &agent.node, &pass.rejected).await;
+                if let Some(reason) = pass.unreachable {
+                    let delay = unreachable.next_delay();
+                    tracing::warn!(%reason, retry_in = ?delay, "the API server cannot be reached; changes stay queued");
+                    delay
+                } else {
+                    unreachable.reset();
+                    if pass.acknowledged + pass.rejected.len() > 0 {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs(1)
+                    }
+                }
+            }
+            Err(e) => {
+                let delay = unreachable.next_delay();
+                tracing::error!(error = %error_chain(&e), retry_in = ?delay, "cannot read the outbox");
+                delay
+            }
+        };
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
 /// Runs the in-cluster agent until `shutdown` completes.
 pub async fn run(options: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     let client = Client::try_default().await.map_err(Error::Kube)?;
     let (store, opened) = BaselineStore::open(&options.state_dir)?;
+    let new_store = !matches!(opened, OpenOutcome::Opened);
     let mut agent = Agent::new(&options.node, HostRoot::open(&options.host_root)?, store);
     agent.outbox = Some(OutboxPolicy {
         node: options.node.clone(),
         bound: options.outbox_bound,
     });
     let agent = Arc::new(agent);
-    tracing::info!(node = %options.node, namespace = %options.namespace, store = %agent.store.path().display(), ?opened, "kubefim agent started");
+    tracing::info!(node = %options.node, namespace = %options.namespace, store = %agent.store.path().display(),
+        generation = %agent.store.generation(), ?opened, "kubefim agent started");
     let server = metrics::serve(&agent.metrics, options.metrics_addr.as_deref()).await?;
     // Start from the last configuration applied, so an API outage at start-up changes nothing;
     // with none (first start) wait for the operator's. Never act on a placeholder: an empty
@@ -105,6 +163,35 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
             changed = configs.changed() => if changed.is_err() { return Ok(()) },
         }
     }
+    let recorder = recorder(&client, &options.node);
+    let mut heartbeat = Heartbeat::new(
+        client.clone(),
+        agent.clone(),
+        recorder.clone(),
+        &options.node,
+        options.outbox_bound,
+    );
+    // A new store is compared with what the cluster knows before any baseline is built.
+    let workspaces = configs.borrow().workspaces.clone();
+    let deadline = tokio::time::Instant::now() + GENERATION_CHECK_WAIT;
+    loop {
+        match check_baseline_reset(&client, &agent, &recorder, &options.node, &workspaces).await {
+            Ok(()) => {
+                heartbeat
+                    .generation_checked
+                    .extend(workspaces.iter().map(crate::config::WorkspaceKey::of));
+                break;
+            }
+            Err(e) if new_store && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %error_chain(&e), "a new store must be compared with the cluster's record first; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot compare the store generation yet; it is compared after each workspace's next scan");
+                break;
+            }
+        }
+    }
     // Persist every configuration the loop is about to apply.
     let persisted = {
         let (mut configs, state_dir) = (configs.clone(), options.state_dir.clone());
@@ -121,98 +208,33 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
         })
     };
     let (stop_sender, stop) = watch::channel(false);
-
-    // Reporter: drains the outbox; between records it checks for shutdown, so a create in
-    // flight always completes (or times out) before the agent stops.
-    let reporter = {
-        let (client, agent, options, mut stop) =
-            (client.clone(), agent.clone(), options.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut limiter = RateLimiter::per_second(options.reports_per_second);
-            let mut backoff = Backoff::default();
-            while !*stop.borrow() {
-                let pass = report_pending(
-                    &client,
-                    &agent.store,
-                    &mut limiter,
-                    &agent.metrics,
-                    100,
-                    options.request_timeout,
-                )
-                .await;
-                let pause = match pass {
-                    Ok(0) => Duration::from_secs(1),
-                    Ok(_) => {
-                        backoff.reset();
-                        Duration::ZERO
-                    }
-                    Err(e) => {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(error = %error_chain(&e), retry_in = ?delay, "reporting changes failed; they stay queued");
-                        delay
-                    }
-                };
-                tokio::select! {
-                    _ = stop.changed() => {}
-                    () = tokio::time::sleep(pause) => {}
-                }
-            }
-        })
-    };
-
-    // Node status: after every scan, and as a heartbeat in between.
-    let (done_sender, mut done) = tokio::sync::mpsc::unbounded_channel::<ScanDone>();
-    let status_task = {
-        let (client, agent, options, mut stop) =
-            (client.clone(), agent.clone(), options.clone(), stop.clone());
-        tokio::spawn(async move {
-            let recorder = Recorder::new(
-                client.clone(),
-                Reporter {
-                    controller: "kubefim-agent".into(),
-                    instance: Some(options.node.clone()),
-                },
-            );
-            let mut last: BTreeMap<String, (WorkspaceConfig, FimNodeStatusStatus)> = BTreeMap::new();
-            let mut created = BTreeSet::new();
-            let mut published = BTreeSet::new();
-            let mut heartbeat = tokio::time::interval(options.heartbeat);
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    Some(scan) = done.recv() => {
-                        let counts = ChangeOutbox { store: &agent.store }
-                            .daily_counts(&scan.workspace.name, jiff::Timestamp::now())
-                            .unwrap_or_default();
-                        let status = node_status(&scan, counts, jiff::Timestamp::now());
-                        publish_entity_errors(&recorder, &options.node, &scan, &mut published).await;
-                        if let Err(e) = publish_node_status(&client, &scan.workspace, &options.node, &status, &mut created).await {
-                            tracing::warn!(workspace = %scan.workspace.name, error = %e, "cannot update FimNodeStatus; next heartbeat retries");
-                        }
-                        last.insert(scan.workspace.name.clone(), (scan.workspace, status));
-                    }
-                    _ = heartbeat.tick() => {
-                        for (workspace, status) in last.values_mut() {
-                            status.last_heartbeat_time = Some(Time(jiff::Timestamp::now()));
-                            if let Err(e) = publish_node_status(&client, workspace, &options.node, status, &mut created).await {
-                                tracing::warn!(workspace = %workspace.name, error = %e, "heartbeat failed");
-                            }
-                        }
-                    }
-                }
-            }
-        })
-    };
-
-    let result = schedule::run_loop(
+    // Between records the reporter checks for shutdown, so a create in flight always
+    // completes (or times out) before the agent stops.
+    let reporter = tokio::spawn(report(
         agent.clone(),
-        configs,
-        options.max_watches,
-        false,
-        Some(done_sender),
-        shutdown,
-    )
-    .await;
+        Reporter::new(
+            client.clone(),
+            RateLimiter::per_second(options.reports_per_second),
+            PER_LANE,
+            options.request_timeout,
+        ),
+        recorder.clone(),
+        stop.clone(),
+    ));
+    let (done_sender, done) = tokio::sync::mpsc::unbounded_channel::<ScanDone>();
+    let status_task = tokio::spawn(heartbeat::run(
+        heartbeat,
+        done,
+        configs.clone(),
+        options.heartbeat,
+        stop.clone(),
+    ));
+    let loop_options = LoopOptions {
+        max_watches: options.max_watches,
+        once: false,
+        start_jitter: true,
+    };
+    let result = schedule::run_loop(agent.clone(), configs, loop_options, Some(done_sender), shutdown).await;
     let _ = stop_sender.send(true);
     let _ = reporter.await;
     let _ = status_task.await;

@@ -1,7 +1,13 @@
-//! The reporter: queued changes from the durable outbox to FileChange objects, oldest first, at
-//! a steady rate, each acknowledged (removed from the outbox) only once the API server created
-//! it or already had it under its deterministic name. It never decides what changed and never
-//! writes the baseline.
+//! The reporter: queued changes from the durable outbox to FileChange objects, at a steady rate,
+//! each workspace's lane in turn (oldest first within a lane). Every answer is classed:
+//! - success (201, 409 AlreadyExists under the deterministic name): the record leaves the queue;
+//! - transient (5xx, 429, 401, 408): the record stays, its lane backs off, other lanes go on;
+//! - unreachable (no connection, a timeout): the pass stops and the reporter backs off;
+//! - permanent (400, 403, 404, 413, 422 and any other 4xx): the record moves to the bounded
+//!   dead letters, is counted, and the pass goes on; the caller publishes a Warning Event.
+//!
+//! No record holds up another, and no workspace's backlog starves another's. It never decides
+//! what changed and never writes the baseline.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -10,7 +16,8 @@ use kubefim_crds::{FileChange, keys};
 
 use super::owner;
 use crate::{
-    Error, Result,
+    Result,
+    config::WorkspaceKey,
     metrics::Metrics,
     outbox::{ChangeOutbox, OutboxRecord},
     schedule,
@@ -83,56 +90,180 @@ impl Backoff {
     }
 }
 
-/// Why a report did not go through; the record stays queued.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("the API server refused or failed the request")]
-    Api(#[source] kube::Error),
-    #[error("the API server did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error(transparent)]
-    Store(#[from] Error),
+/// How the API server answered one create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Created,
+    Exists,
+    /// Worth retrying later: the record stays, its lane backs off.
+    Transient(String),
+    /// Refused for good: the record goes to the dead letters.
+    Rejected {
+        code: u16,
+        reason: String,
+    },
+    /// The API server could not be reached (or did not answer in time): the pass stops.
+    Unreachable(String),
 }
 
-/// Creates queued FileChanges oldest first, each acknowledged (removed from the outbox) once
-/// created or found already there. Stops at the first failure so the next attempt retries the
-/// same record under the same name. Returns how many were acknowledged.
-pub async fn report_pending(
-    client: &Client,
-    store: &BaselineStore,
-    limiter: &mut RateLimiter,
-    metrics: &Metrics,
-    batch: usize,
-    timeout: Duration,
-) -> Result<usize, ReportError> {
-    let outbox = ChangeOutbox { store };
-    let mut acknowledged = 0;
-    for (seq, record) in outbox.pending(batch)? {
-        limiter.acquire().await;
-        let api: Api<FileChange> = Api::namespaced(client.clone(), &record.namespace);
-        let params = PostParams {
-            field_manager: Some(keys::AGENT_MANAGER.into()),
-            ..Default::default()
-        };
-        let result = tokio::time::timeout(timeout, api.create(&params, &file_change(&record))).await;
-        let outcome = match result {
-            Ok(Ok(_)) => "created",
-            Ok(Err(kube::Error::Api(status))) if status.code == 409 => "already_exists",
-            Ok(Err(e)) => {
-                metrics.reports_total.with_label_values(&["failed"]).inc();
-                return Err(ReportError::Api(e));
-            }
-            Err(_) => {
-                metrics.reports_total.with_label_values(&["timeout"]).inc();
-                return Err(ReportError::Timeout(timeout));
-            }
-        };
-        metrics.reports_total.with_label_values(&[outcome]).inc();
-        outbox.ack(seq)?;
-        acknowledged += 1;
+/// Classes the outcome of one create.
+pub fn classify(
+    result: std::result::Result<std::result::Result<FileChange, kube::Error>, Duration>,
+) -> Answer {
+    match result {
+        Ok(Ok(_)) => Answer::Created,
+        Ok(Err(kube::Error::Api(status))) => match status.code {
+            409 => Answer::Exists,
+            401 | 408 | 429 => Answer::Transient(format!("{} {}", status.code, status.message)),
+            code @ 400..=499 => Answer::Rejected {
+                code,
+                reason: format!("{} {}: {}", code, status.reason, status.message),
+            },
+            code => Answer::Transient(format!("{code} {}", status.message)),
+        },
+        Ok(Err(other)) => Answer::Unreachable(kubefim_telemetry::error_chain(&other)),
+        Err(timeout) => Answer::Unreachable(format!("no answer within {timeout:?}")),
     }
-    metrics
-        .outbox_depth
-        .set(i64::try_from(outbox.depth()?).unwrap_or(i64::MAX));
-    Ok(acknowledged)
+}
+
+/// A record the API server refused, for the Warning Event that announces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub workspace: WorkspaceKey,
+    pub workspace_uid: String,
+    pub path: String,
+    pub code: u16,
+    pub reason: String,
+}
+
+/// What one pass over the queue did.
+#[derive(Debug, Default)]
+pub struct Pass {
+    pub acknowledged: usize,
+    pub rejected: Vec<Rejection>,
+    /// Lanes skipped (backing off) or stopped by a transient answer.
+    pub deferred: usize,
+    /// Set when the API server could not be reached; the pass stopped there.
+    pub unreachable: Option<String>,
+}
+
+/// A lane's backoff after a transient answer.
+#[derive(Debug, Default)]
+struct LaneBackoff {
+    backoff: Backoff,
+    until: Option<tokio::time::Instant>,
+}
+
+/// Sends queued records, lane by lane.
+pub struct Reporter {
+    client: Client,
+    limiter: RateLimiter,
+    /// Records sent from one lane per pass before the next lane's turn.
+    per_lane: usize,
+    timeout: Duration,
+    lanes: BTreeMap<WorkspaceKey, LaneBackoff>,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporter")
+            .field("per_lane", &self.per_lane)
+            .field("lanes", &self.lanes)
+            .finish()
+    }
+}
+
+impl Reporter {
+    pub fn new(client: Client, limiter: RateLimiter, per_lane: usize, timeout: Duration) -> Self {
+        Self {
+            client,
+            limiter,
+            per_lane: per_lane.max(1),
+            timeout,
+            lanes: BTreeMap::new(),
+        }
+    }
+
+    /// One turn of every lane that is not backing off. `kubefim_outbox_depth` is set at the
+    /// end whatever happened.
+    pub async fn pass(&mut self, store: &BaselineStore, metrics: &Metrics) -> Result<Pass> {
+        let outbox = ChangeOutbox { store };
+        let mut pass = Pass::default();
+        let result = self.serve_lanes(&outbox, metrics, &mut pass).await;
+        metrics
+            .outbox_depth
+            .set(i64::try_from(outbox.depth()?).unwrap_or(i64::MAX));
+        result.map(|()| pass)
+    }
+
+    async fn serve_lanes(
+        &mut self,
+        outbox: &ChangeOutbox<'_>,
+        metrics: &Metrics,
+        pass: &mut Pass,
+    ) -> Result<()> {
+        let now = tokio::time::Instant::now();
+        let lanes = outbox.lanes()?;
+        self.lanes.retain(|lane, _| lanes.contains(lane));
+        for lane in lanes {
+            let state = self.lanes.entry(lane.clone()).or_default();
+            if state.until.is_some_and(|until| until > now) {
+                pass.deferred += 1;
+                continue;
+            }
+            for (seq, record) in outbox.pending(&lane, self.per_lane)? {
+                self.limiter.acquire().await;
+                let api: Api<FileChange> = Api::namespaced(self.client.clone(), &record.namespace);
+                let params = PostParams {
+                    field_manager: Some(keys::AGENT_MANAGER.into()),
+                    ..Default::default()
+                };
+                let sent =
+                    tokio::time::timeout(self.timeout, api.create(&params, &file_change(&record))).await;
+                let state = self.lanes.entry(lane.clone()).or_default();
+                match classify(sent.map_err(|_| self.timeout)) {
+                    answer @ (Answer::Created | Answer::Exists) => {
+                        let result = if answer == Answer::Created {
+                            "created"
+                        } else {
+                            "exists"
+                        };
+                        metrics.reports_total.with_label_values(&[result]).inc();
+                        outbox.ack(&lane, seq)?;
+                        *state = LaneBackoff::default();
+                        pass.acknowledged += 1;
+                    }
+                    Answer::Rejected { code, reason } => {
+                        metrics.reports_total.with_label_values(&["rejected"]).inc();
+                        tracing::error!(workspace = %lane, path = %record.spec.path, code, %reason,
+                            "the API server refused a change for good; it moves to the dead letters and the queue goes on");
+                        let rejection = Rejection {
+                            workspace: lane.clone(),
+                            workspace_uid: record.workspace_uid.clone(),
+                            path: record.spec.path.clone(),
+                            code,
+                            reason: reason.clone(),
+                        };
+                        outbox.reject(&lane, seq, Some(record), code, &reason)?;
+                        pass.rejected.push(rejection);
+                    }
+                    Answer::Transient(reason) => {
+                        metrics.reports_total.with_label_values(&["failed"]).inc();
+                        let delay = state.backoff.next_delay();
+                        state.until = Some(tokio::time::Instant::now() + delay);
+                        tracing::warn!(workspace = %lane, %reason, retry_in = ?delay,
+                            "reporting a change failed; it stays queued, other workspaces go on");
+                        pass.deferred += 1;
+                        break;
+                    }
+                    Answer::Unreachable(reason) => {
+                        metrics.reports_total.with_label_values(&["failed"]).inc();
+                        pass.unreachable = Some(reason);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -20,7 +20,7 @@ use kubefim_crds::{WorkspaceConfig, nodestatus::RealtimeStatus};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 pub use watcher::{RawEvent, Signal, WatchedEntity, Watcher, read_events, wait_readable};
 
-use crate::{agent::Agent, lock, resolve};
+use crate::{agent::Agent, config::WorkspaceKey, lock, resolve};
 
 /// Events are gathered until this long passes without a new one...
 const DEBOUNCE_QUIET: Duration = Duration::from_millis(20);
@@ -59,7 +59,7 @@ impl Session {
             for entity in &workspace.entities {
                 if let Ok(resolved) = resolve::resolve(entity, workspace.scan.hash_algorithm, crate::env_var)
                 {
-                    watcher.add_entity(&agent.root, &workspace.name, resolved);
+                    watcher.add_entity(&agent.root, &WorkspaceKey::of(workspace), resolved);
                 }
             }
         }

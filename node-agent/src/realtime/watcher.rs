@@ -31,6 +31,7 @@ use rustix::{
 };
 
 use crate::{
+    config::WorkspaceKey,
     hostfs::{self, HostRoot},
     resolve::ResolvedEntity,
     services,
@@ -66,7 +67,7 @@ struct Watch {
 /// An entity the watcher serves, identified by (workspace, entity name).
 #[derive(Clone, Debug)]
 pub struct WatchedEntity {
-    pub workspace: String,
+    pub workspace: WorkspaceKey,
     pub resolved: ResolvedEntity,
 }
 
@@ -74,7 +75,7 @@ pub struct WatchedEntity {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Signal {
     /// (workspace, entity) → keys to rescan (the empty key: the whole entity).
-    pub targets: BTreeMap<(String, String), BTreeSet<Vec<u8>>>,
+    pub targets: BTreeMap<(WorkspaceKey, String), BTreeSet<Vec<u8>>>,
     /// Events were lost: every watched entity must be rescanned.
     pub overflow: bool,
 }
@@ -135,10 +136,10 @@ impl Watcher {
     }
 
     /// Watches an entity: its anchor and every directory of it.
-    pub fn add_entity(&mut self, root: &HostRoot, workspace: &str, resolved: ResolvedEntity) {
+    pub fn add_entity(&mut self, root: &HostRoot, workspace: &WorkspaceKey, resolved: ResolvedEntity) {
         let index = self.entities.len();
         self.entities.push(WatchedEntity {
-            workspace: workspace.to_string(),
+            workspace: workspace.clone(),
             resolved,
         });
         let resolved = self.entities[index].resolved.clone();
@@ -292,10 +293,10 @@ impl Watcher {
     }
 
     /// The index of an entity in the registry.
-    pub fn entity_index(&self, workspace: &str, entity: &str) -> Option<usize> {
+    pub fn entity_index(&self, workspace: &WorkspaceKey, entity: &str) -> Option<usize> {
         self.entities
             .iter()
-            .position(|e| e.workspace == workspace && e.resolved.name == entity)
+            .position(|e| &e.workspace == workspace && e.resolved.name == entity)
     }
 }
 

@@ -25,7 +25,7 @@ use kubefim_crds::{ChangeSource, EntityConfig, EntityType, WorkspaceConfig, node
 
 use crate::{
     Error, Result,
-    config::Settings,
+    config::{Settings, WorkspaceKey},
     diff::Change,
     hostfs::HostRoot,
     outbox::{OutboxPolicy, OutboxWriter},
@@ -74,6 +74,7 @@ impl EntityOutcome {
 /// What one workspace scan found.
 #[derive(Clone, Debug)]
 pub struct ScanOutcome {
+    pub namespace: String,
     pub workspace: String,
     pub started_at: jiff::Timestamp,
     pub duration: Duration,
@@ -88,6 +89,7 @@ impl ScanOutcome {
     fn begin(ws: &WorkspaceConfig) -> Result<(Settings, Instant, Self)> {
         let settings = Settings::from_config(ws)?;
         let outcome = Self {
+            namespace: ws.namespace.clone(),
             workspace: ws.name.clone(),
             started_at: jiff::Timestamp::now(),
             duration: Duration::ZERO,
@@ -175,7 +177,7 @@ impl<'s> EntityScan<'s> {
     }
 
     fn key(&self) -> EntityKey {
-        EntityKey::new(&self.ws.name, &self.entity.name)
+        EntityKey::new(&self.ws.namespace, &self.ws.name, &self.entity.name)
     }
 
     fn identity(&self) -> EntityBaseline {
@@ -289,8 +291,9 @@ impl Scanner<'_> {
         if let Some(update) = update {
             if only.len() == ws.entities.len() {
                 // Entities of this workspace that have a baseline but are no longer configured.
+                let key = WorkspaceKey::of(ws);
                 update.drop_entities_where(|stored| {
-                    stored.workspace == ws.name && !ws.entities.iter().any(|e| e.name == stored.entity)
+                    stored.workspace == key && !ws.entities.iter().any(|e| e.name == stored.entity)
                 })?;
             }
             update.commit()?;

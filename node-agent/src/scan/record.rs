@@ -49,6 +49,7 @@ fn emit(
 ) {
     scan.changes += 1;
     sink(Change {
+        namespace: scan.ws.namespace.clone(),
         workspace: scan.ws.name.clone(),
         entity: scan.entity.name.clone(),
         change_type: scan.entity.entity_type.change_type(),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses part of it
 
+pub mod node;
+
 use std::path::{Path, PathBuf};
 
 use kubefim_agent::{
