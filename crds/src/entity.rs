@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
     category = "kubefim",
     derive = "PartialEq",
     cel,
+    validation = crate::name_length_rule("MonitoredEntity"),
     doc = "One item to monitor in a FimWorkspace: a Linux path, a file whose content is diffed, \
            a service, or a Windows file, registry key or service.",
     printcolumn(name = "Workspace", type_ = "string", json_path = ".spec.workspace"),

@@ -66,6 +66,17 @@ pub struct FileChangeSpec {
     /// Aggregated only: what the folded changes were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregated: Option<AggregatedChanges>,
+    /// Why the content diff was not taken although the entity is FileContent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_withheld: Option<ContentWithheld>,
+}
+
+/// Why a FileContent change carries no diff.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContentWithheld {
+    /// The path holds a secret (see the workspace's content.revealSensitive); the change keeps
+    /// its hashes.
+    SensitivePath,
 }
 
 /// The kind of thing that changed.

@@ -15,6 +15,7 @@ pub mod entity;
 pub mod filechange;
 pub mod keys;
 pub mod nodestatus;
+pub mod sensitive;
 pub mod units;
 pub mod workspace;
 
@@ -46,6 +47,18 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Names of FimWorkspace and MonitoredEntity objects become label values on FileChanges, which
+/// hold at most 63 characters: a longer name is refused at admission.
+pub const MAX_NAME_LENGTH: usize = 63;
+
+fn name_length_rule(kind: &str) -> kube::core::cel::Rule {
+    kube::core::cel::Rule::new(format!("size(self.metadata.name) <= {MAX_NAME_LENGTH}")).message(
+        kube::core::cel::Message::Expression(format!(
+            "'{kind} name ' + self.metadata.name + ' is ' + string(size(self.metadata.name)) + ' characters long; it may be at most {MAX_NAME_LENGTH}, because it becomes a label value'"
+        )),
+    )
+}
 
 /// Every CustomResourceDefinition this crate defines, in the order crdgen writes them.
 pub fn crds()

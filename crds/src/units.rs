@@ -11,6 +11,56 @@ pub const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))+$";
 /// The regular expression the API server applies to size fields.
 pub const SIZE_PATTERN: &str = "^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$";
 
+/// The size suffixes and what they multiply by, as [`parse_size`] reads them.
+const SIZE_SUFFIXES: [(&str, u64); 9] = [
+    ("", 1),
+    ("k", 1_000),
+    ("M", 1_000_000),
+    ("G", 1_000_000_000),
+    ("T", 1_000_000_000_000),
+    ("Ki", 1 << 10),
+    ("Mi", 1 << 20),
+    ("Gi", 1 << 30),
+    ("Ti", 1 << 40),
+];
+
+/// A regular expression (RE2, as CEL's `matches` takes) for the decimal numbers 0 to `n`
+/// without leading zeros.
+fn at_most(n: u64) -> String {
+    let digits: Vec<u8> = n.to_string().bytes().map(|b| b - b'0').collect();
+    let mut alternatives = vec!["0".to_string()];
+    if digits.len() >= 2 {
+        // Every number with fewer digits than n.
+        alternatives.push(format!("[1-9][0-9]{{0,{}}}", digits.len() - 2));
+    }
+    for (i, &digit) in digits.iter().enumerate() {
+        // n's first i digits, then a smaller digit (no leading zero), then anything.
+        let lowest = u8::from(i == 0);
+        if digit > lowest {
+            let prefix: String = digits[..i].iter().map(|d| char::from(b'0' + d)).collect();
+            let class = if digit - 1 == lowest {
+                lowest.to_string()
+            } else {
+                format!("[{lowest}-{}]", digit - 1)
+            };
+            alternatives.push(format!("{prefix}{class}[0-9]{{{}}}", digits.len() - i - 1));
+        }
+    }
+    alternatives.push(n.to_string());
+    alternatives.join("|")
+}
+
+/// A regular expression for the size strings ([`SIZE_PATTERN`]) whose value is at most
+/// `limit` bytes: the admission rule of a bounded size field, computed rather than written by
+/// hand so that it agrees with [`parse_size`].
+pub fn size_at_most_pattern(limit: u64) -> String {
+    let alternatives: Vec<String> = SIZE_SUFFIXES
+        .iter()
+        .map(|(suffix, multiplier)| format!("0*({}){suffix}", at_most(limit / multiplier)))
+        .collect();
+    format!("^({})$", alternatives.join("|"))
+}
+
 /// Parses a duration such as `90s`, `15m`, `1h30m` or `14d`.
 pub fn parse_duration(value: &str) -> Result<Duration> {
     let invalid = |reason| Error::InvalidDuration {
@@ -65,20 +115,14 @@ pub fn parse_size(value: &str) -> Result<u64> {
     let number: u64 = value[..digits]
         .parse()
         .map_err(|_| invalid("the number is too large"))?;
-    let multiplier: u64 = match &value[digits..] {
-        "" => 1,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        "T" => 1_000_000_000_000,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        _ => return Err(invalid("suffixes are Ki, Mi, Gi, Ti, k, M, G and T")),
+    let Some((_, multiplier)) = SIZE_SUFFIXES
+        .iter()
+        .find(|(suffix, _)| *suffix == &value[digits..])
+    else {
+        return Err(invalid("suffixes are Ki, Mi, Gi, Ti, k, M, G and T"));
     };
     number
-        .checked_mul(multiplier)
+        .checked_mul(*multiplier)
         .ok_or_else(|| invalid("it is too large"))
 }
 
@@ -100,6 +144,16 @@ mod tests {
             let err = parse_duration(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
+    }
+
+    #[test]
+    fn numbers_up_to_a_bound_are_matched_digit_by_digit() {
+        assert_eq!(at_most(0), "0|0");
+        assert_eq!(at_most(7), "0|[1-6][0-9]{0}|7");
+        assert_eq!(
+            at_most(256),
+            "0|[1-9][0-9]{0,1}|1[0-9]{2}|2[0-4][0-9]{1}|25[0-5][0-9]{0}|256"
+        );
     }
 
     #[test]

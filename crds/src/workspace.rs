@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
     category = "kubefim",
     derive = "PartialEq",
     cel,
+    validation = crate::name_length_rule("FimWorkspace"),
     doc = "A File Integrity Monitoring workspace: which nodes are monitored, which recommended items \
            are on, how often nodes are scanned, and how long detected changes are kept.",
     printcolumn(name = "Enabled", type_ = "boolean", json_path = ".spec.enabled"),
@@ -200,21 +201,37 @@ impl Default for RetentionSpec {
     }
 }
 
-/// FileContent limits.
+/// The largest `content.maxFileSize`: content kept on the node for diffs, per file.
+pub const MAX_CONTENT_FILE_SIZE: u64 = 5 << 20;
+/// The largest `content.maxDiffBytes`: a FileChange stays far below what the API server
+/// accepts (etcd's 1.5 MiB per object).
+pub const MAX_DIFF_BYTES: u64 = 256 << 10;
+
+/// FileContent limits, and whether secrets may be diffed.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ContentSpec {
-    /// Content of FileContent files up to this size is kept to produce diffs, such as 5Mi.
+    /// Content of FileContent files up to this size is kept to produce diffs, such as 1Mi; at
+    /// most 5Mi.
     #[serde(default = "default_content_max_file_size")]
     #[schemars(length(max = 32))]
     #[x_kube(validation = size_rule("content.maxFileSize"))]
+    #[x_kube(validation = size_bound_rule("content.maxFileSize", MAX_CONTENT_FILE_SIZE, "5Mi"))]
     pub max_file_size: String,
 
-    /// A diff longer than this is cut and flagged as truncated, such as 16Ki.
+    /// A diff longer than this is cut and flagged as truncated, such as 16Ki; at most 256Ki.
     #[serde(default = "default_max_diff_bytes")]
     #[schemars(length(max = 32))]
     #[x_kube(validation = size_rule("content.maxDiffBytes"))]
+    #[x_kube(validation = size_bound_rule("content.maxDiffBytes", MAX_DIFF_BYTES, "256Ki"))]
     pub max_diff_bytes: String,
+
+    /// Diff the content of sensitive paths too (/etc/shadow, private keys, kubeconfigs,
+    /// kubelet credentials, service account tokens). Off by default: their changes carry
+    /// hashes and say contentWithheld: SensitivePath. Turning it on lets whoever can read this
+    /// workspace's FileChanges read those secrets when they change.
+    #[serde(default)]
+    pub reveal_sensitive: bool,
 }
 
 impl Default for ContentSpec {
@@ -222,6 +239,7 @@ impl Default for ContentSpec {
         Self {
             max_file_size: default_content_max_file_size(),
             max_diff_bytes: default_max_diff_bytes(),
+            reveal_sensitive: false,
         }
     }
 }
@@ -329,6 +347,17 @@ fn size_rule(field: &str) -> kube::core::cel::Rule {
             "'{field} ' + self + ' is not a size: write it like 512, 16Ki, 5Mi or 1Gi'"
         )),
     )
+}
+
+fn size_bound_rule(field: &str, limit: u64, written: &str) -> kube::core::cel::Rule {
+    kube::core::cel::Rule::new(format!(
+        "!self.matches('{}') || self.matches('{}')",
+        crate::units::SIZE_PATTERN,
+        crate::units::size_at_most_pattern(limit)
+    ))
+    .message(kube::core::cel::Message::Expression(format!(
+        "'{field} ' + self + ' is too large: it may be at most {written}'"
+    )))
 }
 
 fn default_true() -> bool {

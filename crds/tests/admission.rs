@@ -248,6 +248,39 @@ fn workspace_admission_table() {
             json!({"content": {"maxFileSize": "-1"}}),
             Some("content.maxFileSize -1 is not a size"),
         ),
+        // Content bounds: a FileChange never exceeds what the API server accepts.
+        (json!({"content": {"maxDiffBytes": "256Ki"}}), None),
+        (json!({"content": {"maxDiffBytes": "262144"}}), None),
+        (json!({"content": {"maxDiffBytes": "000256Ki"}}), None),
+        (json!({"content": {"maxDiffBytes": "262k"}}), None),
+        (json!({"content": {"maxDiffBytes": "0Ti"}}), None),
+        (
+            json!({"content": {"maxDiffBytes": "257Ki"}}),
+            Some("content.maxDiffBytes 257Ki is too large: it may be at most 256Ki"),
+        ),
+        (
+            json!({"content": {"maxDiffBytes": "262145"}}),
+            Some("is too large"),
+        ),
+        (json!({"content": {"maxDiffBytes": "263k"}}), Some("is too large")),
+        (json!({"content": {"maxDiffBytes": "1Mi"}}), Some("is too large")),
+        (json!({"content": {"maxDiffBytes": "1M"}}), Some("is too large")),
+        (json!({"content": {"maxDiffBytes": "1G"}}), Some("is too large")),
+        (json!({"content": {"maxFileSize": "5Mi"}}), None),
+        (json!({"content": {"maxFileSize": "5120Ki"}}), None),
+        (json!({"content": {"maxFileSize": "5M"}}), None),
+        (json!({"content": {"maxFileSize": "5242880"}}), None),
+        (
+            json!({"content": {"maxFileSize": "5242881"}}),
+            Some("content.maxFileSize 5242881 is too large: it may be at most 5Mi"),
+        ),
+        (
+            json!({"content": {"maxFileSize": "5121Ki"}}),
+            Some("is too large"),
+        ),
+        (json!({"content": {"maxFileSize": "6M"}}), Some("is too large")),
+        (json!({"content": {"maxFileSize": "1Gi"}}), Some("is too large")),
+        (json!({"content": {"revealSensitive": true}}), None),
     ];
     for (spec, expected) in cases {
         let label = spec.to_string();
@@ -261,6 +294,65 @@ fn workspace_admission_table() {
             }
             (got, want) => panic!("{label}: got {got:?}, expected {want:?}"),
         }
+    }
+}
+
+#[test]
+fn names_longer_than_a_label_value_are_refused() {
+    let long = "w".repeat(64);
+    let mut ws = workspace(json!({}));
+    ws.metadata.name = Some(long.clone());
+    let messages = verdict(ws.validate_cel()).unwrap_err();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains(&long) && m.contains("64 characters") && m.contains("at most 63")),
+        "{messages:?}"
+    );
+    let mut e = entity(json!({"type": "LinuxFile", "path": "/srv"}));
+    e.metadata.name = Some("e".repeat(63));
+    assert_eq!(verdict(e.validate_cel()), Ok(()), "63 characters fit");
+    e.metadata.name = Some("e".repeat(64));
+    let messages = verdict(e.validate_cel()).unwrap_err();
+    assert!(
+        messages.iter().any(|m| m.contains("MonitoredEntity name")),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn every_size_the_bounded_rule_admits_parses_within_the_bound() {
+    // The bounded pattern is computed; check it against parse_size around every boundary.
+    let limit = kubefim_crds::workspace::MAX_DIFF_BYTES;
+    for value in [
+        "0",
+        "1",
+        "9",
+        "99",
+        "262143",
+        "262144",
+        "262145",
+        "300000",
+        "999999",
+        "255Ki",
+        "256Ki",
+        "257Ki",
+        "1000Ki",
+        "261k",
+        "262k",
+        "263k",
+        "0M",
+        "1M",
+        "0Mi",
+        "1Mi",
+        "0G",
+        "0Ti",
+        "1Ti",
+        "0000262144",
+    ] {
+        let admitted = verdict(workspace(json!({"content": {"maxDiffBytes": value}})).validate_cel()).is_ok();
+        let fits = kubefim_crds::units::parse_size(value).unwrap() <= limit;
+        assert_eq!(admitted, fits, "{value}");
     }
 }
 

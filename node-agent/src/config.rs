@@ -14,6 +14,7 @@ use kubefim_crds::{
     AgentConfig, FimWorkspace, MonitoredEntity, TargetOs, WorkspaceConfig,
     agent_config::{WorkspaceRef, render_workspace},
     units,
+    workspace::{MAX_CONTENT_FILE_SIZE, MAX_DIFF_BYTES},
 };
 use serde::Deserialize;
 
@@ -64,6 +65,8 @@ pub struct Settings {
     pub limits: HashLimits,
     pub content_max: u64,
     pub diff_max: usize,
+    /// Diff sensitive paths too (`content.revealSensitive`).
+    pub reveal_sensitive: bool,
 }
 
 impl Settings {
@@ -85,12 +88,17 @@ impl Settings {
                     .map_err(field("scan.maxHashSize"))?,
                 keep_content_up_to: None,
             },
+            // Admission bounds both; the agent holds to the same bounds whatever it is given.
             content_max: units::parse_size(&ws.content.max_file_size)
-                .map_err(field("content.maxFileSize"))?,
+                .map_err(field("content.maxFileSize"))?
+                .min(MAX_CONTENT_FILE_SIZE),
             diff_max: usize::try_from(
-                units::parse_size(&ws.content.max_diff_bytes).map_err(field("content.maxDiffBytes"))?,
+                units::parse_size(&ws.content.max_diff_bytes)
+                    .map_err(field("content.maxDiffBytes"))?
+                    .min(MAX_DIFF_BYTES),
             )
             .unwrap_or(usize::MAX),
+            reveal_sensitive: ws.content.reveal_sensitive,
         })
     }
 }

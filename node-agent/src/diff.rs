@@ -4,7 +4,7 @@
 
 use kubefim_crds::{
     ChangeCategory, ChangeSource, ChangeType, FileChangeSpec, FileState, FileType,
-    filechange::ChangedAttribute,
+    filechange::{ChangedAttribute, ContentWithheld},
 };
 
 use crate::store::Record;
@@ -24,6 +24,8 @@ pub struct Change {
     pub diff: Option<ContentDiff>,
     pub detected_at: jiff::Timestamp,
     pub source: ChangeSource,
+    /// Set when a FileContent change of a sensitive path carries no diff on purpose.
+    pub content_withheld: Option<ContentWithheld>,
 }
 
 /// A unified diff, possibly cut short.
@@ -166,6 +168,7 @@ impl Change {
             content_diff: self.diff.as_ref().map(|d| d.text.clone()),
             content_diff_truncated: self.diff.as_ref().is_some_and(|d| d.truncated),
             aggregated: None,
+            content_withheld: self.content_withheld,
         }
     }
 }

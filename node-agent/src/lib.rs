@@ -52,7 +52,7 @@ pub enum Error {
     Store {
         path: PathBuf,
         #[source]
-        source: crate::store::StoreFailure,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     #[error("baseline store {path} cannot be used: {reason}")]

@@ -1,26 +1,22 @@
 //! ChangeOutbox: the durable queue between detection and the API server. A change is written
-//! here inside the same redb transaction that advances the baseline, so a crash can never leave
-//! a change accepted into the baseline but not queued for reporting. It leaves the queue only
-//! when the API server acknowledged it (created, or already there under its deterministic name)
-//! or refused it for good, in which case it moves to a bounded dead-letter table.
-//!
-//! The queue has one lane per workspace (namespace/name), so the reporter can serve every
-//! workspace in turn and one workspace's backlog or failures never hold up another's. Two
-//! limits fold changes into one `Aggregated` record instead of dropping them: a scan's
-//! `reporting.maxChangesPerScan`, and the outbox's own bound (default 100,000 records).
-//!
-//! It also keeps what FimNodeStatus reports per workspace: change counts per UTC day, the time
-//! of each entity's newest change, and how many reports were refused.
+//! here in the same redb transaction that advances the baseline, so a crash can never accept a
+//! change into the baseline without queuing it. It leaves the queue only once the API server
+//! acknowledged it, or refused it for good (then it moves to the bounded dead letters). One lane
+//! per workspace lets the reporter serve workspaces in turn; past a scan's
+//! `reporting.maxChangesPerScan` or the queue's bound, changes fold into one Aggregated record.
+//! It also keeps what FimNodeStatus reports: daily counts, newest changes, refusals.
+
+mod records;
 
 use std::collections::BTreeMap;
 
 use kubefim_crds::{
-    ChangeCategory, ChangeSource, ChangeType, FileChangeSpec, WorkspaceConfig,
-    filechange::{AggregatedChanges, MAX_SAMPLE_PATHS, change_name},
+    WorkspaceConfig,
     nodestatus::{DailyChangeCount, utc_day},
 };
+pub use records::{DeadLetter, Fold, OutboxPolicy, OutboxRecord, Rejections};
+use records::{count_into, counts_key, lane_key};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
-use serde::{Deserialize, Serialize};
 
 use crate::{
     Result,
@@ -47,73 +43,6 @@ pub const DEFAULT_BOUND: u64 = 100_000;
 /// Refused records kept for inspection; past it the oldest go (they are counted and logged).
 pub const DEAD_LETTER_BOUND: u64 = 1_000;
 
-/// One queued FileChange, with what is needed to create it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct OutboxRecord {
-    /// The object name: deterministic, so a retried create meets AlreadyExists.
-    pub name: String,
-    pub namespace: String,
-    /// The workspace's uid, for the owner reference.
-    pub workspace_uid: String,
-    pub spec: FileChangeSpec,
-}
-
-impl OutboxRecord {
-    pub fn lane(&self) -> WorkspaceKey {
-        WorkspaceKey::new(&self.namespace, &self.spec.workspace)
-    }
-}
-
-/// A record the API server refused for good.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct DeadLetter {
-    pub record: Option<OutboxRecord>,
-    /// The HTTP status code, 0 for a record that could not even be read back.
-    pub code: u16,
-    pub reason: String,
-    pub at: jiff::Timestamp,
-}
-
-/// How many reports of a workspace were refused, and when the last one was.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Rejections {
-    pub count: u64,
-    pub last_at: Option<jiff::Timestamp>,
-}
-
-/// How changes enter the outbox.
-#[derive(Clone, Debug)]
-pub struct OutboxPolicy {
-    pub node: String,
-    pub bound: u64,
-}
-
-fn lane_key(lane: &WorkspaceKey) -> String {
-    lane.to_string()
-}
-
-fn counts_key(workspace: &WorkspaceKey, day: &str) -> String {
-    format!("{workspace}/{day}")
-}
-
-fn count_into(counts: &mut DailyChangeCount, category: ChangeCategory, change_type: ChangeType, n: u64) {
-    match category {
-        ChangeCategory::Added => counts.by_category.added += n,
-        ChangeCategory::Modified => counts.by_category.modified += n,
-        ChangeCategory::Removed => counts.by_category.removed += n,
-        ChangeCategory::Aggregated => {}
-    }
-    match change_type {
-        ChangeType::Files => counts.by_type.files += n,
-        ChangeType::FileContent => counts.by_type.content += n,
-        ChangeType::Services => counts.by_type.services += n,
-        ChangeType::Registry => counts.by_type.registry += n,
-    }
-}
-
 /// Appends `record` to its lane; the sequence keeps the queue's global order of arrival.
 fn enqueue(update: &Update<'_>, record: &OutboxRecord) -> Result<()> {
     let (store, txn) = (update.store(), update.transaction());
@@ -134,6 +63,7 @@ fn enqueue(update: &Update<'_>, record: &OutboxRecord) -> Result<()> {
 }
 
 /// Queues the changes of one workspace scan, inside that scan's write transaction.
+#[derive(Debug)]
 pub struct OutboxWriter<'t> {
     update: &'t Update<'t>,
     counts: redb::Table<'t, &'static str, &'static [u8]>,
@@ -143,21 +73,7 @@ pub struct OutboxWriter<'t> {
     key: WorkspaceKey,
     queued: u64,
     emitted: u64,
-    folded: Option<(
-        AggregatedChanges,
-        BTreeMap<ChangeType, u64>,
-        jiff::Timestamp,
-        ChangeSource,
-    )>,
-}
-
-impl std::fmt::Debug for OutboxWriter<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutboxWriter")
-            .field("workspace", &self.key)
-            .field("emitted", &self.emitted)
-            .finish()
-    }
+    folded: Option<Fold>,
 }
 
 impl<'t> OutboxWriter<'t> {
@@ -218,108 +134,61 @@ impl<'t> OutboxWriter<'t> {
         let limit = u64::from(self.workspace.reporting.max_changes_per_scan);
         if self.emitted < limit && self.queued < self.policy.bound {
             self.emitted += 1;
-            let spec = change.to_spec(&self.policy.node);
-            let record = OutboxRecord {
-                name: change_name(&self.policy.node, &spec.path, spec.category, &spec.detected_at),
-                namespace: self.workspace.namespace.clone(),
-                workspace_uid: self.workspace.uid.clone(),
-                spec,
-            };
+            let record = OutboxRecord::of(change, &self.workspace, &self.policy.node);
             return self.insert(&record);
         }
-        let (aggregate, types, _, _) = self.folded.get_or_insert_with(|| {
-            (
-                AggregatedChanges::default(),
-                BTreeMap::new(),
-                change.detected_at,
-                change.source,
-            )
-        });
-        aggregate.count += 1;
-        let mut counts = DailyChangeCount::default();
-        count_into(&mut counts, change.category, change.change_type, 1);
-        aggregate.by_category.added += counts.by_category.added;
-        aggregate.by_category.modified += counts.by_category.modified;
-        aggregate.by_category.removed += counts.by_category.removed;
-        *types.entry(change.change_type).or_default() += 1;
-        if aggregate.sample_paths.len() < MAX_SAMPLE_PATHS {
-            aggregate.sample_paths.push(change.path.clone());
+        match self.folded.as_mut() {
+            Some(fold) => fold.add(change),
+            None => self.folded = Some(Fold::new(change)),
         }
         Ok(())
     }
 
     /// Queues the Aggregated record of what was folded, if anything was. Call before commit.
     pub fn finish(mut self) -> Result<()> {
-        let Some((aggregate, types, first_at, source)) = self.folded.take() else {
+        let Some(fold) = self.folded.take() else {
             return Ok(());
         };
-        let change_type = types
-            .iter()
-            .max_by_key(|(_, n)| **n)
-            .map_or(ChangeType::Files, |(t, _)| *t);
-        let detected_at = first_at.to_string();
         let path = format!(
             "{} more changes in workspace {}",
-            aggregate.count, self.workspace.name
+            fold.count(),
+            self.workspace.name
         );
-        let spec = FileChangeSpec {
-            workspace: self.workspace.name.clone(),
-            entity: "aggregated".into(),
-            node_name: self.policy.node.clone(),
-            change_type,
-            category: ChangeCategory::Aggregated,
-            path: path.clone(),
-            detected_at: detected_at.clone(),
-            source,
-            changed_attributes: Vec::new(),
-            previous: None,
-            current: None,
-            content_diff: None,
-            content_diff_truncated: false,
-            aggregated: Some(aggregate),
-        };
-        let record = OutboxRecord {
-            name: change_name(&self.policy.node, &path, ChangeCategory::Aggregated, &detected_at),
-            namespace: self.workspace.namespace.clone(),
-            workspace_uid: self.workspace.uid.clone(),
-            spec,
-        };
+        let record = fold.into_record(&self.workspace, &self.policy.node, path, "aggregated");
         // Past the bound the aggregate still goes in: one record more never loses anything.
         self.insert(&record)
     }
 }
 
-/// The records of every lane of a queue table, oldest first within a lane.
-fn read_queue(table: &impl ReadableTable<(&'static str, u64), &'static [u8]>) -> Vec<OutboxRecord> {
-    let Ok(range) = table.iter() else {
+/// The records still queued in a store file that can no longer be used, from whatever queue
+/// table its format has, in their order of arrival, if redb can read it at all; an unreadable
+/// record is left behind (there is nothing to send).
+pub(crate) fn salvage(path: &std::path::Path) -> Vec<OutboxRecord> {
+    let Some(txn) = redb::ReadOnlyDatabase::open(path)
+        .ok()
+        .and_then(|db| db.begin_read().ok())
+    else {
         return Vec::new();
     };
-    let mut records: Vec<(u64, OutboxRecord)> = range
-        .filter_map(|item| {
-            let (key, value) = item.ok()?;
-            Some((key.value().1, serde_json::from_slice(value.value()).ok()?))
-        })
-        .collect();
+    let decode = |value: &[u8]| serde_json::from_slice::<OutboxRecord>(value).ok();
+    let mut records: Vec<(u64, OutboxRecord)> = Vec::new();
+    if let Ok(table) = txn.open_table(QUEUE)
+        && let Ok(range) = table.iter()
+    {
+        records.extend(range.filter_map(|item| {
+            item.ok()
+                .and_then(|(k, v)| Some((k.value().1, decode(v.value())?)))
+        }));
+    }
+    if let Ok(table) = txn.open_table(LEGACY_QUEUE)
+        && let Ok(range) = table.iter()
+    {
+        records.extend(
+            range.filter_map(|item| item.ok().and_then(|(k, v)| Some((k.value(), decode(v.value())?)))),
+        );
+    }
     records.sort_by_key(|(seq, _)| *seq);
     records.into_iter().map(|(_, record)| record).collect()
-}
-
-/// The records still queued in a store that can no longer be used, read from whatever queue
-/// table its format has; an unreadable record is left behind (there is nothing to send).
-pub(crate) fn salvage(db: &impl ReadableDatabase) -> Vec<OutboxRecord> {
-    let Ok(txn) = db.begin_read() else {
-        return Vec::new();
-    };
-    let mut records = txn
-        .open_table(QUEUE)
-        .map(|table| read_queue(&table))
-        .unwrap_or_default();
-    if let Ok(legacy) = txn.open_table(LEGACY_QUEUE)
-        && let Ok(range) = legacy.iter()
-    {
-        records.extend(range.filter_map(|item| serde_json::from_slice(item.ok()?.1.value()).ok()));
-    }
-    records
 }
 
 /// Queues salvaged records in a new store, in their order.
@@ -346,22 +215,21 @@ pub(crate) fn migrate_legacy(
     };
     requeue(update, &legacy)?;
     txn.delete_table(LEGACY_QUEUE).map_err(|e| store.error(e))?;
+    // Format-1 count keys are `<ws>/<day>`: one slash.
     let mut counts = txn.open_table(COUNTS).map_err(|e| store.error(e))?;
-    let old: Vec<(String, Vec<u8>)> = counts
-        .iter()
+    let old = counts
+        .extract_if(|key, _| key.matches('/').count() == 1)
         .map_err(|e| store.error(e))?
-        .filter_map(|item| {
-            let (key, value) = item.ok()?;
-            (key.value().matches('/').count() == 1).then(|| (key.value().to_string(), value.value().to_vec()))
-        })
-        .collect();
+        .map(|item| item.map(|(k, v)| (k.value().to_string(), v.value().to_vec())))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| store.error(e))?;
     for (key, value) in old {
-        counts.remove(key.as_str()).map_err(|e| store.error(e))?;
         if let Some((workspace, day)) = key.split_once('/')
             && let Some(owner) = namespace_of(workspace)
         {
+            let key = counts_key(&owner, day);
             counts
-                .insert(counts_key(&owner, day).as_str(), value.as_slice())
+                .insert(key.as_str(), value.as_slice())
                 .map_err(|e| store.error(e))?;
         }
     }
@@ -426,15 +294,12 @@ impl ChangeOutbox<'_> {
         let key = lane_key(lane);
         let raw = self.read(|txn| {
             let table = txn.open_table(QUEUE)?;
-            let mut raw = Vec::new();
-            for item in table
-                .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?
+            let range = table.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?;
+            let raw: std::result::Result<Vec<(u64, Vec<u8>)>, _> = range
                 .take(limit)
-            {
-                let (k, v) = item?;
-                raw.push((k.value().1, v.value().to_vec()));
-            }
-            Ok(raw)
+                .map(|item| item.map(|(k, v)| (k.value().1, v.value().to_vec())))
+                .collect();
+            Ok(raw?)
         })?;
         let mut out = Vec::new();
         for (seq, bytes) in raw.unwrap_or_default() {
@@ -508,12 +373,7 @@ impl ChangeOutbox<'_> {
         let key = lane_key(lane);
         let count = self.read(|txn| {
             let table = txn.open_table(QUEUE)?;
-            let mut count = 0;
-            for item in table.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))? {
-                item?;
-                count += 1;
-            }
-            Ok(count)
+            Ok(table.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?.count() as u64)
         })?;
         Ok(count.unwrap_or(0))
     }
@@ -522,9 +382,10 @@ impl ChangeOutbox<'_> {
     pub fn rejections(&self, workspace: &WorkspaceKey) -> Result<Rejections> {
         let key = lane_key(workspace);
         let value = self.read(|txn| {
-            let table = txn.open_table(REJECTED)?;
-            let value = table.get(key.as_str())?.map(|v| v.value().to_vec());
-            Ok(value)
+            Ok(txn
+                .open_table(REJECTED)?
+                .get(key.as_str())?
+                .map(|v| v.value().to_vec()))
         })?;
         Ok(value
             .flatten()
@@ -536,17 +397,12 @@ impl ChangeOutbox<'_> {
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
         let letters = self.read(|txn| {
             let table = txn.open_table(DEAD_LETTERS)?;
-            let mut letters = Vec::new();
-            for item in table.iter()? {
-                letters.push(item?.1.value().to_vec());
-            }
-            Ok(letters)
+            Ok(table
+                .iter()?
+                .filter_map(|item| serde_json::from_slice(item.ok()?.1.value()).ok())
+                .collect::<Vec<DeadLetter>>())
         })?;
-        Ok(letters
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| serde_json::from_slice(v).ok())
-            .collect())
+        Ok(letters.unwrap_or_default())
     }
 
     /// The per-day change counts of `workspace` for the 8 days ending at `today`.

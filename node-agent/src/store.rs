@@ -17,22 +17,25 @@
 //! gets a new generation, so the cluster learns that the baseline was lost.
 
 mod entity;
+mod lifecycle;
+mod migration;
 mod record;
+mod reset;
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::atomic::{AtomicBool, Ordering},
 };
 
 use entity::{ENTITY_PREFIX, LegacyEntity};
 pub use entity::{EntityBaseline, EntityKey};
-use kubefim_crds::WorkspaceConfig;
+pub use lifecycle::OpenOutcome;
+pub use migration::Migration;
 pub use record::Record;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
-use serde::{Deserialize, Serialize};
+pub use reset::BaselineReset;
 
-use crate::{Error, Result, config::WorkspaceKey, outbox, walk};
+use crate::{Error, Result, walk};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const FORMAT_KEY: &str = "format";
@@ -40,7 +43,6 @@ const FORMAT: &[u8] = b"kubefim-baseline/2";
 /// Keys without the namespace; migrated by [`BaselineStore::migrate_legacy`].
 const LEGACY_FORMAT: &[u8] = b"kubefim-baseline/1";
 const GENERATION_KEY: &str = "generation";
-const RESET_PREFIX: &str = "reset/";
 /// The redb page cache: bounds the store's share of the agent's memory.
 const CACHE_BYTES: usize = 16 << 20;
 /// The store's file in the state directory.
@@ -48,46 +50,8 @@ pub const FILE_NAME: &str = "baseline.redb";
 
 type Bytes = &'static [u8];
 
-/// A failure of the storage engine, kept opaque so that no other module depends on it.
-#[derive(Debug)]
-pub struct StoreFailure(Box<redb::Error>);
-
-impl std::fmt::Display for StoreFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for StoreFailure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
-}
-
 fn table(name: &str) -> TableDefinition<'_, Bytes, Bytes> {
     TableDefinition::new(name)
-}
-
-/// A lost or replaced store found on a node whose cluster record names another generation;
-/// it stands until the workspace's baseline is accepted again (a new `baseline.revision`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct BaselineReset {
-    /// The generation the cluster knew.
-    pub previous_generation: String,
-    pub detected_at: jiff::Timestamp,
-    /// The workspace's baseline.revision when the reset was found.
-    pub baseline_revision: String,
-}
-
-/// What a one-time migration of a format-1 store did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Migration {
-    /// Entities whose baseline now lives under their namespace.
-    pub moved: Vec<EntityKey>,
-    /// (workspace, entity) baselines dropped: no configured workspace, or two namespaces
-    /// with a workspace of that name and entity could have owned them.
-    pub dropped: Vec<(String, String)>,
 }
 
 /// The baseline database.
@@ -100,88 +64,15 @@ pub struct BaselineStore {
     legacy: AtomicBool,
 }
 
-/// What opening the store found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum OpenOutcome {
-    Opened,
-    Created,
-    /// The previous file was unusable; it was moved to `moved_to` and a new store created,
-    /// carrying over the `salvaged` changes it still had queued.
-    Rebuilt {
-        reason: String,
-        moved_to: PathBuf,
-        salvaged: usize,
-    },
-}
-
 fn db_error(path: &Path, source: impl Into<redb::Error>) -> Error {
     Error::Store {
         path: path.to_path_buf(),
-        source: StoreFailure(Box::new(source.into())),
+        source: Box::new(source.into()),
     }
-}
-
-/// A new random generation id.
-fn new_generation() -> String {
-    let mut bytes = [0u8; 8];
-    if rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()).is_err() {
-        // No entropy source: the time and the process still make the id unique enough to
-        // tell one store from the next on one node.
-        let nanos = jiff::Timestamp::now().as_nanosecond() as u64;
-        bytes = (nanos ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl BaselineStore {
-    /// Opens (or creates) the store in `state_dir`, rebuilding it when it is corrupt or foreign.
-    pub fn open(state_dir: &Path) -> Result<(Self, OpenOutcome)> {
-        std::fs::create_dir_all(state_dir).map_err(|source| Error::StateDir {
-            path: state_dir.to_path_buf(),
-            source,
-        })?;
-        let path = state_dir.join(FILE_NAME);
-        let existed = path.exists();
-        let reason = match Self::try_open(&path) {
-            Ok(store) if existed => return Ok((store, OpenOutcome::Opened)),
-            Ok(store) => return Ok((store, OpenOutcome::Created)),
-            Err(reason) if existed => reason,
-            Err(reason) => return Err(Error::StoreUnusable { path, reason }),
-        };
-        // Drain what the old file still holds for the API server before it is moved aside.
-        let queued = redb::ReadOnlyDatabase::open(&path)
-            .map(|db| outbox::salvage(&db))
-            .unwrap_or_default();
-        let moved_to = state_dir.join(format!(
-            "{FILE_NAME}.unusable-{}",
-            jiff::Timestamp::now().as_second()
-        ));
-        std::fs::rename(&path, &moved_to).map_err(|source| Error::StateDir {
-            path: path.clone(),
-            source,
-        })?;
-        tracing::error!(path = %path.display(), moved_to = %moved_to.display(), %reason, salvaged = queued.len(),
-            "baseline store is unusable; moved aside, every entity will be baselined again");
-        let store = Self::try_open(&path).map_err(|reason| Error::StoreUnusable {
-            path: path.clone(),
-            reason,
-        })?;
-        if !queued.is_empty() {
-            let update = store.update()?;
-            outbox::requeue(&update, &queued)?;
-            update.commit()?;
-        }
-        let salvaged = queued.len();
-        Ok((
-            store,
-            OpenOutcome::Rebuilt {
-                reason,
-                moved_to,
-                salvaged,
-            },
-        ))
-    }
-
+    /// Opens or creates a usable store at `path`; why not, when it cannot.
     fn try_open(path: &Path) -> std::result::Result<Self, String> {
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
@@ -213,7 +104,7 @@ impl BaselineStore {
             let generation = match read(&meta, GENERATION_KEY)? {
                 Some(found) => String::from_utf8_lossy(&found).into_owned(),
                 None => {
-                    let generation = new_generation();
+                    let generation = lifecycle::new_generation();
                     meta.insert(GENERATION_KEY, generation.as_bytes())
                         .map_err(|e| e.to_string())?;
                     generation
@@ -251,6 +142,21 @@ impl BaselineStore {
         Ok(Update { store: self, txn })
     }
 
+    /// The entities that have a baseline.
+    pub fn entities(&self) -> Result<Vec<EntityKey>> {
+        Ok(self
+            .meta_entries(ENTITY_PREFIX)?
+            .iter()
+            .filter_map(|(key, _)| EntityKey::from_meta_key(key))
+            .collect())
+    }
+
+    /// Whether this is a format-1 store not yet migrated.
+    fn is_legacy(&self) -> bool {
+        self.legacy.load(Ordering::Acquire)
+    }
+
+    /// The meta entries whose key starts with `prefix`, in key order.
     fn meta_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let txn = self.db.begin_read().map_err(|e| self.error(e))?;
         let meta = txn.open_table(META).map_err(|e| self.error(e))?;
@@ -263,116 +169,6 @@ impl BaselineStore {
             out.push((key.value().to_string(), value.value().to_vec()));
         }
         Ok(out)
-    }
-
-    /// The entities that have a baseline.
-    pub fn entities(&self) -> Result<Vec<EntityKey>> {
-        Ok(self
-            .meta_entries(ENTITY_PREFIX)?
-            .iter()
-            .filter_map(|(key, _)| EntityKey::from_meta_key(key))
-            .collect())
-    }
-
-    /// Moves the baselines of a format-1 store under their namespaces, once, using the
-    /// configured workspaces to tell which namespace each workspace name is in. Entities that
-    /// cannot be placed are dropped (and will be baselined again) rather than guessed at.
-    pub fn migrate_legacy(&self, workspaces: &[WorkspaceConfig]) -> Result<Option<Migration>> {
-        if !self.legacy.load(Ordering::Acquire) {
-            return Ok(None);
-        }
-        let owner = |workspace: &str, entity: Option<&str>| -> Option<WorkspaceKey> {
-            let named: Vec<&WorkspaceConfig> = workspaces.iter().filter(|w| w.name == workspace).collect();
-            let holding: Vec<&&WorkspaceConfig> = named
-                .iter()
-                .filter(|w| entity.is_none_or(|e| w.entities.iter().any(|c| c.name == e)))
-                .collect();
-            match (named.as_slice(), holding.as_slice()) {
-                ([only], _) => Some(WorkspaceKey::of(only)),
-                (_, [only]) => Some(WorkspaceKey::of(only)),
-                _ => None,
-            }
-        };
-        let legacy: Vec<LegacyEntity> = self
-            .meta_entries(ENTITY_PREFIX)?
-            .iter()
-            .filter_map(|(key, _)| LegacyEntity::from_meta_key(key))
-            .collect();
-        let update = self.update()?;
-        let mut migration = Migration::default();
-        {
-            let mut meta = update.txn.open_table(META).map_err(|e| self.error(e))?;
-            for old in legacy {
-                let value = meta
-                    .remove(old.meta_key().as_str())
-                    .map_err(|e| self.error(e))?
-                    .map(|v| v.value().to_vec());
-                let Some(workspace) = owner(&old.workspace, Some(&old.entity)) else {
-                    for name in [old.records_table(), old.content_table()] {
-                        update.txn.delete_table(table(&name)).map_err(|e| self.error(e))?;
-                    }
-                    migration.dropped.push((old.workspace, old.entity));
-                    continue;
-                };
-                let new = EntityKey {
-                    workspace,
-                    entity: old.entity.clone(),
-                };
-                for (from, to) in [
-                    (old.records_table(), new.records_table()),
-                    (old.content_table(), new.content_table()),
-                ] {
-                    match update.txn.rename_table(table(&from), table(&to)) {
-                        Ok(()) | Err(TableError::TableDoesNotExist(_)) => {}
-                        Err(e) => return Err(self.error(e)),
-                    }
-                }
-                if let Some(value) = value {
-                    meta.insert(new.meta_key().as_str(), value.as_slice())
-                        .map_err(|e| self.error(e))?;
-                }
-                migration.moved.push(new);
-            }
-            meta.insert(FORMAT_KEY, FORMAT).map_err(|e| self.error(e))?;
-        }
-        outbox::migrate_legacy(&update, &|workspace: &str| owner(workspace, None))?;
-        update.commit()?;
-        self.legacy.store(false, Ordering::Release);
-        Ok(Some(migration))
-    }
-
-    /// The unaccepted baseline resets of each workspace.
-    pub fn resets(&self) -> Result<BTreeMap<WorkspaceKey, BaselineReset>> {
-        Ok(self
-            .meta_entries(RESET_PREFIX)?
-            .into_iter()
-            .filter_map(|(key, value)| {
-                let (namespace, name) = key.strip_prefix(RESET_PREFIX)?.split_once('/')?;
-                let reset = serde_json::from_slice(&value).ok()?;
-                Some((WorkspaceKey::new(namespace, name), reset))
-            })
-            .collect())
-    }
-
-    /// Records a reset found for `workspace` (Some) or forgets it once accepted (None).
-    pub fn set_reset(&self, workspace: &WorkspaceKey, reset: Option<&BaselineReset>) -> Result<()> {
-        let update = self.update()?;
-        {
-            let mut meta = update.txn.open_table(META).map_err(|e| self.error(e))?;
-            let key = format!("{RESET_PREFIX}{workspace}");
-            match reset {
-                Some(reset) => {
-                    // A struct of strings and a timestamp always serializes.
-                    let bytes = serde_json::to_vec(reset).unwrap_or_default();
-                    meta.insert(key.as_str(), bytes.as_slice())
-                        .map_err(|e| self.error(e))?;
-                }
-                None => {
-                    meta.remove(key.as_str()).map_err(|e| self.error(e))?;
-                }
-            }
-        }
-        update.commit()
     }
 
     /// The database itself, for the outbox's own tables.
@@ -504,25 +300,16 @@ impl<'s> Update<'s> {
     }
 
     pub fn set_entity_baseline(&self, entity: &EntityKey, baseline: &EntityBaseline) -> Result<()> {
-        let mut meta = self.txn.open_table(META).map_err(|e| self.store.error(e))?;
         // A struct of two strings always serializes.
         let bytes = serde_json::to_vec(baseline).unwrap_or_default();
-        meta.insert(entity.meta_key().as_str(), bytes.as_slice())
-            .map_err(|e| self.store.error(e))?;
-        Ok(())
+        self.put_meta(&entity.meta_key(), Some(&bytes)).map(|_| ())
     }
 
     /// Forgets an entity entirely (records, content, identity).
     pub fn drop_entity(&self, entity: &EntityKey) -> Result<()> {
-        for name in [entity.records_table(), entity.content_table()] {
-            self.txn
-                .delete_table(table(&name))
-                .map_err(|e| self.store.error(e))?;
-        }
-        let mut meta = self.txn.open_table(META).map_err(|e| self.store.error(e))?;
-        meta.remove(entity.meta_key().as_str())
-            .map_err(|e| self.store.error(e))?;
-        Ok(())
+        self.delete_table(&entity.records_table())?;
+        self.delete_table(&entity.content_table())?;
+        self.put_meta(&entity.meta_key(), None).map(|_| ())
     }
 
     /// Drops every entity `stale` says is no longer configured; returns how many were dropped.
@@ -545,6 +332,33 @@ impl<'s> Update<'s> {
             records: open(entity.records_table())?,
             contents: with_content.then(|| open(entity.content_table())).transpose()?,
         })
+    }
+
+    /// Sets (Some) or removes (None) a meta entry; returns what it held.
+    fn put_meta(&self, key: &str, value: Option<&[u8]>) -> Result<Option<Vec<u8>>> {
+        let mut meta = self.txn.open_table(META).map_err(|e| self.store.error(e))?;
+        let previous = match value {
+            Some(value) => meta.insert(key, value),
+            None => meta.remove(key),
+        }
+        .map_err(|e| self.store.error(e))?
+        .map(|v| v.value().to_vec());
+        Ok(previous)
+    }
+
+    /// Renames a table (a missing one is nothing to rename).
+    fn rename_table(&self, from: &str, to: &str) -> Result<()> {
+        match self.txn.rename_table(table(from), table(to)) {
+            Ok(()) | Err(TableError::TableDoesNotExist(_)) => Ok(()),
+            Err(e) => Err(self.store.error(e)),
+        }
+    }
+
+    fn delete_table(&self, name: &str) -> Result<()> {
+        self.txn
+            .delete_table(table(name))
+            .map(|_| ())
+            .map_err(|e| self.store.error(e))
     }
 
     pub fn commit(self) -> Result<()> {
@@ -576,6 +390,14 @@ impl EntityWriter<'_> {
     pub fn put_content(&mut self, key: &[u8], content: &[u8]) -> Result<()> {
         if let Some(table) = self.contents.as_mut() {
             table.insert(key, content).map_err(|e| self.store.error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes only the content kept for `key`.
+    pub fn remove_content(&mut self, key: &[u8]) -> Result<()> {
+        if let Some(table) = self.contents.as_mut() {
+            table.remove(key).map_err(|e| self.store.error(e))?;
         }
         Ok(())
     }

@@ -9,7 +9,10 @@ use std::{fs, os::unix::fs::PermissionsExt};
 
 use common::*;
 use kubefim_agent::scan::ScanMode;
-use kubefim_crds::{ChangeCategory as C, EntityType, filechange::ChangedAttribute as A};
+use kubefim_crds::{
+    ChangeCategory as C, EntityType,
+    filechange::{ChangedAttribute as A, ContentWithheld},
+};
 
 fn tree() -> (Fixture, kubefim_crds::WorkspaceConfig) {
     let fx = Fixture::new();
@@ -410,4 +413,52 @@ fn unit_precedence_prefers_etc_over_lib() {
     // An administrator's override in /etc replaces the vendor unit: that is a modification.
     fx.write("/etc/systemd/system/ssh.service", "override");
     assert_eq!(only_change(&fx.detect(&ws), "ssh.service").changed, [A::Content]);
+}
+
+#[test]
+fn a_secret_is_never_diffed_unless_the_workspace_reveals_it() {
+    let fx = Fixture::new();
+    fx.write("/etc/kubernetes/admin.conf", "token: old-secret\n");
+    fx.write("/etc/hosts", "127.0.0.1 localhost\n");
+    let mut ws = workspace(vec![
+        entity(
+            "kubeconfig",
+            EntityType::FileContent,
+            "/etc/kubernetes/admin.conf",
+            false,
+        ),
+        entity("hosts", EntityType::FileContent, "/etc/hosts", false),
+    ]);
+    fx.init(&ws);
+    fx.write("/etc/kubernetes/admin.conf", "token: new-secret\n");
+    fx.write("/etc/hosts", "10.0.0.9 example\n");
+    let changes = fx.detect(&ws);
+    let secret = only_change(&changes, "/etc/kubernetes/admin.conf");
+    assert!(secret.diff.is_none(), "{secret:?}");
+    assert_eq!(secret.content_withheld, Some(ContentWithheld::SensitivePath));
+    assert!(secret.changed.contains(&A::Content));
+    let line = serde_json::to_string(&secret.to_spec("n1")).unwrap();
+    assert!(
+        !line.contains("old-secret") && !line.contains("new-secret"),
+        "the JSON line holds no content: {line}"
+    );
+    assert!(line.contains("\"contentWithheld\":\"SensitivePath\""), "{line}");
+    let spec = secret.to_spec("n1");
+    assert!(spec.previous.unwrap().hash.is_some() && spec.current.unwrap().hash.is_some());
+    let ordinary = only_change(&changes, "/etc/hosts");
+    assert!(ordinary.diff.is_some() && ordinary.content_withheld.is_none());
+
+    // An admin who sets revealSensitive gets diffs from the next change on.
+    ws.content.reveal_sensitive = true;
+    fx.write("/etc/kubernetes/admin.conf", "token: newest-secret\n");
+    let changes = fx.detect(&ws);
+    let secret = only_change(&changes, "/etc/kubernetes/admin.conf");
+    assert!(secret.content_withheld.is_none());
+    fx.write("/etc/kubernetes/admin.conf", "token: rotated\n");
+    let changes = fx.detect(&ws);
+    let diff = only_change(&changes, "/etc/kubernetes/admin.conf")
+        .diff
+        .clone()
+        .unwrap();
+    assert!(diff.text.contains("+token: rotated"), "{diff:?}");
 }

@@ -30,17 +30,19 @@ pub(super) fn apply_batch(
 ) -> Result<()> {
     let now = scan.now.as_second();
     let settings = scan.settings;
-    let limits = HashLimits {
-        keep_content_up_to: (scan.entity.entity_type == EntityType::FileContent)
-            .then_some(settings.content_max),
-        ..settings.limits
-    };
+    let keeps_content = scan.entity.entity_type == EntityType::FileContent;
     let hashed: Vec<Option<std::result::Result<Hashed, FsErrorKind>>> = batch
         .par_iter()
         .map(|step| match step {
             Step::Compare(old, HostObject::File(entry))
                 if needs_hash(entry, old.as_ref(), &settings, now) =>
             {
+                // The content of a secret is never kept, so it can never be diffed.
+                let limits = HashLimits {
+                    keep_content_up_to: (keeps_content && !record::withheld(&settings, &entry.path))
+                        .then_some(settings.content_max),
+                    ..settings.limits
+                };
                 Some(hash::hash_file(&entry.parent, &entry.name, limits))
             }
             _ => None,

@@ -2,11 +2,15 @@
 //! makes emitted to the sink, and the new state written to the entity's tables. A silent scan
 //! (a baseline being built) writes without emitting.
 
-use kubefim_crds::{ChangeCategory, EntityType, filechange::ChangedAttribute};
+use kubefim_crds::{
+    ChangeCategory, EntityType,
+    filechange::{ChangedAttribute, ContentWithheld},
+};
 
 use super::EntityScan;
 use crate::{
     Result,
+    config::Settings,
     diff::{self, Change},
     store::{EntityWriter, Record, StoredEntity},
     walk,
@@ -30,6 +34,12 @@ pub(super) struct CurrentState {
     pub content: Option<Vec<u8>>,
 }
 
+/// Whether the content of `path` is withheld from diffs: a sensitive path, unless the
+/// workspace reveals them.
+pub(super) fn withheld(settings: &Settings, path: &str) -> bool {
+    !settings.reveal_sensitive && kubefim_crds::sensitive::is_sensitive_path(path)
+}
+
 fn display_path(scan: &EntityScan<'_>, key: &[u8]) -> String {
     if scan.entity.entity_type == EntityType::LinuxService {
         String::from_utf8_lossy(key).into_owned()
@@ -48,19 +58,24 @@ fn emit(
     sink: &mut dyn FnMut(Change),
 ) {
     scan.changes += 1;
+    let path = display_path(scan, key);
+    let content_withheld = (scan.entity.entity_type == EntityType::FileContent
+        && withheld(&scan.settings, &path))
+    .then_some(ContentWithheld::SensitivePath);
     sink(Change {
         namespace: scan.ws.namespace.clone(),
         workspace: scan.ws.name.clone(),
         entity: scan.entity.name.clone(),
         change_type: scan.entity.entity_type.change_type(),
         category,
-        path: display_path(scan, key),
+        path,
         previous,
         current,
         changed,
         diff,
         detected_at: jiff::Timestamp::now(),
         source: scan.source,
+        content_withheld,
     });
 }
 
@@ -157,8 +172,13 @@ pub(super) fn observed(
         if changed_record {
             writer.put(&key, &record)?;
         }
-        if let Some(content) = &content {
-            writer.put_content(&key, content)?;
+        match &content {
+            Some(content) => writer.put_content(&key, content)?,
+            // Content kept before the path was withheld (revealSensitive turned off) goes.
+            None if scan.keeps_content() && withheld(&scan.settings, &display_path(scan, &key)) => {
+                writer.remove_content(&key)?
+            }
+            None => {}
         }
     }
     Ok(())

@@ -1,0 +1,176 @@
+//! What the outbox holds, apart from how it is stored: the queued record of a change, a
+//! refused record, the counts FimNodeStatus reports, and the folding of many changes into one
+//! Aggregated record (every change still counted, up to 20 sample paths).
+
+use std::collections::BTreeMap;
+
+use kubefim_crds::{
+    ChangeCategory, ChangeSource, ChangeType, FileChangeSpec, WorkspaceConfig,
+    filechange::{AggregatedChanges, MAX_SAMPLE_PATHS, change_name},
+    nodestatus::DailyChangeCount,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{config::WorkspaceKey, diff::Change};
+
+/// One queued FileChange, with what is needed to create it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxRecord {
+    /// The object name: deterministic, so a retried create meets AlreadyExists.
+    pub name: String,
+    pub namespace: String,
+    /// The workspace's uid, for the owner reference.
+    pub workspace_uid: String,
+    pub spec: FileChangeSpec,
+}
+
+impl OutboxRecord {
+    /// The record of one change of `workspace` on `node`.
+    pub fn of(change: &Change, workspace: &WorkspaceConfig, node: &str) -> Self {
+        let spec = change.to_spec(node);
+        Self {
+            name: change_name(node, &spec.path, spec.category, &spec.detected_at),
+            namespace: workspace.namespace.clone(),
+            workspace_uid: workspace.uid.clone(),
+            spec,
+        }
+    }
+
+    pub fn lane(&self) -> WorkspaceKey {
+        WorkspaceKey::new(&self.namespace, &self.spec.workspace)
+    }
+}
+
+/// A record the API server refused for good.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub record: Option<OutboxRecord>,
+    /// The HTTP status code, 0 for a record that could not even be read back.
+    pub code: u16,
+    pub reason: String,
+    pub at: jiff::Timestamp,
+}
+
+/// How many reports of a workspace were refused, and when the last one was.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejections {
+    pub count: u64,
+    pub last_at: Option<jiff::Timestamp>,
+}
+
+/// How changes enter the outbox.
+#[derive(Clone, Debug)]
+pub struct OutboxPolicy {
+    pub node: String,
+    pub bound: u64,
+}
+
+pub(super) fn lane_key(lane: &WorkspaceKey) -> String {
+    lane.to_string()
+}
+
+pub(super) fn counts_key(workspace: &WorkspaceKey, day: &str) -> String {
+    format!("{workspace}/{day}")
+}
+
+pub(super) fn count_into(
+    counts: &mut DailyChangeCount,
+    category: ChangeCategory,
+    change_type: ChangeType,
+    n: u64,
+) {
+    match category {
+        ChangeCategory::Added => counts.by_category.added += n,
+        ChangeCategory::Modified => counts.by_category.modified += n,
+        ChangeCategory::Removed => counts.by_category.removed += n,
+        ChangeCategory::Aggregated => {}
+    }
+    match change_type {
+        ChangeType::Files => counts.by_type.files += n,
+        ChangeType::FileContent => counts.by_type.content += n,
+        ChangeType::Services => counts.by_type.services += n,
+        ChangeType::Registry => counts.by_type.registry += n,
+    }
+}
+
+/// Changes folded into one Aggregated record.
+#[derive(Clone, Debug)]
+pub struct Fold {
+    aggregate: AggregatedChanges,
+    types: BTreeMap<ChangeType, u64>,
+    first_at: jiff::Timestamp,
+    source: ChangeSource,
+}
+
+impl Fold {
+    pub fn new(first: &Change) -> Self {
+        let mut fold = Self {
+            aggregate: AggregatedChanges::default(),
+            types: BTreeMap::new(),
+            first_at: first.detected_at,
+            source: first.source,
+        };
+        fold.add(first);
+        fold
+    }
+
+    pub fn add(&mut self, change: &Change) {
+        self.aggregate.count += 1;
+        let mut counts = DailyChangeCount::default();
+        count_into(&mut counts, change.category, change.change_type, 1);
+        self.aggregate.by_category.added += counts.by_category.added;
+        self.aggregate.by_category.modified += counts.by_category.modified;
+        self.aggregate.by_category.removed += counts.by_category.removed;
+        *self.types.entry(change.change_type).or_default() += 1;
+        if self.aggregate.sample_paths.len() < MAX_SAMPLE_PATHS {
+            self.aggregate.sample_paths.push(change.path.clone());
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.aggregate.count
+    }
+
+    /// The Aggregated record, named by `path` (a description) and `entity`; its type is the
+    /// most frequent type folded.
+    pub fn into_record(
+        self,
+        workspace: &WorkspaceConfig,
+        node: &str,
+        path: String,
+        entity: &str,
+    ) -> OutboxRecord {
+        let change_type = self
+            .types
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map_or(ChangeType::Files, |(t, _)| *t);
+        let detected_at = self.first_at.to_string();
+        let spec = FileChangeSpec {
+            workspace: workspace.name.clone(),
+            entity: entity.into(),
+            node_name: node.into(),
+            change_type,
+            category: ChangeCategory::Aggregated,
+            path: path.clone(),
+            detected_at: detected_at.clone(),
+            source: self.source,
+            changed_attributes: Vec::new(),
+            previous: None,
+            current: None,
+            content_diff: None,
+            content_diff_truncated: false,
+            aggregated: Some(self.aggregate),
+            content_withheld: None,
+        };
+        OutboxRecord {
+            name: change_name(node, &path, ChangeCategory::Aggregated, &detected_at),
+            namespace: workspace.namespace.clone(),
+            workspace_uid: workspace.uid.clone(),
+            spec,
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Opening the store: a usable one is opened or created; an unusable one (corrupt, foreign, or
+//! of a format this agent does not know) is moved aside and replaced, never crash-looped on,
+//! after what it still had queued for the API server is read out and carried over. Every new
+//! store gets a new random generation, so the cluster can tell that a baseline was lost.
+
+use std::path::{Path, PathBuf};
+
+use super::{BaselineStore, FILE_NAME};
+use crate::{Error, Result, outbox};
+
+/// What opening the store found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OpenOutcome {
+    Opened,
+    Created,
+    /// The previous file was unusable; it was moved to `moved_to` and a new store created,
+    /// carrying over the `salvaged` changes it still had queued.
+    Rebuilt {
+        reason: String,
+        moved_to: PathBuf,
+        salvaged: usize,
+    },
+}
+
+/// A new random generation id (16 hex digits).
+pub(super) fn new_generation() -> String {
+    let mut bytes = [0u8; 8];
+    if rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()).is_err() {
+        // No entropy source: the time and the process still make the id unique enough to
+        // tell one store from the next on one node.
+        let nanos = jiff::Timestamp::now().as_nanosecond() as u64;
+        bytes = (nanos ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl BaselineStore {
+    /// Opens (or creates) the store in `state_dir`, rebuilding it when it is corrupt or foreign.
+    pub fn open(state_dir: &Path) -> Result<(Self, OpenOutcome)> {
+        std::fs::create_dir_all(state_dir).map_err(|source| Error::StateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join(FILE_NAME);
+        let existed = path.exists();
+        let reason = match Self::try_open(&path) {
+            Ok(store) if existed => return Ok((store, OpenOutcome::Opened)),
+            Ok(store) => return Ok((store, OpenOutcome::Created)),
+            Err(reason) if existed => reason,
+            Err(reason) => return Err(Error::StoreUnusable { path, reason }),
+        };
+        // Drain what the old file still holds for the API server before it is moved aside.
+        let queued = outbox::salvage(&path);
+        let moved_to = state_dir.join(format!(
+            "{FILE_NAME}.unusable-{}",
+            jiff::Timestamp::now().as_second()
+        ));
+        std::fs::rename(&path, &moved_to).map_err(|source| Error::StateDir {
+            path: path.clone(),
+            source,
+        })?;
+        tracing::error!(path = %path.display(), moved_to = %moved_to.display(), %reason, salvaged = queued.len(),
+            "baseline store is unusable; moved aside, every entity will be baselined again");
+        let store = Self::try_open(&path).map_err(|reason| Error::StoreUnusable {
+            path: path.clone(),
+            reason,
+        })?;
+        if !queued.is_empty() {
+            let update = store.update()?;
+            outbox::requeue(&update, &queued)?;
+            update.commit()?;
+        }
+        let salvaged = queued.len();
+        Ok((
+            store,
+            OpenOutcome::Rebuilt {
+                reason,
+                moved_to,
+                salvaged,
+            },
+        ))
+    }
+}
