@@ -190,6 +190,13 @@ pub struct RetentionSpec {
     #[serde(default = "default_max_changes_per_node")]
     #[schemars(range(min = 1, max = 1000000))]
     pub max_changes_per_node: u32,
+
+    /// At most this many FileChange objects are kept for the whole workspace; the oldest go
+    /// first. etcd is not a log store: the JSON lines on the agents' stdout are the long-term
+    /// record for a log pipeline.
+    #[serde(default = "default_max_changes")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub max_changes: u32,
 }
 
 impl Default for RetentionSpec {
@@ -197,6 +204,7 @@ impl Default for RetentionSpec {
         Self {
             max_age: default_max_age(),
             max_changes_per_node: default_max_changes_per_node(),
+            max_changes: default_max_changes(),
         }
     }
 }
@@ -248,8 +256,8 @@ impl Default for ContentSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BaselineSpec {
-    /// Any new value makes every selected node accept its current state as the new baseline,
-    /// without reporting the differences (`kubectl fim baseline accept`).
+    /// Any new value makes every selected node accept its current state as the new baseline
+    /// (`kubectl fim baseline accept`).
     #[serde(default)]
     #[schemars(length(max = 128))]
     pub revision: String,
@@ -271,6 +279,10 @@ pub struct FimWorkspaceStatus {
     /// Selected nodes whose agent sent a heartbeat within two scan intervals.
     #[serde(default)]
     pub nodes_reporting: u32,
+    /// Selected nodes the agent does not run on (outside the agent DaemonSet's node selector,
+    /// such as Windows nodes): they cannot report and do not count against readiness.
+    #[serde(default)]
+    pub nodes_unsupported: u32,
     /// `reporting/selected`, for the printer column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes_summary: Option<String>,
@@ -380,6 +392,9 @@ fn default_max_age() -> String {
 }
 fn default_max_changes_per_node() -> u32 {
     1000
+}
+fn default_max_changes() -> u32 {
+    10000
 }
 fn default_content_max_file_size() -> String {
     "5Mi".into()

@@ -1,120 +1,202 @@
-//! The status round: the node reports of each workspace gathered, its status and its entities'
-//! status computed (`status`, pure) and applied when they changed (`apply`), and one Warning
-//! Event per new entity problem. Only the leader runs it.
+//! The status round: for each workspace, how it is served (namespace policy, enabled,
+//! selector, the nodes an agent runs on), the reports of its nodes gathered, its status and its
+//! entities' status computed (`status`, pure) and applied when they changed (`apply`), and one
+//! Warning Event per new problem (a refused namespace, an entity that cannot be served). One
+//! workspace that fails to apply never stops the others. Only the leader runs it.
 
-use std::{
-    collections::BTreeSet,
-    sync::{Arc, PoisonError},
-};
+use std::{collections::BTreeSet, sync::Arc};
 
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
 use kube::{
     Resource, ResourceExt,
     runtime::events::{Event, EventType},
 };
-use kubefim_crds::{FimNodeStatus, MonitoredEntity};
+use kubefim_crds::{FimNodeStatus, FimWorkspace, MonitoredEntity, TargetOs};
 
 use crate::{
-    Result, apply,
+    Error, Result, apply,
     controller::{Context, valid},
-    status, validate,
+    render::node_os,
+    selector,
+    status::{self, EntityServing, Serving},
+    tenancy::NAMESPACE_NOT_ALLOWED,
+    validate::{self, ObjectKey},
 };
 
-/// Recomputes and applies workspace and entity status, and publishes an Event per new entity
-/// problem. Only the leader calls it.
+/// Publishes a Warning Event once per (object, reason).
+async fn warn_once(
+    ctx: &Context,
+    key: ObjectKey,
+    reference: ObjectReference,
+    reason: &'static str,
+    note: String,
+) {
+    if !ctx.first_report(key, reason) || !ctx.is_leader() {
+        return;
+    }
+    let event = Event {
+        type_: EventType::Warning,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: "Validate".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        tracing::warn!(error = %e, reason, "cannot publish an event");
+    }
+}
+
+/// How `workspace` is served, and the selected nodes the agent runs on.
+fn serving<'n>(
+    ctx: &Context,
+    workspace: &FimWorkspace,
+    nodes: &'n [Arc<Node>],
+) -> (Serving, Vec<&'n Arc<Node>>) {
+    let namespace = workspace.namespace().unwrap_or_default();
+    if !ctx.allows(&namespace) {
+        return (
+            Serving::NamespaceNotAllowed(ctx.settings.policy.refusal(&namespace)),
+            Vec::new(),
+        );
+    }
+    if !workspace.spec.enabled {
+        return (Serving::Disabled, Vec::new());
+    }
+    let mut supported = Vec::new();
+    let mut unsupported = Vec::new();
+    for node in nodes {
+        match selector::matches(&workspace.spec.node_selector, node.labels()) {
+            Err(invalid) => return (Serving::InvalidNodeSelector(invalid.to_string()), Vec::new()),
+            Ok(false) => {}
+            Ok(true) if selector::matches(&ctx.settings.agent_nodes, node.labels()).unwrap_or(false) => {
+                supported.push(node)
+            }
+            Ok(true) => unsupported.push(node.name_any()),
+        }
+    }
+    let serving = Serving::Nodes {
+        supported: supported.iter().map(|n| n.name_any()).collect(),
+        unsupported,
+    };
+    (serving, supported)
+}
+
+/// Recomputes and applies workspace and entity status, and publishes an Event per new
+/// problem. Only the leader calls it. Every workspace is attempted; the first failure is
+/// returned after the others were done.
 pub async fn update_status(ctx: &Context, nodes: &[Arc<Node>], now: jiff::Timestamp) -> Result<()> {
-    let workspaces = valid(&ctx.workspaces);
-    let entities = valid(&ctx.entities);
-    let reports = valid(&ctx.node_statuses);
-    let index = ctx.index();
-    let problems = validate::entity_problems(&workspaces, &entities);
+    // In a stable order: one round after another reads and writes alike.
+    let mut workspaces = valid(&ctx.stores.workspaces);
+    workspaces.sort_by_key(|w| validate::key_of(w.as_ref()));
+    let mut entities = valid(&ctx.stores.entities);
+    entities.sort_by_key(|e| validate::key_of(e.as_ref()));
+    let reports = valid(&ctx.stores.node_statuses);
+    let problems = validate::entity_problems(&ctx.served_workspaces(), &ctx.served_entities());
+    let mut first_error: Option<Error> = None;
+    let mut keep = |result: Result<()>, what: &dyn std::fmt::Display| {
+        if let Err(e) = result {
+            tracing::warn!(object = %what, error = %kubefim_telemetry::error_chain(&e), "cannot apply status; retrying next round");
+            first_error.get_or_insert(e);
+        }
+    };
     for workspace in &workspaces {
         let key = validate::key_of(workspace.as_ref());
-        let selected: BTreeSet<String> = index
-            .nodes_selected_by(&key, nodes)
-            .iter()
-            .map(|n| n.name_any())
-            .collect();
+        let (serving, supported) = serving(ctx, workspace, nodes);
+        if let Serving::NamespaceNotAllowed(message) = &serving {
+            warn_once(
+                ctx,
+                key.clone(),
+                workspace.object_ref(&()),
+                NAMESPACE_NOT_ALLOWED,
+                message.clone(),
+            )
+            .await;
+        }
+        let served: BTreeSet<String> = supported.iter().map(|n| n.name_any()).collect();
         let mine: Vec<Arc<FimNodeStatus>> = reports
             .iter()
             .filter(|r| {
                 r.namespace().unwrap_or_default() == key.0
                     && r.spec.workspace == key.1
-                    && selected.contains(&r.spec.node_name)
+                    && served.contains(&r.spec.node_name)
             })
             .cloned()
             .collect();
-        let entities_active = u32::try_from(
-            entities
-                .iter()
-                .filter(|e| {
-                    e.spec.enabled && e.spec.workspace == key.1 && e.namespace().unwrap_or_default() == key.0
-                })
-                .filter(|e| !problems.contains_key(&validate::key_of(e.as_ref())))
-                .count(),
-        )
-        .unwrap_or(u32::MAX);
-        let selected_count = u32::try_from(selected.len()).unwrap_or(u32::MAX);
-        let next = status::workspace_status(workspace, selected_count, &mine, entities_active, now);
-        ctx.metrics
-            .nodes
-            .with_label_values(&[key.1.as_str(), "selected"])
-            .set(i64::from(next.nodes_selected));
-        ctx.metrics
-            .nodes
-            .with_label_values(&[key.1.as_str(), "reporting"])
-            .set(i64::from(next.nodes_reporting));
-        if workspace.status.as_ref() != Some(&next) && ctx.is_leader() {
-            apply::apply_workspace_status(&ctx.client, workspace, &next).await?;
+        let next = status::workspace_status(workspace, &serving, &mine, now);
+        for (state, count) in [
+            ("selected", next.nodes_selected),
+            ("reporting", next.nodes_reporting),
+            ("unsupported", next.nodes_unsupported),
+        ] {
+            ctx.metrics
+                .nodes
+                .with_label_values(&[key.1.as_str(), state])
+                .set(i64::from(count));
         }
+        if workspace.status.as_ref() != Some(&next) && ctx.is_leader() {
+            keep(
+                apply::apply_workspace_status(&ctx.client, workspace, &next).await,
+                &format!("FimWorkspace {}/{}", key.0, key.1),
+            );
+        }
+        let oses: BTreeSet<TargetOs> = supported.iter().map(|n| node_os(n)).collect();
         for entity in entities
             .iter()
             .filter(|e| e.spec.workspace == key.1 && e.namespace().unwrap_or_default() == key.0)
         {
-            let problem = problems.get(&validate::key_of(entity.as_ref()));
-            let next = status::entity_status(entity, problem, &mine, now);
+            let entity_key = validate::key_of(entity.as_ref());
+            let entity_os = if entity.spec.entity_type.is_linux() {
+                TargetOs::Linux
+            } else {
+                TargetOs::Windows
+            };
+            let entity_serving = match &serving {
+                Serving::NamespaceNotAllowed(message) => EntityServing::NamespaceNotAllowed(message.clone()),
+                Serving::Disabled => EntityServing::WorkspaceDisabled,
+                _ => match problems.get(&entity_key) {
+                    Some(problem) => EntityServing::Problem(problem),
+                    None if !oses.is_empty() && !oses.contains(&entity_os) => {
+                        EntityServing::Unsupported(entity.spec.entity_type)
+                    }
+                    None => EntityServing::Served,
+                },
+            };
+            let next = status::entity_status(entity, &entity_serving, &mine, now);
             if entity.status.as_ref() != Some(&next) && ctx.is_leader() {
-                apply::apply_entity_status(&ctx.client, entity, &next).await?;
+                keep(
+                    apply::apply_entity_status(&ctx.client, entity, &next).await,
+                    &format!("MonitoredEntity {}/{}", entity_key.0, entity_key.1),
+                );
             }
         }
     }
-    // Entities whose workspace is missing are not reached above.
+    // Entities whose workspace is missing are not reached above; every problem gets its Event.
     for entity in &entities {
         let key = validate::key_of(entity.as_ref());
         let Some(problem) = problems.get(&key) else {
             continue;
         };
         if matches!(problem, validate::Problem::MissingWorkspace { .. }) {
-            let next = status::entity_status(entity, Some(problem), &[], now);
+            let next = status::entity_status(entity, &EntityServing::Problem(problem), &[], now);
             if entity.status.as_ref() != Some(&next) && ctx.is_leader() {
-                apply::apply_entity_status(&ctx.client, entity, &next).await?;
+                keep(
+                    apply::apply_entity_status(&ctx.client, entity, &next).await,
+                    &format!("MonitoredEntity {}/{}", key.0, key.1),
+                );
             }
         }
-        let first_time = ctx
-            .reported_problems
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert((key, problem.reason()));
-        if first_time && ctx.is_leader() {
-            let event = Event {
-                type_: EventType::Warning,
-                reason: problem.reason().to_string(),
-                note: Some(problem.to_string()),
-                action: "Validate".into(),
-                secondary: None,
-            };
-            if let Err(e) = ctx
-                .recorder
-                .publish(&event, &object_reference(entity.as_ref()))
-                .await
-            {
-                tracing::warn!(error = %e, "cannot publish an event");
-            }
-        }
+        warn_once(
+            ctx,
+            key,
+            entity_reference(entity),
+            problem.reason(),
+            problem.to_string(),
+        )
+        .await;
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
-fn object_reference(entity: &MonitoredEntity) -> ObjectReference {
+fn entity_reference(entity: &MonitoredEntity) -> ObjectReference {
     entity.object_ref(&())
 }

@@ -1,20 +1,18 @@
 //! The operator's wiring: a Node controller that renders and applies each node's ConfigMap,
-//! reflector stores of workspaces, entities, node reports and agent ConfigMaps, the status and
-//! retention loops, and leader election. Only the replica holding the Lease writes; standbys
-//! keep their caches warm and take over by reconciling every node.
+//! reflector stores of workspaces, entities, node reports, agent ConfigMaps and (when the
+//! namespace policy uses labels) namespaces, the status and retention loops, and leader
+//! election. Only the replica holding the Lease writes; standbys keep their caches warm and take
+//! over by reconciling every node. A malformed object is logged and announced by an Event; it
+//! never stops a watch.
 
 use std::{
-    collections::BTreeSet,
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
 use futures::StreamExt;
 use k8s_openapi::{
-    api::core::v1::{ConfigMap, Node},
+    api::core::v1::{ConfigMap, Namespace, Node, ObjectReference},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
@@ -23,134 +21,20 @@ use kube::{
     runtime::{
         WatchStreamExt,
         controller::{ReconcileRequest, applier},
-        events::{Recorder, Reporter},
+        events::{Event, EventType},
         reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
 use kubefim_crds::{FimNodeStatus, FimWorkspace, MonitoredEntity, keys};
-use tokio::sync::watch;
 
+pub use crate::context::{Context, Intervals, Settings, Stores, valid};
 use crate::{
     Error, Result, aggregate,
     metrics::Metrics,
     reconcile::{Trigger, error_policy, nodes_to_reconcile, reconcile_node},
-    render::RenderIndex,
     retention,
-    validate::ObjectKey,
 };
-
-/// How often the periodic loops run.
-#[derive(Debug, Clone, Copy)]
-pub struct Intervals {
-    /// Workspace and entity status is recomputed (default 30 s).
-    pub status: Duration,
-    /// Retention deletes expired FileChanges (default 5 min).
-    pub retention: Duration,
-}
-
-impl Default for Intervals {
-    fn default() -> Self {
-        Self {
-            status: Duration::from_secs(30),
-            retention: Duration::from_secs(300),
-        }
-    }
-}
-
-/// Everything the reconcilers share.
-pub struct Context {
-    pub client: Client,
-    /// The install namespace, where node ConfigMaps live.
-    pub namespace: String,
-    pub workspaces: Store<DeserializeGuard<FimWorkspace>>,
-    pub entities: Store<DeserializeGuard<MonitoredEntity>>,
-    pub node_statuses: Store<DeserializeGuard<FimNodeStatus>>,
-    pub config_maps: Store<ConfigMap>,
-    /// Set whenever a workspace or entity changes; the index is rebuilt before its next use.
-    pub dirty: Arc<AtomicBool>,
-    index: Mutex<Arc<RenderIndex>>,
-    pub leader: watch::Receiver<bool>,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    /// (entity, reason) pairs an Event was already published for.
-    pub(crate) reported_problems: Mutex<BTreeSet<(ObjectKey, &'static str)>>,
-}
-
-/// The objects of a store that deserialized; one malformed object never hides the others.
-pub fn valid<K>(store: &Store<DeserializeGuard<K>>) -> Vec<Arc<K>>
-where
-    K: kube::Resource<DynamicType = ()> + Clone,
-{
-    store
-        .state()
-        .iter()
-        .filter_map(|guard| guard.0.as_ref().ok().cloned().map(Arc::new))
-        .collect()
-}
-
-impl Context {
-    /// The render index, rebuilt first when workspaces or entities changed.
-    pub fn index(&self) -> Arc<RenderIndex> {
-        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.dirty.swap(false, Ordering::AcqRel) {
-            *index = Arc::new(RenderIndex::build(
-                &valid(&self.workspaces),
-                &valid(&self.entities),
-            ));
-        }
-        index.clone()
-    }
-
-    pub fn is_leader(&self) -> bool {
-        *self.leader.borrow()
-    }
-}
-
-impl std::fmt::Debug for Context {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
-            .field("namespace", &self.namespace)
-            .field("leader", &*self.leader.borrow())
-            .finish()
-    }
-}
-
-/// A context over given stores and client, for tests and tools that drive the reconcilers
-/// without the watches.
-#[allow(clippy::too_many_arguments)] // one argument per store the reconcilers read
-pub fn context(
-    client: Client,
-    namespace: &str,
-    workspaces: Store<DeserializeGuard<FimWorkspace>>,
-    entities: Store<DeserializeGuard<MonitoredEntity>>,
-    node_statuses: Store<DeserializeGuard<FimNodeStatus>>,
-    config_maps: Store<ConfigMap>,
-    leader: watch::Receiver<bool>,
-    metrics: Arc<Metrics>,
-) -> Context {
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "kubefim-operator".into(),
-            instance: None,
-        },
-    );
-    Context {
-        client,
-        namespace: namespace.to_string(),
-        workspaces,
-        entities,
-        node_statuses,
-        config_maps,
-        dirty: Arc::new(AtomicBool::new(true)),
-        index: Mutex::new(Arc::new(RenderIndex::default())),
-        leader,
-        metrics,
-        recorder,
-        reported_problems: Mutex::new(BTreeSet::new()),
-    }
-}
 
 async fn wait_for_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -188,16 +72,63 @@ where
     (reader, stream)
 }
 
+/// Logs and announces (once per object and message) an object that cannot be read as its
+/// kind; the watch goes on without it.
+fn report_malformed<K>(ctx: &Arc<Context>, guard: &DeserializeGuard<K>)
+where
+    K: Resource<DynamicType = ()>,
+{
+    let Err(invalid) = &guard.0 else { return };
+    let name = invalid.metadata.name.clone().unwrap_or_default();
+    let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
+    tracing::error!(kind = %K::kind(&()), %namespace, %name, error = %invalid.error,
+        "an object cannot be read and is ignored until it is fixed");
+    if !ctx.first_report(
+        (
+            namespace.clone(),
+            format!("{}/{name}: {}", K::kind(&()), invalid.error),
+        ),
+        "Malformed",
+    ) {
+        return;
+    }
+    let reference = ObjectReference {
+        api_version: Some(K::api_version(&()).into()),
+        kind: Some(K::kind(&()).into()),
+        name: Some(name),
+        namespace: Some(namespace).filter(|n| !n.is_empty()),
+        uid: invalid.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "Malformed".into(),
+        note: Some(format!(
+            "the operator cannot read this object and ignores it: {}",
+            invalid.error
+        )),
+        action: "Read".into(),
+        secondary: None,
+    };
+    let (recorder, leader) = (ctx.recorder.clone(), ctx.is_leader());
+    tokio::spawn(async move {
+        if leader && let Err(e) = recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "cannot publish an event");
+        }
+    });
+}
+
 /// Runs the operator until `shutdown` completes.
 pub async fn run(
     client: Client,
-    namespace: String,
+    settings: Settings,
     identity: String,
-    intervals: Intervals,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
     wait_for_crds(&client).await;
+    let namespace = settings.namespace.clone();
+    let intervals = settings.intervals;
     let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), keys::OPERATOR_LEASE)
         .with_namespace(&namespace)
         .with_identity(&identity)
@@ -226,22 +157,47 @@ pub async fn run(
             keys::COMPONENT_AGENT_CONFIG
         )),
     );
+    let watch_namespaces = settings.policy.uses_labels();
+    let (namespaces, ns_events) = if watch_namespaces {
+        let (reader, events) = store(Api::<Namespace>::all(client.clone()), watcher::Config::default());
+        (reader, events.boxed())
+    } else {
+        // Nothing to watch: allowed namespaces are listed by name.
+        (reflector::store().0, futures::stream::empty().boxed())
+    };
+    let stores = Stores {
+        workspaces,
+        entities,
+        node_statuses,
+        config_maps,
+        namespaces,
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings,
+        stores.clone(),
+        leader.clone(),
+        metrics.clone(),
+        Some(identity.clone()),
+    ));
     // Reconciles are triggered from the reflectors themselves: each event arrives after its
     // store holds it, so a node is never rendered from a store older than what triggered it.
-    let dirty = Arc::new(AtomicBool::new(true));
     let (trigger_sender, triggers) = futures::channel::mpsc::unbounded::<Trigger>();
     let drain = {
-        let (dirty, entity_dirty) = (dirty.clone(), dirty.clone());
-        let (ws_sender, entity_sender) = (trigger_sender.clone(), trigger_sender);
+        let (ws_ctx, entity_ctx, status_ctx, ns_ctx) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone());
+        let (ws_sender, entity_sender, ns_sender) =
+            (trigger_sender.clone(), trigger_sender.clone(), trigger_sender);
         async move {
-            let ws = ws_events.for_each(move |_| {
-                dirty.store(true, Ordering::Release);
+            let ws = ws_events.for_each(move |guard| {
+                report_malformed(&ws_ctx, &guard);
+                ws_ctx.dirty.store(true, Ordering::Release);
                 // Its selector may have changed: every node may gain or lose it.
                 let _ = ws_sender.unbounded_send(Trigger::AllNodes);
                 futures::future::ready(())
             });
             let entity = entity_events.for_each(move |guard| {
-                entity_dirty.store(true, Ordering::Release);
+                report_malformed(&entity_ctx, &guard);
+                entity_ctx.dirty.store(true, Ordering::Release);
                 if let Ok(entity) = guard.0 {
                     let workspace = (
                         entity.namespace().unwrap_or_default(),
@@ -251,43 +207,42 @@ pub async fn run(
                 }
                 futures::future::ready(())
             });
+            let statuses = status_events.for_each(move |guard| {
+                report_malformed(&status_ctx, &guard);
+                futures::future::ready(())
+            });
+            // A namespace's labels decide whether its workspaces are served.
+            let namespaces = ns_events.for_each(move |_| {
+                ns_ctx.dirty.store(true, Ordering::Release);
+                let _ = ns_sender.unbounded_send(Trigger::AllNodes);
+                futures::future::ready(())
+            });
             futures::join!(
                 ws,
                 entity,
-                status_events.for_each(|_| futures::future::ready(())),
+                statuses,
+                namespaces,
                 cm_events.for_each(|_| futures::future::ready(()))
             );
         }
     };
     tokio::spawn(drain);
     for ready in [
-        workspaces.wait_until_ready().await,
-        entities.wait_until_ready().await,
-        node_statuses.wait_until_ready().await,
-        config_maps.wait_until_ready().await,
+        stores.workspaces.wait_until_ready().await,
+        stores.entities.wait_until_ready().await,
+        stores.node_statuses.wait_until_ready().await,
+        stores.config_maps.wait_until_ready().await,
     ] {
         ready.map_err(|e| Error::Lease(format!("a cache stopped before it synced: {e}")))?;
     }
-
-    let mut ctx = context(
-        client.clone(),
-        &namespace,
-        workspaces,
-        entities,
-        node_statuses,
-        config_maps,
-        leader.clone(),
-        metrics.clone(),
-    );
-    ctx.dirty = dirty.clone();
-    ctx.recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "kubefim-operator".into(),
-            instance: Some(identity.clone()),
-        },
-    );
-    let ctx = Arc::new(ctx);
+    if watch_namespaces {
+        stores
+            .namespaces
+            .wait_until_ready()
+            .await
+            .map_err(|e| Error::Lease(format!("a cache stopped before it synced: {e}")))?;
+    }
+    ctx.dirty.store(true, Ordering::Release);
     metrics.ready.store(true, Ordering::Relaxed);
 
     let (nodes, node_events) = store(Api::<Node>::all(client.clone()), watcher::Config::default());
@@ -324,7 +279,7 @@ pub async fn run(
                     }
                     _ = retention_tick.tick() => {
                         if !ctx.is_leader() { continue; }
-                        for workspace in valid(&ctx.workspaces) {
+                        for workspace in ctx.served_workspaces() {
                             match retention::sweep(&ctx.client, &workspace, jiff::Timestamp::now()).await {
                                 Ok(deleted) => ctx.metrics.filechanges_collected_total.inc_by(deleted),
                                 Err(e) => tracing::warn!(workspace = %workspace.name_any(), error = %kubefim_telemetry::error_chain(&e), "retention failed"),

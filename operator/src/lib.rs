@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod apply;
+pub mod context;
 pub mod controller;
 pub mod metrics;
 pub mod reconcile;
@@ -13,6 +14,7 @@ pub mod render;
 pub mod retention;
 pub mod selector;
 pub mod status;
+pub mod tenancy;
 pub mod validate;
 
 /// Errors of the operator.
@@ -37,6 +39,18 @@ pub enum Error {
 
 impl Error {
     /// The `kind` label of the error metric.
+    /// Whether retrying the same request cannot succeed: the API server refused it for good (a
+    /// 4xx other than conflicts, throttling and authentication), or a value is invalid.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Kube(kube::Error::Api(status)) => {
+                (400..500).contains(&status.code) && ![401, 408, 409, 429].contains(&status.code)
+            }
+            Self::Kube(_) | Self::Lease(_) => false,
+            Self::Spec { .. } | Self::Serialize(_) => true,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Kube(_) => "api",

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use kubefim_operator::{controller, metrics};
+use kubefim_operator::{
+    controller, metrics,
+    tenancy::{self, NamespacePolicy},
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,6 +42,18 @@ enum Command {
         /// Seconds between retention sweeps.
         #[arg(long, default_value_t = 300)]
         retention_interval_seconds: u64,
+        /// Namespaces whose FimWorkspaces are served, comma-separated; by default only the
+        /// install namespace. Watching a host file is reading it: this is a cluster-admin choice.
+        #[arg(long, value_delimiter = ',')]
+        workspace_namespaces: Vec<String>,
+        /// Also serve namespaces whose labels match this selector (key=value, key!=value, key,
+        /// !key, comma-separated).
+        #[arg(long, default_value = "")]
+        workspace_namespace_selector: String,
+        /// The nodes the agent DaemonSet runs on (its nodeSelector, key=value,...); selected
+        /// nodes outside it are counted as unsupported rather than as not reporting.
+        #[arg(long, default_value = "kubernetes.io/os=linux")]
+        agent_node_selector: String,
     },
 }
 
@@ -51,10 +66,25 @@ async fn main() -> anyhow::Result<()> {
         log_format,
         status_interval_seconds,
         retention_interval_seconds,
+        workspace_namespaces,
+        workspace_namespace_selector,
+        agent_node_selector,
     } = Cli::parse().command;
-    let intervals = controller::Intervals {
-        status: std::time::Duration::from_secs(status_interval_seconds.max(1)),
-        retention: std::time::Duration::from_secs(retention_interval_seconds.max(1)),
+    let allowed = if workspace_namespaces.is_empty() {
+        vec![namespace.clone()]
+    } else {
+        workspace_namespaces
+    };
+    let settings = controller::Settings {
+        policy: NamespacePolicy::new(allowed, &workspace_namespace_selector)
+            .map_err(|e| anyhow::anyhow!("--workspace-namespace-selector: {e}"))?,
+        agent_nodes: tenancy::parse_selector(&agent_node_selector)
+            .map_err(|e| anyhow::anyhow!("--agent-node-selector: {e}"))?,
+        intervals: controller::Intervals {
+            status: std::time::Duration::from_secs(status_interval_seconds.max(1)),
+            retention: std::time::Duration::from_secs(retention_interval_seconds.max(1)),
+        },
+        namespace,
     };
     kubefim_telemetry::init_logging(log_format == "json");
 
@@ -80,7 +110,8 @@ async fn main() -> anyhow::Result<()> {
         tokio::select! { () = shutdown => {}, () = terminate => {} }
         tracing::info!("shutdown requested");
     };
-    controller::run(client, namespace, identity, intervals, metrics, stop)
+    tracing::info!(?settings, "kubefim operator starting");
+    controller::run(client, settings, identity, metrics, stop)
         .await
         .map_err(|e| anyhow::anyhow!(kubefim_telemetry::error_chain(&e)))
 }

@@ -6,9 +6,10 @@ use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::api::core::v1::Node;
 use kube::{
-    ResourceExt,
+    Resource, ResourceExt,
     runtime::{
         controller::{Action, ReconcileRequest},
+        events::{Event, EventType},
         reflector::{ObjectRef, Store},
     },
 };
@@ -22,7 +23,10 @@ pub async fn reconcile_node(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action
     let index = ctx.index();
     let revision = index.revision(&node);
     let name = keys::node_config_map_name(&node.name_any());
-    let current = ctx.config_maps.get(&ObjectRef::new(&name).within(&ctx.namespace));
+    let current = ctx
+        .stores
+        .config_maps
+        .get(&ObjectRef::new(&name).within(&ctx.settings.namespace));
     if current.as_deref().and_then(apply::applied_revision) == Some(revision.as_str()) {
         ctx.metrics
             .reconciliations_total
@@ -31,7 +35,7 @@ pub async fn reconcile_node(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::await_change());
     }
     let config = index.config(&node);
-    let cm = apply::node_config_map(&node, &config, &ctx.namespace)?;
+    let cm = apply::node_config_map(&node, &config, &ctx.settings.namespace)?;
     // Checked at the last moment: a replica that lost the lease must not write.
     if !ctx.is_leader() {
         ctx.metrics
@@ -50,13 +54,37 @@ pub async fn reconcile_node(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action
     Ok(Action::await_change())
 }
 
-pub fn error_policy(_node: Arc<Node>, error: &Error, ctx: Arc<Context>) -> Action {
+/// A transient failure (the API server busy or unreachable) is retried soon; a permanent one
+/// (the API server refuses what was rendered, an invalid value) waits for the next change of
+/// the node or of what it renders, and says so in the log and a Warning Event on the node.
+pub fn error_policy(node: Arc<Node>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics
         .reconcile_errors_total
         .with_label_values(&[error.kind()])
         .inc();
-    tracing::warn!(error = %kubefim_telemetry::error_chain(error), "node reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(10))
+    let chain = kubefim_telemetry::error_chain(error);
+    if !error.is_permanent() {
+        tracing::warn!(node = %node.name_any(), error = %chain, "node reconcile failed; retrying in 10 s");
+        return Action::requeue(Duration::from_secs(10));
+    }
+    tracing::error!(node = %node.name_any(), error = %chain,
+        "node configuration refused; waiting for the next change of the node or of its workspaces");
+    if ctx.is_leader() {
+        let (recorder, reference) = (ctx.recorder.clone(), node.object_ref(&()));
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "ConfigurationRefused".into(),
+            note: Some(chain),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                tracing::warn!(error = %e, "cannot publish an event");
+            }
+        });
+    }
+    Action::await_change()
 }
 
 /// What makes a set of nodes need reconciling.

@@ -1,6 +1,7 @@
-//! Retention: which FileChanges of a workspace are past `retention.maxAge` or beyond
-//! `retention.maxChangesPerNode` (oldest first). The selection is pure; the sweep lists only
-//! object metadata, page by page, and deletes nothing but FileChanges of that workspace.
+//! Retention: which FileChanges of a workspace are past `retention.maxAge`, beyond
+//! `retention.maxChangesPerNode` on their node, or beyond `retention.maxChanges` in the whole
+//! workspace (oldest first in both). The selection is pure; the sweep lists only object
+//! metadata, page by page, and deletes nothing but FileChanges of that workspace.
 
 use std::collections::BTreeMap;
 
@@ -21,14 +22,27 @@ pub struct StoredChange {
     pub created: jiff::Timestamp,
 }
 
-/// The names to delete: every change older than `max_age`, and per node every change beyond
-/// the `max_per_node` newest.
-pub fn expired(
-    changes: &[StoredChange],
-    max_age: std::time::Duration,
-    max_per_node: usize,
-    now: jiff::Timestamp,
-) -> Vec<String> {
+/// What retention keeps of a workspace's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_age: std::time::Duration,
+    pub max_per_node: usize,
+    pub max_total: usize,
+}
+
+/// Newest first, and by name among changes created in the same second.
+fn newest_first(a: &&StoredChange, b: &&StoredChange) -> std::cmp::Ordering {
+    b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name))
+}
+
+/// The names to delete: every change older than `max_age`, per node every change beyond the
+/// `max_per_node` newest, and of what is left every change beyond the `max_total` newest.
+pub fn expired(changes: &[StoredChange], limits: Limits, now: jiff::Timestamp) -> Vec<String> {
+    let Limits {
+        max_age,
+        max_per_node,
+        max_total,
+    } = limits;
     let cutoff = now - jiff::SignedDuration::try_from(max_age).unwrap_or(jiff::SignedDuration::MAX);
     let mut by_node: BTreeMap<&str, Vec<&StoredChange>> = BTreeMap::new();
     let mut doomed = Vec::new();
@@ -39,10 +53,14 @@ pub fn expired(
             by_node.entry(change.node.as_str()).or_default().push(change);
         }
     }
-    for kept in by_node.values_mut() {
-        kept.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
-        doomed.extend(kept.iter().skip(max_per_node).map(|c| c.name.clone()));
+    let mut kept: Vec<&StoredChange> = Vec::new();
+    for node in by_node.values_mut() {
+        node.sort_by(newest_first);
+        doomed.extend(node.iter().skip(max_per_node).map(|c| c.name.clone()));
+        kept.extend(node.iter().take(max_per_node));
     }
+    kept.sort_by(newest_first);
+    doomed.extend(kept.iter().skip(max_total).map(|c| c.name.clone()));
     doomed.sort();
     doomed
 }
@@ -90,12 +108,12 @@ pub async fn sweep(client: &Client, workspace: &FimWorkspace, now: jiff::Timesta
             None => break,
         }
     }
-    let doomed = expired(
-        &stored,
+    let limits = Limits {
         max_age,
-        workspace.spec.retention.max_changes_per_node as usize,
-        now,
-    );
+        max_per_node: workspace.spec.retention.max_changes_per_node as usize,
+        max_total: workspace.spec.retention.max_changes as usize,
+    };
+    let doomed = expired(&stored, limits, now);
     let deleted = futures::stream::iter(doomed.into_iter().map(Ok::<_, Error>))
         .try_fold(0u64, |count, change| {
             let api = api.clone();
@@ -133,14 +151,45 @@ mod tests {
             change("a3", "a", 3, now),
             change("b1", "b", 1, now),
         ];
-        let doomed = expired(&changes, std::time::Duration::from_secs(14 * 86_400), 2, now);
-        assert_eq!(doomed, ["a3", "ancient"]);
+        let limits = Limits {
+            max_age: std::time::Duration::from_secs(14 * 86_400),
+            max_per_node: 2,
+            max_total: 100,
+        };
+        assert_eq!(expired(&changes, limits, now), ["a3", "ancient"]);
+    }
+
+    #[test]
+    fn the_whole_workspace_keeps_at_most_its_newest_max_changes() {
+        let now: jiff::Timestamp = "2026-11-25T00:00:00Z".parse().unwrap();
+        let changes = [
+            change("a1", "a", 1, now),
+            change("a2", "a", 4, now),
+            change("b1", "b", 2, now),
+            change("b2", "b", 5, now),
+            change("c1", "c", 3, now),
+        ];
+        let limits = Limits {
+            max_age: std::time::Duration::from_secs(86_400),
+            max_per_node: 10,
+            max_total: 3,
+        };
+        assert_eq!(
+            expired(&changes, limits, now),
+            ["a2", "b2"],
+            "the two oldest of five go"
+        );
     }
 
     #[test]
     fn nothing_goes_when_within_limits() {
         let now: jiff::Timestamp = "2026-11-25T00:00:00Z".parse().unwrap();
         let changes = [change("a1", "a", 1, now), change("b1", "b", 1, now)];
-        assert!(expired(&changes, std::time::Duration::from_secs(86_400), 1, now).is_empty());
+        let limits = Limits {
+            max_age: std::time::Duration::from_secs(86_400),
+            max_per_node: 1,
+            max_total: 2,
+        };
+        assert!(expired(&changes, limits, now).is_empty());
     }
 }

@@ -1,14 +1,17 @@
-//! Status aggregation: FimNodeStatus reports of the selected nodes folded into workspace and
-//! entity status. Pure functions of the reports and the clock.
+//! Status aggregation: the FimNodeStatus reports of a workspace's nodes folded into workspace
+//! and entity status. Pure functions of what the operator knows and the clock. Status never says
+//! more than is known: no Ready for what no node serves, and every node's Degraded reason is
+//! carried up with the node's name.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kubefim_crds::{
-    FimNodeStatus, FimWorkspace, MonitoredEntity, MonitoredEntityStatus,
-    conditions::condition,
+    EntityType, FimNodeStatus, FimWorkspace, MonitoredEntity, MonitoredEntityStatus,
+    conditions::{self, condition},
     entity::NodeError,
-    nodestatus::{self, EntityState},
+    nodestatus::{self, EntityState, reasons},
     units,
     workspace::FimWorkspaceStatus,
 };
@@ -17,6 +20,8 @@ use crate::validate::Problem;
 
 /// At most this many per-node errors are kept in an entity's status.
 pub const MAX_ENTITY_ERRORS: usize = 20;
+/// At most this many nodes are named in a condition message.
+const NAMED_NODES: usize = 10;
 
 /// A node reports while its heartbeat is fresh (the API crate's one freshness rule).
 pub fn is_reporting(report: &FimNodeStatus, interval: std::time::Duration, now: jiff::Timestamp) -> bool {
@@ -30,12 +35,70 @@ pub fn is_reporting(report: &FimNodeStatus, interval: std::time::Duration, now: 
     )
 }
 
-/// The status of a workspace from the reports of the nodes it selects.
+/// Whether and where a workspace is served, before any report is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Serving {
+    /// Served on the `supported` selected nodes; the `unsupported` ones selected but outside the
+    /// nodes the agent runs on (both by name).
+    Nodes {
+        supported: Vec<String>,
+        unsupported: Vec<String>,
+    },
+    Disabled,
+    /// Refused by the namespace policy, with the message telling how an admin allows it.
+    NamespaceNotAllowed(String),
+    /// The nodeSelector cannot be evaluated, with why.
+    InvalidNodeSelector(String),
+}
+
+fn names(nodes: &[String]) -> String {
+    let mut shown: Vec<&str> = nodes.iter().take(NAMED_NODES).map(String::as_str).collect();
+    if nodes.len() > NAMED_NODES {
+        shown.push("...");
+    }
+    shown.join(", ")
+}
+
+/// The severity order of node Degraded reasons, most serious first.
+const NODE_REASONS: [&str; 6] = [
+    reasons::BASELINE_RESET,
+    reasons::REPORTS_REJECTED,
+    reasons::OUTBOX_FULL,
+    reasons::SCAN_STALLED,
+    reasons::ENTITY_ERRORS,
+    reasons::REALTIME_DEGRADED,
+];
+
+/// Each reported problem reason with the nodes that have it, most serious first.
+fn node_problems(reports: &[Arc<FimNodeStatus>]) -> Vec<(&'static str, Vec<String>)> {
+    let mut by_reason: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for report in reports {
+        let Some(status) = &report.status else { continue };
+        let degraded = conditions::find(&status.conditions, "Degraded").filter(|c| c.status == "True");
+        let ready = conditions::find(&status.conditions, "Ready").filter(|c| c.status == "False");
+        for condition in degraded.into_iter().chain(ready) {
+            // A node's Degraded message names every reason that holds, its reason the first.
+            for (rank, reason) in NODE_REASONS.iter().enumerate() {
+                if condition.reason == *reason || condition.message.contains(&format!("{reason}:")) {
+                    let nodes = by_reason.entry(rank).or_default();
+                    if !nodes.contains(&report.spec.node_name) {
+                        nodes.push(report.spec.node_name.clone());
+                    }
+                }
+            }
+        }
+    }
+    by_reason
+        .into_iter()
+        .map(|(rank, nodes)| (NODE_REASONS[rank], nodes))
+        .collect()
+}
+
+/// The status of a workspace from how it is served and the reports of its supported nodes.
 pub fn workspace_status(
     workspace: &FimWorkspace,
-    nodes_selected: u32,
+    serving: &Serving,
     reports: &[Arc<FimNodeStatus>],
-    entities_active: u32,
     now: jiff::Timestamp,
 ) -> FimWorkspaceStatus {
     let previous = workspace
@@ -45,68 +108,133 @@ pub fn workspace_status(
         .unwrap_or_default();
     let interval =
         units::parse_duration(&workspace.spec.scan.interval).unwrap_or(std::time::Duration::from_secs(900));
-    let nodes_reporting =
-        u32::try_from(reports.iter().filter(|r| is_reporting(r, interval, now)).count()).unwrap_or(u32::MAX);
-    let changes = nodestatus::last_7_days(
-        reports
-            .iter()
-            .filter_map(|r| r.status.as_ref())
-            .flat_map(|s| s.change_counts.iter()),
-        now,
-    );
-    let entity_errors: usize = reports
+    let reporting: Vec<&Arc<FimNodeStatus>> = reports
         .iter()
-        .filter_map(|r| r.status.as_ref())
+        .filter(|r| is_reporting(r, interval, now))
+        .collect();
+    let nodes_reporting = u32::try_from(reporting.len()).unwrap_or(u32::MAX);
+    let statuses = || reports.iter().filter_map(|r| r.status.as_ref());
+    let changes = nodestatus::last_7_days(statuses().flat_map(|s| s.change_counts.iter()), now);
+    let mut active: Vec<&str> = statuses()
         .flat_map(|s| s.entities.iter())
-        .filter(|e| e.state == EntityState::Error)
-        .count();
-    let silent = nodes_selected.saturating_sub(nodes_reporting);
-    let (degraded, reason, message) = if !workspace.spec.enabled {
-        (
+        .filter(|e| e.state == EntityState::Active)
+        .map(|e| e.name.as_str())
+        .collect();
+    active.sort_unstable();
+    active.dedup();
+    let last_change_time = statuses()
+        .flat_map(|s| s.entities.iter())
+        .filter_map(|e| e.last_change_time.as_ref())
+        .max_by_key(|t| t.0)
+        .cloned();
+    let (supported_nodes, unsupported) = match serving {
+        Serving::Nodes {
+            supported,
+            unsupported,
+        } => (supported.clone(), unsupported.clone()),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let supported = u32::try_from(supported_nodes.len()).unwrap_or(u32::MAX);
+    let nodes_unsupported = u32::try_from(unsupported.len()).unwrap_or(u32::MAX);
+    let unsupported_note = if unsupported.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} selected nodes run no agent and are not counted: {}",
+            unsupported.len(),
+            names(&unsupported)
+        )
+    };
+    let (ready, ready_reason, ready_message) = match serving {
+        Serving::Disabled => (
             false,
             "Disabled",
             "monitoring is disabled for this workspace".to_string(),
-        )
-    } else if silent > 0 {
-        (
-            true,
+        ),
+        Serving::NamespaceNotAllowed(message) => {
+            (false, crate::tenancy::NAMESPACE_NOT_ALLOWED, message.clone())
+        }
+        Serving::InvalidNodeSelector(message) => (false, "InvalidNodeSelector", message.clone()),
+        Serving::Nodes { .. } if supported == 0 => (
+            false,
+            "NoNodes",
+            format!("the nodeSelector selects no node an agent runs on{unsupported_note}"),
+        ),
+        Serving::Nodes { .. } if nodes_reporting < supported => (
+            false,
             "NodesNotReporting",
             format!(
-                "{silent} of {nodes_selected} selected nodes sent no heartbeat within two scan intervals"
+                "{} of {supported} nodes sent no heartbeat within two scan intervals{unsupported_note}",
+                supported - nodes_reporting
             ),
-        )
-    } else if entity_errors > 0 {
-        (
+        ),
+        Serving::Nodes { .. } => (
             true,
-            "EntityErrors",
-            format!("{entity_errors} entity errors on the selected nodes; see kubectl fim entities"),
-        )
-    } else {
-        (
+            "Monitoring",
+            format!("{nodes_reporting} of {supported} nodes report{unsupported_note}"),
+        ),
+    };
+    let mut problems = node_problems(reports);
+    let silent: Vec<String> = supported_nodes
+        .iter()
+        .filter(|node| !reporting.iter().any(|r| &r.spec.node_name == *node))
+        .cloned()
+        .collect();
+    if !silent.is_empty() {
+        problems.insert(0, ("NodesNotReporting", silent));
+    }
+    let degraded_condition = match (matches!(serving, Serving::Nodes { .. }), problems.first()) {
+        (true, Some((reason, _))) => {
+            let message = problems
+                .iter()
+                .map(|(reason, nodes)| format!("{reason} on {}", names(nodes)))
+                .collect::<Vec<_>>()
+                .join("; ");
+            condition("Degraded", true, reason, message, &previous, now)
+        }
+        _ => condition(
+            "Degraded",
             false,
-            "AllNodesReporting",
-            format!("{nodes_reporting} of {nodes_selected} selected nodes report"),
-        )
+            "AsExpected",
+            "no node reports a problem".into(),
+            &previous,
+            now,
+        ),
     };
     FimWorkspaceStatus {
         conditions: vec![
-            condition("Ready", !degraded, reason, message.clone(), &previous, now),
-            condition("Degraded", degraded, reason, message, &previous, now),
+            condition("Ready", ready, ready_reason, ready_message, &previous, now),
+            degraded_condition,
         ],
         observed_generation: workspace.metadata.generation,
-        nodes_selected,
+        nodes_selected: supported + nodes_unsupported,
         nodes_reporting,
-        nodes_summary: Some(format!("{nodes_reporting}/{nodes_selected}")),
-        entities_active,
+        nodes_unsupported,
+        nodes_summary: Some(format!("{nodes_reporting}/{supported}")),
+        entities_active: u32::try_from(active.len()).unwrap_or(u32::MAX),
         changes,
-        last_change_time: workspace.status.as_ref().and_then(|s| s.last_change_time.clone()),
+        last_change_time,
     }
 }
 
-/// The status of an entity from the reports of its workspace's nodes.
+/// Whether and where an entity is served, before any report is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntityServing<'p> {
+    Served,
+    /// Not rendered: the operator found a problem with it.
+    Problem(&'p Problem),
+    /// Its namespace may not hold FimWorkspaces, with the refusal message.
+    NamespaceNotAllowed(String),
+    /// Its workspace is disabled.
+    WorkspaceDisabled,
+    /// No node of its workspace runs an agent that serves its type.
+    Unsupported(EntityType),
+}
+
+/// The status of an entity from how it is served and the reports of its workspace's nodes.
 pub fn entity_status(
     entity: &MonitoredEntity,
-    problem: Option<&Problem>,
+    serving: &EntityServing<'_>,
     reports: &[Arc<FimNodeStatus>],
     now: jiff::Timestamp,
 ) -> MonitoredEntityStatus {
@@ -117,6 +245,7 @@ pub fn entity_status(
         .unwrap_or_default();
     let name = entity.name_any();
     let mut status = MonitoredEntityStatus::default();
+    let mut unsupported = 0;
     for report in reports {
         let Some(state) = report
             .status
@@ -126,186 +255,60 @@ pub fn entity_status(
             continue;
         };
         status.files_monitored += state.files_monitored;
+        if let Some(time) = &state.last_change_time
+            && status.last_change_time.as_ref().is_none_or(|t| t.0 < time.0)
+        {
+            status.last_change_time = Some(Time(time.0));
+        }
         match state.state {
             EntityState::Active => status.nodes_active += 1,
-            EntityState::Error | EntityState::Unsupported if status.errors.len() < MAX_ENTITY_ERRORS => {
+            EntityState::Unsupported => unsupported += 1,
+            EntityState::Error if status.errors.len() < MAX_ENTITY_ERRORS => {
                 status.errors.push(NodeError {
                     node: report.spec.node_name.clone(),
-                    message: state
-                        .message
-                        .clone()
-                        .unwrap_or_else(|| format!("{:?}", state.state)),
+                    message: state.message.clone().unwrap_or_else(|| "Error".into()),
                 });
             }
             _ => {}
         }
     }
-    let (ready, reason, message) = match problem {
-        Some(problem) => (false, problem.reason(), problem.to_string()),
-        None if !entity.spec.enabled => (false, "Disabled", "the entity is disabled".to_string()),
-        None if !status.errors.is_empty() => (
+    let (ready, reason, message) = match serving {
+        EntityServing::Problem(problem) => (false, problem.reason(), problem.to_string()),
+        EntityServing::NamespaceNotAllowed(message) => {
+            (false, crate::tenancy::NAMESPACE_NOT_ALLOWED, message.clone())
+        }
+        EntityServing::WorkspaceDisabled => (false, "WorkspaceDisabled", "its workspace is disabled".into()),
+        EntityServing::Unsupported(entity_type) => (
+            false,
+            "Unsupported",
+            format!(
+                "no node of workspace {} runs an agent that serves {entity_type} entities",
+                entity.spec.workspace
+            ),
+        ),
+        EntityServing::Served if !entity.spec.enabled => (false, "Disabled", "the entity is disabled".into()),
+        EntityServing::Served if !status.errors.is_empty() => (
             false,
             "NodeErrors",
-            format!("{} nodes report errors", status.errors.len()),
+            format!("{} nodes report errors; see status.errors", status.errors.len()),
         ),
-        None => (
+        EntityServing::Served if status.nodes_active == 0 && unsupported > 0 => (
+            false,
+            "Unsupported",
+            format!(
+                "the {unsupported} nodes of its workspace cannot serve {} entities",
+                entity.spec.entity_type
+            ),
+        ),
+        EntityServing::Served if status.nodes_active == 0 => {
+            (false, "Pending", "no node has reported monitoring it yet".into())
+        }
+        EntityServing::Served => (
             true,
             "Monitored",
             format!("monitored on {} nodes", status.nodes_active),
         ),
     };
     status.conditions = vec![condition("Ready", ready, reason, message, &previous, now)];
-    status.last_change_time = entity.status.as_ref().and_then(|s| s.last_change_time.clone());
     status
-}
-
-#[cfg(test)]
-mod tests {
-    use kubefim_crds::{
-        FimNodeStatusSpec,
-        nodestatus::{DailyChangeCount, EntityNodeState, FimNodeStatusStatus},
-        workspace::{CategoryCounts, TypeCounts},
-    };
-
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-    use super::*;
-
-    fn now() -> jiff::Timestamp {
-        "2026-11-25T12:00:00Z".parse().unwrap()
-    }
-
-    fn report(
-        node: &str,
-        heartbeat_minutes_ago: i64,
-        days: &[(&str, u64)],
-        entities: Vec<EntityNodeState>,
-    ) -> Arc<FimNodeStatus> {
-        let mut status = FimNodeStatus::new(
-            &format!("ws.{node}"),
-            FimNodeStatusSpec {
-                workspace: "ws".into(),
-                node_name: node.into(),
-            },
-        );
-        status.status = Some(FimNodeStatusStatus {
-            last_heartbeat_time: Some(Time(
-                now() - jiff::SignedDuration::from_mins(heartbeat_minutes_ago),
-            )),
-            change_counts: days
-                .iter()
-                .map(|(day, n)| DailyChangeCount {
-                    day: day.to_string(),
-                    by_category: CategoryCounts {
-                        added: *n,
-                        modified: 2 * n,
-                        removed: 0,
-                    },
-                    by_type: TypeCounts {
-                        files: 3 * n,
-                        ..Default::default()
-                    },
-                })
-                .collect(),
-            entities,
-            ..Default::default()
-        });
-        Arc::new(status)
-    }
-
-    fn workspace() -> FimWorkspace {
-        FimWorkspace::new(
-            "ws",
-            serde_json::from_value(serde_json::json!({"scan": {"interval": "15m"}})).unwrap(),
-        )
-    }
-
-    #[test]
-    fn counts_the_last_seven_days_and_reporting_nodes() {
-        let reports = [
-            report(
-                "a",
-                5,
-                &[("2026-11-25", 1), ("2026-11-19", 10), ("2026-11-18", 100)],
-                vec![],
-            ),
-            report("b", 29, &[("2026-11-24", 2)], vec![]),
-            report("c", 31, &[], vec![]),
-        ];
-        let status = workspace_status(&workspace(), 4, &reports, 3, now());
-        assert_eq!((status.nodes_selected, status.nodes_reporting), (4, 2));
-        assert_eq!(status.nodes_summary.as_deref(), Some("2/4"));
-        assert_eq!(
-            status.changes.by_category.added, 13,
-            "2026-11-18 is eight days back"
-        );
-        assert_eq!(status.changes.by_category.modified, 26);
-        assert_eq!(status.changes.last_7d, 39);
-        assert_eq!(status.changes.by_type.files, 39);
-        let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded").unwrap();
-        assert_eq!(
-            (degraded.status.as_str(), degraded.reason.as_str()),
-            ("True", "NodesNotReporting")
-        );
-    }
-
-    #[test]
-    fn all_nodes_reporting_is_ready_and_keeps_its_transition_time() {
-        let reports = [report("a", 1, &[], vec![])];
-        let mut ws = workspace();
-        let first = workspace_status(&ws, 1, &reports, 1, now());
-        ws.status = Some(first.clone());
-        let later = workspace_status(&ws, 1, &reports, 1, now() + jiff::SignedDuration::from_mins(10));
-        let ready =
-            |s: &FimWorkspaceStatus| s.conditions.iter().find(|c| c.type_ == "Ready").cloned().unwrap();
-        assert_eq!(ready(&first).status, "True");
-        assert_eq!(
-            ready(&first).last_transition_time,
-            ready(&later).last_transition_time
-        );
-    }
-
-    #[test]
-    fn entity_status_sums_files_and_bounds_errors() {
-        let state = |state, files, message: Option<&str>| EntityNodeState {
-            name: "app".into(),
-            entity_type: kubefim_crds::EntityType::LinuxFile,
-            files_monitored: files,
-            state,
-            message: message.map(Into::into),
-            last_change_time: None,
-        };
-        let mut reports = vec![report("a", 1, &[], vec![state(EntityState::Active, 10, None)])];
-        for i in 0..30 {
-            reports.push(report(
-                &format!("e{i}"),
-                1,
-                &[],
-                vec![state(EntityState::Error, 0, Some("variable HOME is not set"))],
-            ));
-        }
-        let entity = MonitoredEntity::new(
-            "app",
-            serde_json::from_value(
-                serde_json::json!({"workspace": "ws", "type": "LinuxFile", "path": "$HOME/app"}),
-            )
-            .unwrap(),
-        );
-        let status = entity_status(&entity, None, &reports, now());
-        assert_eq!((status.nodes_active, status.files_monitored), (1, 10));
-        assert_eq!(status.errors.len(), MAX_ENTITY_ERRORS);
-        assert_eq!(status.conditions[0].reason, "NodeErrors");
-        let problem = Problem::MissingWorkspace {
-            namespace: "fim".into(),
-            workspace: "ws".into(),
-        };
-        let invalid = entity_status(&entity, Some(&problem), &reports, now());
-        assert_eq!(
-            (
-                invalid.conditions[0].status.as_str(),
-                invalid.conditions[0].reason.as_str()
-            ),
-            ("False", "WorkspaceNotFound")
-        );
-    }
 }

@@ -14,7 +14,13 @@ use kube::{
 };
 use kubefim_crds::{FimNodeStatus, FimWorkspace, MonitoredEntity};
 use kubefim_operator::{
-    aggregate, apply, controller, metrics::Metrics, reconcile, render::RenderIndex, retention,
+    aggregate, apply,
+    controller::{Context, Settings, Stores},
+    metrics::Metrics,
+    reconcile,
+    render::RenderIndex,
+    retention,
+    tenancy::NamespacePolicy,
 };
 use kubefim_testkit::{expect, mock, nothing_more};
 use serde_json::{Value, json};
@@ -61,22 +67,42 @@ fn cm_store(objects: Vec<ConfigMap>) -> reflector::Store<ConfigMap> {
     reader
 }
 
+fn stores(
+    workspaces: Vec<FimWorkspace>,
+    entities: Vec<MonitoredEntity>,
+    reports: Vec<FimNodeStatus>,
+    config_maps: Vec<ConfigMap>,
+) -> Stores {
+    Stores {
+        workspaces: guarded_store(workspaces),
+        entities: guarded_store(entities),
+        node_statuses: guarded_store(reports),
+        config_maps: cm_store(config_maps),
+        namespaces: reflector::store().0,
+    }
+}
+
+/// The settings of an install in kubefim-system that also serves namespace fim.
+fn settings() -> Settings {
+    let mut settings = Settings::for_namespace("kubefim-system");
+    settings.policy = NamespacePolicy::new(["kubefim-system".to_string(), "fim".to_string()], "").unwrap();
+    settings
+}
+
 fn context(
     client: Client,
     config_maps: Vec<ConfigMap>,
     reports: Vec<FimNodeStatus>,
     leader: bool,
-) -> Arc<controller::Context> {
+) -> Arc<Context> {
     let (_tx, rx) = watch::channel(leader);
-    Arc::new(controller::context(
+    Arc::new(Context::new(
         client,
-        "kubefim-system",
-        guarded_store(vec![workspace()]),
-        guarded_store(vec![entity()]),
-        guarded_store(reports),
-        cm_store(config_maps),
+        settings(),
+        stores(vec![workspace()], vec![entity()], reports, config_maps),
         rx,
         Arc::new(Metrics::new()),
+        None,
     ))
 }
 
@@ -262,15 +288,13 @@ async fn an_entity_change_reconciles_only_the_nodes_its_workspace_selects() {
         "spec": {"nodeSelector": {"matchLabels": {"pool": "gpu"}}},
     }))
     .unwrap();
-    let ctx = controller::context(
+    let ctx = Context::new(
         client,
-        "kubefim-system",
-        guarded_store(vec![workspace(), selective]),
-        guarded_store(vec![entity()]),
-        guarded_store(vec![]),
-        cm_store(vec![]),
+        settings(),
+        stores(vec![workspace(), selective], vec![entity()], vec![], vec![]),
         rx,
         Arc::new(Metrics::new()),
+        None,
     );
     let (nodes, mut writer) = reflector::store::<Node>();
     for (name, pool) in [("g1", "gpu"), ("c1", "cpu"), ("g2", "gpu")] {
@@ -300,4 +324,104 @@ async fn an_entity_change_reconciles_only_the_nodes_its_workspace_selects() {
     );
     assert_eq!(names(reconcile::Trigger::AllNodes), ["c1", "g1", "g2"]);
     assert!(names(reconcile::Trigger::NodesOf(("fim".into(), "missing".into()))).is_empty());
+}
+
+#[tokio::test]
+async fn a_workspace_in_a_namespace_not_allowed_is_refused_and_reaches_no_node() {
+    let (client, mut handle) = mock();
+    let (_tx, rx) = watch::channel(true);
+    // An editor of namespace fim made a workspace; only kubefim-system is allowed.
+    let n1 = node("n1");
+    let nothing = kubefim_crds::AgentConfig::new("n1", vec![]);
+    let existing = apply::node_config_map(&n1, &nothing, "kubefim-system").unwrap();
+    let ctx = Arc::new(Context::new(
+        client,
+        Settings::for_namespace("kubefim-system"),
+        stores(vec![workspace()], vec![entity()], vec![], vec![existing]),
+        rx,
+        Arc::new(Metrics::new()),
+        None,
+    ));
+    assert!(
+        ctx.index().workspace_keys().is_empty(),
+        "nothing of it is rendered"
+    );
+    let reconcile = tokio::spawn(reconcile::reconcile_node(Arc::new(n1.clone()), ctx.clone()));
+    nothing_more(&mut handle).await;
+    reconcile.await.unwrap().unwrap();
+
+    let now: jiff::Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+    let nodes = vec![Arc::new(n1)];
+    let update = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { aggregate::update_status(&ctx, &nodes, now).await }
+    });
+    let (event, send) = kubefim_testkit::next_request(&mut handle).await;
+    assert_eq!(
+        event.uri().to_string(),
+        "/apis/events.k8s.io/v1/namespaces/fim/events?"
+    );
+    let event = kubefim_testkit::body_of(event).await;
+    kubefim_testkit::respond(send, 201, event.clone());
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("NamespaceNotAllowed"))
+    );
+    assert_eq!(event["regarding"]["name"], "prod");
+    let ws = expect(&mut handle, Method::PATCH, "/apis/kubefim.dev/v1alpha1/namespaces/fim/fimworkspaces/prod/status?&force=true&fieldManager=kubefim-operator", 200,
+        serde_json::to_value(workspace()).unwrap(),
+    )
+    .await;
+    let ready = &ws["status"]["conditions"][0];
+    assert_eq!(
+        (ready["type"].as_str(), ready["status"].as_str()),
+        (Some("Ready"), Some("False"))
+    );
+    assert_eq!(ready["reason"], "NamespaceNotAllowed");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.contains("namespace fim") && message.contains("workspaceNamespaces"),
+        "{message}"
+    );
+    assert_eq!(ws["status"]["nodesSelected"], 0);
+    let entity = expect(&mut handle, Method::PATCH, "/apis/kubefim.dev/v1alpha1/namespaces/fim/monitoredentities/app/status?&force=true&fieldManager=kubefim-operator", 200,
+        serde_json::to_value(entity()).unwrap(),
+    )
+    .await;
+    assert_eq!(entity["status"]["conditions"][0]["reason"], "NamespaceNotAllowed");
+    update.await.unwrap().unwrap();
+    nothing_more(&mut handle).await;
+}
+
+#[tokio::test]
+async fn one_workspace_that_cannot_be_applied_does_not_stop_the_others() {
+    let (client, mut handle) = mock();
+    let (_tx, rx) = watch::channel(true);
+    let mut second = workspace();
+    second.metadata.name = Some("second".into());
+    let ctx = Arc::new(Context::new(
+        client,
+        settings(),
+        stores(vec![workspace(), second], vec![], vec![], vec![]),
+        rx,
+        Arc::new(Metrics::new()),
+        None,
+    ));
+    let now: jiff::Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+    let nodes = vec![Arc::new(node("n1"))];
+    let update = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { aggregate::update_status(&ctx, &nodes, now).await }
+    });
+    expect(&mut handle, Method::PATCH, "/apis/kubefim.dev/v1alpha1/namespaces/fim/fimworkspaces/prod/status?&force=true&fieldManager=kubefim-operator", 500,
+        kubefim_testkit::status_body(500, "InternalError", "etcd is unhappy"),
+    )
+    .await;
+    let second = expect(&mut handle, Method::PATCH, "/apis/kubefim.dev/v1alpha1/namespaces/fim/fimworkspaces/second/status?&force=true&fieldManager=kubefim-operator", 200,
+        serde_json::to_value(workspace()).unwrap(),
+    )
+    .await;
+    assert_eq!(second["status"]["nodesSelected"], 1);
+    let error = update.await.unwrap().unwrap_err();
+    assert!(kubefim_telemetry::error_chain(&error).contains("etcd is unhappy"));
 }

@@ -417,3 +417,81 @@ fn metric_names_are_extracted_from_promql() {
         ])
     );
 }
+
+fn operator_args(docs: &[Value]) -> Vec<String> {
+    let operator = docs.iter().find(|d| kind(d) == "Deployment").unwrap();
+    operator["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn aggregation_labels(docs: &[Value]) -> Vec<String> {
+    docs.iter()
+        .filter(|d| kind(d) == "ClusterRole")
+        .flat_map(|d| d["metadata"]["labels"].as_mapping().cloned().unwrap_or_default())
+        .filter_map(|(k, _)| k.as_str().map(str::to_string))
+        .filter(|k| k.starts_with("rbac.authorization.k8s.io/aggregate-to-"))
+        .collect()
+}
+
+#[test]
+fn by_default_only_the_install_namespace_is_served_and_no_built_in_role_grants_fim() {
+    let docs = template(None);
+    let args = operator_args(&docs);
+    assert!(
+        args.contains(&"--workspace-namespaces=kubefim-system".to_string()),
+        "{args:?}"
+    );
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--workspace-namespace-selector")),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--agent-node-selector=kubernetes.io/os=linux".to_string()),
+        "{args:?}"
+    );
+    assert!(
+        aggregation_labels(&docs).is_empty(),
+        "kubefim-admin and kubefim-viewer are not aggregated into admin/edit/view by default"
+    );
+}
+
+#[test]
+fn an_admin_can_allow_more_namespaces_and_opt_in_to_aggregation() {
+    let docs = template(Some(&all_toggles()));
+    let args = operator_args(&docs);
+    assert!(
+        args.contains(&"--workspace-namespaces=kubefim-system,team-a,team-b".to_string()),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--workspace-namespace-selector=kubefim.dev/monitoring=allowed".to_string()),
+        "{args:?}"
+    );
+    let mut labels = aggregation_labels(&docs);
+    labels.sort();
+    assert_eq!(
+        labels,
+        [
+            "rbac.authorization.k8s.io/aggregate-to-admin",
+            "rbac.authorization.k8s.io/aggregate-to-edit",
+            "rbac.authorization.k8s.io/aggregate-to-view"
+        ]
+    );
+}
+
+#[test]
+fn the_admission_policy_tests_for_the_node_name_with_has_first() {
+    let docs = template(None);
+    let policy = docs
+        .iter()
+        .find(|d| kind(d) == "ValidatingAdmissionPolicy")
+        .unwrap();
+    let rule = policy["spec"]["validations"][0]["expression"].as_str().unwrap();
+    assert!(rule.starts_with("has(request.userInfo.extra) &&"), "{rule}");
+}

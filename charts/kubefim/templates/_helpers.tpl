@@ -1,3 +1,12 @@
+{{/* A map of labels as a selector string: k1=v1,k2=v2 (sorted by key). */}}
+{{- define "kubefim.selectorString" -}}
+{{- $terms := list -}}
+{{- range $key, $value := . -}}
+{{- $terms = append $terms (printf "%s=%s" $key $value) -}}
+{{- end -}}
+{{- join "," $terms -}}
+{{- end }}
+
 {{- define "kubefim.labels" -}}
 app.kubernetes.io/name: kubefim
 app.kubernetes.io/instance: {{ .Release.Name }}
