@@ -1,14 +1,17 @@
-//! Helpers of the end-to-end suite: a namespace per test with kubefim's CRDs, RBAC and admission
-//! policy installed from the chart, Node objects the test creates, and the operator and agents
-//! run as local processes against the cluster KUBECONFIG names, each agent with a temporary
-//! directory as its host root. Everything a test creates is removed when its `Env` drops.
-//!
-//! The suite runs through scripts/e2e.sh, one test at a time (the chart's cluster-scoped
-//! objects, such as the admission policy, are shared).
+//! Helpers of the end-to-end suite. scripts/e2e.sh installs the chart once per run (CRDs, RBAC,
+//! admission policy; no operator or agent) into an install namespace and removes it at the end.
+//! Each test gets a namespace of its own, Node objects it creates, and the operator and agents
+//! run as local processes under their own service accounts (impersonated in a kubeconfig of
+//! their own, with the node name in the agent's extras, as a bound token carries it), so RBAC
+//! and admission gaps show. Each agent has a temporary directory as its host root. Everything a
+//! test creates is removed when its `Env` drops.
 
 #![allow(clippy::expect_used)] // a test environment that cannot be set up stops the test
 
+pub mod scenario;
+
 use std::{
+    collections::BTreeMap,
     future::Future,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
@@ -63,21 +66,83 @@ pub fn is_rfc1123_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-/// The `helm template` arguments that render the chart without the operator and the agent
-/// (the suite runs those as local processes).
-pub fn chart_template_args(namespace: &str) -> Vec<String> {
-    let chart = repo_root().join("charts/kubefim");
-    vec![
-        "template".into(),
-        "kubefim".into(),
-        chart.display().to_string(),
-        "--namespace".into(),
-        namespace.into(),
-        "--set".into(),
-        "operator.enabled=false".into(),
-        "--set".into(),
-        "agent.enabled=false".into(),
-    ]
+/// The namespace scripts/e2e.sh installed the chart into (RBAC subjects, node ConfigMaps, the
+/// operator's Lease).
+pub fn install_namespace() -> String {
+    std::env::var("KUBEFIM_E2E_INSTALL_NAMESPACE").unwrap_or_else(|_| "kubefim-e2e".into())
+}
+
+/// The user name of a service account.
+pub fn service_account_user(namespace: &str, name: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{name}")
+}
+
+/// Who a process acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+impl Identity {
+    /// A service account, with the groups its token carries.
+    pub fn service_account(namespace: &str, name: &str) -> Self {
+        Self {
+            user: service_account_user(namespace, name),
+            groups: vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{namespace}"),
+                "system:authenticated".into(),
+            ],
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// An agent's service account on `node`: its bound token carries the node's name.
+    pub fn agent(namespace: &str, node: &str) -> Self {
+        let mut identity = Self::service_account(namespace, "kubefim-agent");
+        identity
+            .extra
+            .insert("authentication.kubernetes.io/node-name".into(), vec![node.into()]);
+        identity
+    }
+
+    /// A person.
+    pub fn user(name: &str) -> Self {
+        Self {
+            user: name.into(),
+            groups: vec!["system:authenticated".into()],
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// `kubeconfig` (YAML) with every user impersonating `identity`.
+pub fn impersonating_kubeconfig(kubeconfig: &str, identity: &Identity) -> String {
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(kubeconfig).expect("the suite's kubeconfig is YAML");
+    let users = config
+        .get_mut("users")
+        .and_then(serde_yaml::Value::as_sequence_mut)
+        .expect("the kubeconfig has users");
+    for user in users {
+        let Some(fields) = user.get_mut("user").and_then(serde_yaml::Value::as_mapping_mut) else {
+            continue;
+        };
+        fields.insert("as".into(), identity.user.clone().into());
+        fields.insert(
+            "as-groups".into(),
+            serde_yaml::to_value(&identity.groups).expect("strings serialize"),
+        );
+        if !identity.extra.is_empty() {
+            fields.insert(
+                "as-user-extra".into(),
+                serde_yaml::to_value(&identity.extra).expect("strings serialize"),
+            );
+        }
+    }
+    serde_yaml::to_string(&config).expect("a YAML value serializes")
 }
 
 /// A copy of a kubeconfig whose clusters point at a closed port: an API server outage.
@@ -168,71 +233,62 @@ impl Drop for Process {
 /// One test's environment.
 pub struct Env {
     pub client: Client,
+    /// The test's own namespace (its workspaces, entities, FileChanges).
     pub namespace: String,
+    /// Where the chart is installed: node ConfigMaps and the Lease live here.
+    pub install: String,
     /// The label every Node this test creates carries, for workspace selectors.
     pub node_label: (String, String),
     nodes: Vec<String>,
+    namespaces: Vec<String>,
     processes: Vec<Process>,
     pub dir: tempfile::TempDir,
 }
 
+/// The suite's kubeconfig (KUBECONFIG, as scripts/e2e.sh sets it).
+pub fn suite_kubeconfig() -> String {
+    let path = std::env::var("KUBECONFIG").expect("scripts/e2e.sh sets KUBECONFIG");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read KUBECONFIG {path}: {e}"))
+}
+
 impl Env {
-    /// Connects to the cluster KUBECONFIG names, creates the test's namespace and installs the
-    /// CRDs, RBAC and admission policy from the chart.
+    /// Connects to the cluster KUBECONFIG names and creates the test's namespace. The chart
+    /// must have been installed by scripts/e2e.sh.
     pub async fn new(test: &str) -> Self {
         let client = Client::try_default()
             .await
             .expect("KUBECONFIG names a reachable cluster (scripts/e2e.sh checks)");
+        let install = install_namespace();
+        assert!(
+            kubectl(&["get", "rolebinding", "kubefim-agent", "-n", &install], None)
+                .status
+                .success(),
+            "the chart is not installed in namespace {install}: run the suite through scripts/e2e.sh"
+        );
         let namespace = unique_name(&format!("fim-{test}"));
         kubectl_ok(&["create", "namespace", &namespace], None);
-        kubectl_ok(
-            &[
-                "apply",
-                "--server-side",
-                "-f",
-                &repo_root().join("charts/kubefim/crds").display().to_string(),
-            ],
-            None,
-        );
-        for crd in [
-            "fimworkspaces",
-            "monitoredentities",
-            "filechanges",
-            "fimnodestatuses",
-        ] {
-            kubectl_ok(
-                &[
-                    "wait",
-                    "--for=condition=Established",
-                    "--timeout=60s",
-                    &format!("crd/{crd}.kubefim.dev"),
-                ],
-                None,
-            );
-        }
-        let args = chart_template_args(&namespace);
-        let output = Command::new("helm")
-            .args(&args)
-            .output()
-            .expect("helm is on PATH (scripts/install-tools.sh)");
-        assert!(
-            output.status.success(),
-            "helm template: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        kubectl_ok(
-            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-            Some(&String::from_utf8_lossy(&output.stdout)),
-        );
         let dir = tempfile::tempdir().expect("a temporary directory");
         Self {
             client,
             namespace: namespace.clone(),
-            node_label: ("kubefim-e2e".into(), namespace),
+            install,
+            node_label: ("kubefim-e2e".into(), namespace.clone()),
             nodes: Vec::new(),
+            namespaces: vec![namespace],
             processes: Vec::new(),
             dir,
         }
+    }
+
+    /// Another namespace for this test, removed with it.
+    pub fn create_namespace(&mut self, prefix: &str, labels: &[(&str, &str)]) -> String {
+        let name = unique_name(prefix);
+        kubectl_ok(&["create", "namespace", &name], None);
+        for (key, value) in labels {
+            kubectl_ok(&["label", "namespace", &name, &format!("{key}={value}")], None);
+        }
+        self.namespaces.push(name.clone());
+        name
     }
 
     /// Creates a Node object (no kubelet behind it) carrying the test's label.
@@ -251,14 +307,41 @@ impl Env {
         name
     }
 
-    /// Starts the operator for this namespace, with short status and retention periods.
-    pub fn start_operator(&mut self) {
+    /// A kubeconfig of the suite's cluster acting as `identity`, written in the test's directory.
+    pub fn kubeconfig_as(&self, file: &str, identity: &Identity) -> PathBuf {
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, impersonating_kubeconfig(&suite_kubeconfig(), identity))
+            .expect("the test directory is writable");
+        path
+    }
+
+    /// Starts the operator under its own service account, serving this test's namespace (and
+    /// what `args` add), with short status and retention periods.
+    pub fn start_operator(&mut self, args: &[&str]) {
+        // The previous test's operator may have died holding the Lease: start afresh.
+        let _ = kubectl(
+            &[
+                "delete",
+                "lease",
+                "kubefim-operator",
+                "-n",
+                &self.install,
+                "--ignore-not-found",
+            ],
+            None,
+        );
+        let kubeconfig = self.kubeconfig_as(
+            "operator.kubeconfig",
+            &Identity::service_account(&self.install, "kubefim-operator"),
+        );
         let port = free_port();
-        let child = Command::new(binary("kubefim-operator"))
+        let allowed = format!("--workspace-namespaces={},{}", self.install, self.namespace);
+        let mut command = Command::new(binary("kubefim-operator"));
+        command
             .args([
                 "run",
                 "--namespace",
-                &self.namespace,
+                &self.install,
                 "--identity",
                 &unique_name("e2e-operator"),
             ])
@@ -273,12 +356,17 @@ impl Env {
                 "2",
                 "--retention-interval-seconds",
                 "2",
-            ])
+            ]);
+        if !args.iter().any(|a| a.starts_with("--workspace-namespaces")) {
+            command.arg(&allowed);
+        }
+        command
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
             .stdout(Stdio::null())
-            .stderr(log_file(self.dir.path(), "operator"))
-            .spawn()
-            .expect("the operator starts");
-        self.processes.push(Process(child));
+            .stderr(log_file(self.dir.path(), "operator"));
+        self.processes
+            .push(Process(command.spawn().expect("the operator starts")));
     }
 
     /// A host root for an agent, with /srv/app holding one file.
@@ -291,10 +379,15 @@ impl Env {
         root
     }
 
-    /// Starts an agent for `node` (with `kubeconfig` when given, else the suite's).
-    pub fn start_agent(&mut self, node: &str, kubeconfig: Option<&Path>) -> usize {
+    /// Starts an agent for `node` under the agent's service account (with `kubeconfig` instead
+    /// when given), with `args` added; returns its index for [`Env::stop`].
+    pub fn start_agent(&mut self, node: &str, kubeconfig: Option<&Path>, args: &[&str]) -> usize {
         let host = self.host_root(node);
         let state = self.dir.path().join("state").join(node);
+        let own = self.kubeconfig_as(
+            &format!("agent-{node}.kubeconfig"),
+            &Identity::agent(&self.install, node),
+        );
         let mut command = Command::new(binary("kubefim-agent"));
         command
             .args([
@@ -304,25 +397,21 @@ impl Env {
                 "--node-name",
                 node,
                 "--namespace",
-                &self.namespace,
+                &self.install,
             ])
             .arg("--host-root")
             .arg(&host)
             .arg("--state-dir")
             .arg(&state)
-            .args([
-                "--metrics-addr",
-                "none",
-                "--heartbeat-seconds",
-                "2",
-                "--request-timeout-seconds",
-                "2",
-            ])
+            .args(["--heartbeat-seconds", "2", "--request-timeout-seconds", "2"]);
+        if !args.iter().any(|a| a.starts_with("--metrics-addr")) {
+            command.args(["--metrics-addr", "none"]);
+        }
+        command
+            .args(args)
+            .env("KUBECONFIG", kubeconfig.unwrap_or(&own))
             .stdout(Stdio::null())
             .stderr(log_file(self.dir.path(), &format!("agent-{node}")));
-        if let Some(kubeconfig) = kubeconfig {
-            command.env("KUBECONFIG", kubeconfig);
-        }
         self.processes
             .push(Process(command.spawn().expect("the agent starts")));
         self.processes.len() - 1
@@ -337,7 +426,17 @@ impl Env {
 
     /// Applies YAML in the test's namespace.
     pub fn apply(&self, yaml: &str) -> Output {
-        kubectl(&["apply", "-n", &self.namespace, "-f", "-"], Some(yaml))
+        self.apply_in(&self.namespace, yaml)
+    }
+
+    /// Applies YAML in `namespace`.
+    pub fn apply_in(&self, namespace: &str, yaml: &str) -> Output {
+        kubectl(&["apply", "-n", namespace, "-f", "-"], Some(yaml))
+    }
+
+    /// The agent's log of `node`, for assertions and failure messages.
+    pub fn agent_log(&self, node: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("agent-{node}.log"))).unwrap_or_default()
     }
 }
 
@@ -350,6 +449,14 @@ impl std::fmt::Debug for Env {
     }
 }
 
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 fn log_file(dir: &Path, name: &str) -> Stdio {
     let path = dir.join(format!("{name}.log"));
     std::fs::File::create(&path)
@@ -357,20 +464,48 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
         .unwrap_or_else(|_| Stdio::null())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Drop for Env {
     fn drop(&mut self) {
         self.processes.clear();
+        let _ = kubectl(
+            &[
+                "delete",
+                "lease",
+                "kubefim-operator",
+                "-n",
+                &self.install,
+                "--ignore-not-found",
+            ],
+            None,
+        );
         for node in &self.nodes {
             let _ = kubectl(&["delete", "node", node, "--wait=false"], None);
         }
-        let _ = kubectl(&["delete", "namespace", &self.namespace, "--wait=false"], None);
+        for namespace in &self.namespaces {
+            let _ = kubectl(
+                &[
+                    "delete",
+                    "namespace",
+                    namespace,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ],
+                None,
+            );
+        }
+        // The processes' logs outlive the test when asked (KUBEFIM_E2E_LOGS=<dir>).
+        if let Some(keep) = std::env::var_os("KUBEFIM_E2E_LOGS") {
+            let target = PathBuf::from(keep).join(&self.namespace);
+            if std::fs::create_dir_all(&target).is_ok()
+                && let Ok(entries) = std::fs::read_dir(self.dir.path())
+            {
+                for entry in entries.flatten() {
+                    if entry.path().extension().is_some_and(|e| e == "log") {
+                        let _ = std::fs::copy(entry.path(), target.join(entry.file_name()));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -405,14 +540,20 @@ mod tests {
     }
 
     #[test]
-    fn the_chart_is_rendered_without_operator_and_agent() {
-        let args = chart_template_args("ns1");
-        assert_eq!(&args[..2], ["template", "kubefim"]);
-        assert!(args.windows(2).any(|w| w == ["--namespace", "ns1"]));
-        assert!(
-            args.contains(&"operator.enabled=false".to_string())
-                && args.contains(&"agent.enabled=false".to_string())
+    fn an_impersonating_kubeconfig_carries_the_user_groups_and_node_name() {
+        let config = "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: []\ncontexts: []\nusers:\n- name: admin\n  user:\n    client-certificate-data: abc\n";
+        let text = impersonating_kubeconfig(config, &Identity::agent("kubefim-e2e", "node-a"));
+        let parsed: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let user = &parsed["users"][0]["user"];
+        assert_eq!(user["client-certificate-data"], "abc", "the credentials stay");
+        assert_eq!(user["as"], "system:serviceaccount:kubefim-e2e:kubefim-agent");
+        assert_eq!(user["as-groups"][1], "system:serviceaccounts:kubefim-e2e");
+        assert_eq!(
+            user["as-user-extra"]["authentication.kubernetes.io/node-name"][0],
+            "node-a"
         );
+        let person = impersonating_kubeconfig(config, &Identity::user("alice"));
+        assert!(!person.contains("as-user-extra"), "{person}");
     }
 
     #[test]
