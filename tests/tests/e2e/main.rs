@@ -8,4 +8,6 @@
 mod admission;
 mod files;
 mod plugin;
+mod reporting;
 mod status;
+mod tenancy;
