@@ -62,9 +62,41 @@ pub fn render_dashboard(
     let _ = writeln!(
         out,
         "  Machines reporting   {}/{}",
-        status.nodes_reporting, status.nodes_selected
+        status.nodes_reporting,
+        status.nodes_selected.saturating_sub(status.nodes_unsupported)
     );
+    if status.nodes_unsupported > 0 {
+        let _ = writeln!(
+            out,
+            "  Unsupported nodes    {} (selected, but no agent runs there; not counted)",
+            status.nodes_unsupported
+        );
+    }
     let _ = writeln!(out, "  Entities active      {}", status.entities_active);
+    let last_change = status.last_change_time.as_ref().map(|t| t.0);
+    let _ = writeln!(
+        out,
+        "  Last change          {}",
+        last_change.map_or("-".to_string(), |t| format!(
+            "{t} ({} ago)",
+            output::age(Some(t), jiff::Timestamp::now())
+        ))
+    );
+    if let Some(degraded) = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded" && c.status == "True")
+    {
+        let _ = writeln!(
+            out,
+            "  {}",
+            output::paint(
+                &format!("Degraded: {} ({})", degraded.reason, degraded.message),
+                Colour::Warn,
+                colour
+            )
+        );
+    }
     let total: u64 = changes.iter().map(summary::weight).sum();
     let _ = writeln!(out, "  Changes ({period})      {total}");
     for (title, dimension) in [("By type", Dimension::Type), ("By category", Dimension::Category)] {

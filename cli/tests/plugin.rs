@@ -290,6 +290,8 @@ fn the_dashboard_and_the_change_view_show_what_matters() {
     .unwrap();
     let dashboard = commands::render_dashboard(&workspace, &sample(), "7d", false);
     assert!(dashboard.contains("Machines reporting   3/4"), "{dashboard}");
+    assert!(dashboard.contains("Last change          -"), "{dashboard}");
+    assert!(!dashboard.contains("Unsupported") && !dashboard.contains("Degraded"), "{dashboard}");
     assert!(
         dashboard.contains("Files 2") && dashboard.contains("Modified 2"),
         "{dashboard}"
@@ -548,4 +550,26 @@ fn output_formats_are_the_documented_ones() {
         .map(|f| f.to_possible_value().unwrap().get_name().to_string())
         .collect();
     assert_eq!(names, ["table", "wide", "json", "yaml", "csv"]);
+}
+
+#[test]
+fn the_dashboard_tells_unsupported_nodes_degraded_reasons_and_the_last_change() {
+    let workspace: kubefim_crds::FimWorkspace = serde_json::from_value(json!({
+        "apiVersion": "kubefim.dev/v1alpha1", "kind": "FimWorkspace", "metadata": {"name": "prod", "namespace": "fim"}, "spec": {},
+        "status": {
+            "nodesSelected": 5, "nodesReporting": 3, "nodesUnsupported": 2, "entitiesActive": 31, "changes": {},
+            "lastChangeTime": "2026-11-25T11:00:00Z",
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "Monitoring", "message": "3 of 3 nodes report", "lastTransitionTime": "2026-11-25T10:00:00Z"},
+                {"type": "Degraded", "status": "True", "reason": "ReportsRejected", "message": "ReportsRejected on n2", "lastTransitionTime": "2026-11-25T10:00:00Z"}
+            ],
+        },
+    }))
+    .unwrap();
+    let dashboard = commands::render_dashboard(&workspace, &sample(), "24h", false);
+    assert!(dashboard.contains("Machines reporting   3/3"), "{dashboard}");
+    assert!(dashboard.contains("Unsupported nodes    2"), "{dashboard}");
+    assert!(dashboard.contains("Last change          2026-11-25T11:00:00Z ("), "{dashboard}");
+    assert!(dashboard.contains("Degraded: ReportsRejected (ReportsRejected on n2)"), "{dashboard}");
+    assert!(dashboard.contains("Changes (24h)"), "{dashboard}");
 }
