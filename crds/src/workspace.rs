@@ -143,6 +143,13 @@ pub struct ScanSpec {
     #[schemars(length(max = 32))]
     #[x_kube(validation = size_rule("scan.maxHashSize"))]
     pub max_hash_size: String,
+
+    /// At most this many bytes per second read by this workspace's scans on each node, such as
+    /// 20Mi, to spread the re-hash of a large tree over time; unset for no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = size_rule("scan.maxReadRate"))]
+    pub max_read_rate: Option<String>,
 }
 
 impl Default for ScanSpec {
@@ -153,6 +160,7 @@ impl Default for ScanSpec {
             rehash_every: default_rehash_every(),
             hash_algorithm: HashAlgorithm::default(),
             max_hash_size: default_max_hash_size(),
+            max_read_rate: None,
         }
     }
 }

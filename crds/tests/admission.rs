@@ -235,6 +235,11 @@ fn workspace_admission_table() {
             json!({"scan": {"maxHashSize": "2GB"}}),
             Some("scan.maxHashSize 2GB is not a size"),
         ),
+        (json!({"scan": {"maxReadRate": "20Mi"}}), None),
+        (
+            json!({"scan": {"maxReadRate": "20MB/s"}}),
+            Some("scan.maxReadRate 20MB/s is not a size"),
+        ),
         (json!({"retention": {"maxAge": "30d"}}), None),
         (
             json!({"retention": {"maxAge": "a month"}}),

@@ -63,6 +63,7 @@ impl Agent {
             store: &self.store,
             env: &crate::env_var,
             outbox: self.outbox.as_ref(),
+            walkers: crate::resources::walk_threads(),
         };
         let stdout = std::io::stdout();
         let mut out = stdout.lock();

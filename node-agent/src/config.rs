@@ -67,6 +67,8 @@ pub struct Settings {
     pub diff_max: usize,
     /// Diff sensitive paths too (`content.revealSensitive`).
     pub reveal_sensitive: bool,
+    /// Bytes per second a scan of the workspace may read (`scan.maxReadRate`); 0 for no limit.
+    pub max_read_rate: u64,
 }
 
 impl Settings {
@@ -99,6 +101,10 @@ impl Settings {
             )
             .unwrap_or(usize::MAX),
             reveal_sensitive: ws.content.reveal_sensitive,
+            max_read_rate: match &ws.scan.max_read_rate {
+                Some(rate) => units::parse_size(rate).map_err(field("scan.maxReadRate"))?,
+                None => 0,
+            },
         })
     }
 }

@@ -1,17 +1,21 @@
 //! Content hashing of regular files, with BLAKE3 (default) or SHA-256.
 //!
 //! Files are read with read(2), never memory-mapped: a host file truncated under a mapping
-//! raises SIGBUS, which would kill the agent. Large files still use several threads, by
-//! feeding big read buffers to BLAKE3's rayon-parallel update. A file that changes while it is
+//! raises SIGBUS, which would kill the agent. Small files go through one reusable buffer per
+//! thread; large files are read in 4 MiB chunks, the next chunk read while the current one is
+//! hashed on several threads (BLAKE3's rayon-parallel update). A file that changes while it is
 //! read (size or times differ before and after) is read once more, then given up on for this
 //! scan as `Changing`; a hash is only ever recorded together with the metadata it belongs to.
 
-use std::{ffi::CStr, io::Read, os::fd::OwnedFd};
+use std::{cell::RefCell, ffi::CStr, fs::File, io::Read as _, os::fd::OwnedFd};
 
 use kubefim_crds::HashAlgorithm;
 use sha2::Digest as _;
 
-use crate::hostfs::{self, FileMeta, FsErrorKind};
+use crate::{
+    hostfs::{self, FileMeta, FsErrorKind},
+    resources::Throttle,
+};
 
 /// A content digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,8 +94,126 @@ impl Hasher {
     }
 }
 
-/// Hashes regular file `name` in `dir`.
-pub fn hash_file(dir: &OwnedFd, name: &CStr, limits: HashLimits) -> Result<Hashed, FsErrorKind> {
+thread_local! {
+    /// The read buffer of small files, reused: allocating and zeroing 64 KiB per file costs
+    /// more than hashing a small file.
+    static SMALL: RefCell<Vec<u8>> = RefCell::new(vec![0u8; SMALL_BUFFER]);
+}
+
+fn io_kind(e: &std::io::Error) -> FsErrorKind {
+    e.raw_os_error().map_or(FsErrorKind::Io, |c| {
+        FsErrorKind::from_errno(rustix::io::Errno::from_raw_os_error(c))
+    })
+}
+
+/// Reads until `buffer` is full or the file ends; returns how many bytes were read. With a
+/// throttle, waits after the read until the read rate allows it.
+fn read_full(file: &mut File, buffer: &mut [u8], throttle: Option<&Throttle>) -> Result<usize, FsErrorKind> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_kind(&e)),
+        }
+    }
+    if let Some(throttle) = throttle {
+        throttle.take(filled);
+    }
+    Ok(filled)
+}
+
+/// What one read of a file produced: the hasher fed with every byte, how many bytes there were,
+/// whether the file grew past its size at open, and the content when asked for.
+struct Read {
+    hasher: Hasher,
+    bytes: u64,
+    grew: bool,
+    content: Option<Vec<u8>>,
+}
+
+/// Reads a small file through this thread's reusable buffer.
+fn read_small(
+    file: &mut File,
+    size: u64,
+    limits: HashLimits,
+    keep: bool,
+    throttle: Option<&Throttle>,
+) -> Result<Read, FsErrorKind> {
+    SMALL.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        let mut read = Read {
+            hasher: Hasher::new(limits.algorithm),
+            bytes: 0,
+            grew: false,
+            content: keep.then(Vec::new),
+        };
+        loop {
+            let n = read_full(file, &mut buffer, throttle)?;
+            if n == 0 {
+                return Ok(read);
+            }
+            read.bytes += n as u64;
+            if read.bytes > size {
+                read.grew = true;
+                return Ok(read);
+            }
+            read.hasher.update(&buffer[..n], false);
+            if let Some(content) = read.content.as_mut() {
+                content.extend_from_slice(&buffer[..n]);
+            }
+        }
+    })
+}
+
+/// Reads a large file in big chunks, reading the next chunk while the current one is hashed
+/// on several threads (BLAKE3's rayon-parallel update): the read and the hash overlap.
+fn read_large(
+    file: &mut File,
+    size: u64,
+    limits: HashLimits,
+    keep: bool,
+    throttle: Option<&Throttle>,
+) -> Result<Read, FsErrorKind> {
+    let mut read = Read {
+        hasher: Hasher::new(limits.algorithm),
+        bytes: 0,
+        grew: false,
+        content: keep.then(Vec::new),
+    };
+    let (mut current, mut next) = (vec![0u8; LARGE_BUFFER], vec![0u8; LARGE_BUFFER]);
+    let mut n = read_full(file, &mut current, throttle)?;
+    while n > 0 {
+        read.bytes += n as u64;
+        if read.bytes > size {
+            read.grew = true;
+            return Ok(read);
+        }
+        let chunk = &current[..n];
+        let (hasher, content) = (&mut read.hasher, &mut read.content);
+        let (_, following) = rayon::join(
+            || {
+                hasher.update(chunk, true);
+                if let Some(content) = content.as_mut() {
+                    content.extend_from_slice(chunk);
+                }
+            },
+            || read_full(file, &mut next, throttle),
+        );
+        n = following?;
+        std::mem::swap(&mut current, &mut next);
+    }
+    Ok(read)
+}
+
+/// Hashes regular file `name` in `dir`, reading no faster than `throttle` allows.
+pub fn hash_file(
+    dir: &OwnedFd,
+    name: &CStr,
+    limits: HashLimits,
+    throttle: Option<&Throttle>,
+) -> Result<Hashed, FsErrorKind> {
     let mut bytes_read = 0;
     for _attempt in 0..2 {
         let (mut file, before) = hostfs::open_regular(dir, name).map_err(FsErrorKind::from_errno)?;
@@ -103,42 +225,20 @@ pub fn hash_file(dir: &OwnedFd, name: &CStr, limits: HashLimits) -> Result<Hashe
                 content: None,
             });
         }
-        let parallel = before.size >= PARALLEL_THRESHOLD && limits.algorithm == HashAlgorithm::Blake3;
-        let mut buffer = vec![0u8; if parallel { LARGE_BUFFER } else { SMALL_BUFFER }];
-        let mut keep = limits
-            .keep_content_up_to
-            .filter(|max| before.size <= *max)
-            .map(|_| Vec::new());
-        let mut hasher = Hasher::new(limits.algorithm);
-        let mut this_read: u64 = 0;
-        let grew = loop {
-            let n = match file.read(&mut buffer) {
-                Ok(0) => break false,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(e.raw_os_error().map_or(FsErrorKind::Io, |c| {
-                        FsErrorKind::from_errno(rustix::io::Errno::from_raw_os_error(c))
-                    }));
-                }
-            };
-            this_read += n as u64;
-            if this_read > before.size {
-                break true;
-            }
-            hasher.update(&buffer[..n], parallel);
-            if let Some(content) = keep.as_mut() {
-                content.extend_from_slice(&buffer[..n]);
-            }
+        let keep = limits.keep_content_up_to.is_some_and(|max| before.size <= max);
+        let read = if before.size >= PARALLEL_THRESHOLD && limits.algorithm == HashAlgorithm::Blake3 {
+            read_large(&mut file, before.size, limits, keep, throttle)?
+        } else {
+            read_small(&mut file, before.size, limits, keep, throttle)?
         };
-        bytes_read += this_read;
+        bytes_read += read.bytes;
         let after = hostfs::fstat(&file).map_err(FsErrorKind::from_errno)?;
-        if !grew && after.same_identity_and_times(&before) && this_read == after.size {
+        if !read.grew && after.same_identity_and_times(&before) && read.bytes == after.size {
             return Ok(Hashed {
-                digest: Some(hasher.finish(limits.algorithm)),
+                digest: Some(read.hasher.finish(limits.algorithm)),
                 meta: after,
                 bytes_read,
-                content: keep,
+                content: read.content,
             });
         }
     }
@@ -174,9 +274,9 @@ mod tests {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
         fs::write(dir.path().join("f"), &data).unwrap();
         let fd = open_dir(dir.path());
-        let blake = hash_file(&fd, c"f", limits(HashAlgorithm::Blake3)).unwrap();
+        let blake = hash_file(&fd, c"f", limits(HashAlgorithm::Blake3), None).unwrap();
         assert_eq!(blake.digest.unwrap().bytes, *blake3::hash(&data).as_bytes());
-        let sha = hash_file(&fd, c"f", limits(HashAlgorithm::Sha256)).unwrap();
+        let sha = hash_file(&fd, c"f", limits(HashAlgorithm::Sha256), None).unwrap();
         assert_eq!(
             sha.digest.unwrap().bytes,
             <[u8; 32]>::from(sha2::Sha256::digest(&data))
@@ -191,7 +291,7 @@ mod tests {
             .map(|i| (i % 253) as u8)
             .collect();
         fs::write(dir.path().join("big"), &data).unwrap();
-        let hashed = hash_file(&open_dir(dir.path()), c"big", limits(HashAlgorithm::Blake3)).unwrap();
+        let hashed = hash_file(&open_dir(dir.path()), c"big", limits(HashAlgorithm::Blake3), None).unwrap();
         assert_eq!(hashed.digest.unwrap().bytes, *blake3::hash(&data).as_bytes());
     }
 
@@ -201,7 +301,7 @@ mod tests {
         fs::write(dir.path().join("f"), vec![1u8; 4096]).unwrap();
         let mut small_limit = limits(HashAlgorithm::Blake3);
         small_limit.max_hash_size = 1024;
-        let hashed = hash_file(&open_dir(dir.path()), c"f", small_limit).unwrap();
+        let hashed = hash_file(&open_dir(dir.path()), c"f", small_limit, None).unwrap();
         assert!(hashed.digest.is_none());
         assert_eq!((hashed.meta.size, hashed.bytes_read), (4096, 0));
     }
@@ -219,7 +319,12 @@ mod tests {
         )
         .unwrap();
         // Without O_NONBLOCK and the type check this would block forever waiting for a writer.
-        let result = hash_file(&open_dir(dir.path()), c"pipe", limits(HashAlgorithm::Blake3));
+        let result = hash_file(
+            &open_dir(dir.path()),
+            c"pipe",
+            limits(HashAlgorithm::Blake3),
+            None,
+        );
         assert!(result.is_err());
     }
 }

@@ -17,7 +17,7 @@ use std::{
 };
 
 use rustix::{
-    fs::{AtFlags, Dir, FileType as RawType, Mode, OFlags, ResolveFlags, Stat},
+    fs::{AtFlags, FileType as RawType, Mode, OFlags, RawDir, ResolveFlags, Stat},
     io::Errno,
 };
 
@@ -197,16 +197,28 @@ pub fn read_link_at(dir: &OwnedFd, name: &CStr) -> Result<Vec<u8>, Errno> {
     rustix::fs::readlinkat(dir, name, Vec::new()).map(CString::into_bytes)
 }
 
-/// The names in directory `dir`, sorted bytewise, without `.` and `..`.
+thread_local! {
+    /// getdents64's buffer, reused: 32 KiB reads a directory of a few hundred names at once.
+    static DIRENTS: std::cell::RefCell<Vec<std::mem::MaybeUninit<u8>>> =
+        std::cell::RefCell::new(vec![std::mem::MaybeUninit::uninit(); 32 << 10]);
+}
+
+/// The names in directory `dir` (a fresh handle, read from its start), sorted bytewise, without
+/// `.` and `..`.
 pub fn list_sorted(dir: &OwnedFd) -> Result<Vec<CString>, Errno> {
     let mut names = Vec::new();
-    for entry in Dir::read_from(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name != c"." && name != c".." {
-            names.push(name.to_owned());
+    DIRENTS.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        let mut entries = RawDir::new(dir, &mut buffer);
+        while let Some(entry) = entries.next() {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name != c"." && name != c".." {
+                names.push(name.to_owned());
+            }
         }
-    }
+        Ok::<(), Errno>(())
+    })?;
     names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     Ok(names)
 }

@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod output;
 pub mod realtime;
 pub mod resolve;
+pub mod resources;
 pub mod scan;
 pub mod schedule;
 pub mod services;
@@ -93,6 +94,9 @@ pub enum Error {
 
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+
+    #[error("internal error: {0}; this is a bug in kubefim-agent, please report it")]
+    Internal(&'static str),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

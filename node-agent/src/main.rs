@@ -3,7 +3,13 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kubefim_agent::{cluster, config::LocalSetup, oneshot, standalone};
+use kubefim_agent::{
+    cluster,
+    config::LocalSetup,
+    oneshot,
+    resources::{self, ScanPriority},
+    standalone,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,6 +27,16 @@ struct Cli {
         env = "KUBEFIM_LOG_FORMAT"
     )]
     log_format: LogFormat,
+    /// CPU and I/O priority of scanning: low (nice 19 and the idle I/O class, so a busy node
+    /// gives the scan what is left over) or normal (the process's own).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "low",
+        env = "KUBEFIM_SCAN_PRIORITY"
+    )]
+    scan_priority: ScanPriority,
     #[command(subcommand)]
     command: Command,
 }
@@ -152,6 +168,7 @@ async fn shutdown_signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     kubefim_telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
+    resources::init_scan_pool(cli.scan_priority);
     match cli.command {
         Command::Standalone(args) => {
             let options = standalone::Options {
@@ -202,6 +219,8 @@ fn block_on(mode: impl std::future::Future<Output = kubefim_agent::Result<()>>) 
 }
 
 fn run_oneshot(which: oneshot::Command, args: OneShotArgs) -> ExitCode {
+    // The whole process is the scan.
+    resources::scan_thread_started();
     let options = oneshot::Options {
         local: args.common.into_setup(),
         json: args.json,

@@ -75,6 +75,7 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
         store: &store,
         env: &crate::env_var,
         outbox: None,
+        walkers: crate::resources::walk_threads(),
     };
     let mode = match command {
         Command::Init => ScanMode::Init,

@@ -180,7 +180,7 @@ pub async fn run_loop(
                 () = tokio::time::sleep(sleep) => {
                     let Some((index, _)) = next else { continue };
                     let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
-                    let scan = tokio::task::spawn_blocking(move || task_agent.scan_and_print(&task_workspaces[index]));
+                    let scan = crate::resources::on_scan_thread(move || task_agent.scan_and_print(&task_workspaces[index]));
                     match scan.await {
                         Ok(Ok(outcome)) => {
                             if let Some(done) = &done {
@@ -200,7 +200,7 @@ pub async fn run_loop(
                     let Some(watcher) = realtime.as_ref().map(|r| r.watcher.clone()) else { continue };
                     let signal = lock(&watcher).interpret(&batch);
                     let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
-                    let scan = tokio::task::spawn_blocking(move || task_agent.realtime_scan(&task_workspaces, &watcher, signal));
+                    let scan = crate::resources::on_scan_thread(move || task_agent.realtime_scan(&task_workspaces, &watcher, signal));
                     match scan.await {
                         Ok(Ok(())) => {}
                         Ok(Err(error)) => tracing::error!(error = %error_chain(&error), "realtime rescan failed; the next scan covers it"),

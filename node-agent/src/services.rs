@@ -115,7 +115,8 @@ fn observe_unit(
     };
     let (digest, link_target) = match meta.file_type {
         FileType::File => {
-            let hashed = hash::hash_file(dir, name, limits)?;
+            // Unit files are a few hundred bytes: not worth a read rate.
+            let hashed = hash::hash_file(dir, name, limits, None)?;
             meta = hashed.meta;
             (hashed.digest, None)
         }

@@ -32,7 +32,7 @@ pub use entity::{EntityBaseline, EntityKey};
 pub use lifecycle::OpenOutcome;
 pub use migration::Migration;
 pub use record::Record;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use redb::{Database, ReadableDatabase, TableDefinition, TableError};
 pub use reset::BaselineReset;
 
 use crate::{Error, Result, walk};
@@ -78,41 +78,54 @@ impl BaselineStore {
             .set_cache_size(CACHE_BYTES)
             .create(path)
             .map_err(|e| e.to_string())?;
-        let txn = db.begin_write().map_err(|e| e.to_string())?;
-        let (generation, legacy) = {
-            let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
-            let read = |meta: &redb::Table<&str, &[u8]>, key: &str| {
-                meta.get(key)
-                    .map(|v| v.map(|v| v.value().to_vec()))
-                    .map_err(|e| e.to_string())
-            };
-            let legacy = match read(&meta, FORMAT_KEY)? {
-                Some(found) if found == FORMAT => false,
-                Some(found) if found == LEGACY_FORMAT => true,
-                Some(found) => {
-                    return Err(format!(
-                        "format marker is {:?}, expected {:?}",
-                        String::from_utf8_lossy(&found),
-                        String::from_utf8_lossy(FORMAT)
-                    ));
+        // A store in use already has both markers: read them without a write (and its sync).
+        let (format, generation) = {
+            let txn = db.begin_read().map_err(|e| e.to_string())?;
+            match txn.open_table(META) {
+                Ok(meta) => {
+                    let read = |key: &str| {
+                        meta.get(key)
+                            .map(|v| v.map(|v| v.value().to_vec()))
+                            .map_err(|e| e.to_string())
+                    };
+                    (read(FORMAT_KEY)?, read(GENERATION_KEY)?)
                 }
-                None => {
-                    meta.insert(FORMAT_KEY, FORMAT).map_err(|e| e.to_string())?;
-                    false
-                }
-            };
-            let generation = match read(&meta, GENERATION_KEY)? {
-                Some(found) => String::from_utf8_lossy(&found).into_owned(),
-                None => {
-                    let generation = lifecycle::new_generation();
+                Err(TableError::TableDoesNotExist(_)) => (None, None),
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        let legacy = match &format {
+            Some(found) if found == FORMAT => false,
+            Some(found) if found == LEGACY_FORMAT => true,
+            Some(found) => {
+                return Err(format!(
+                    "format marker is {:?}, expected {:?}",
+                    String::from_utf8_lossy(found),
+                    String::from_utf8_lossy(FORMAT)
+                ));
+            }
+            None => false,
+        };
+        let generation = match generation {
+            Some(found) if format.is_some() => String::from_utf8_lossy(&found).into_owned(),
+            found => {
+                // A new store: write what is missing.
+                let generation = found.map_or_else(lifecycle::new_generation, |g| {
+                    String::from_utf8_lossy(&g).into_owned()
+                });
+                let txn = db.begin_write().map_err(|e| e.to_string())?;
+                {
+                    let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+                    if format.is_none() {
+                        meta.insert(FORMAT_KEY, FORMAT).map_err(|e| e.to_string())?;
+                    }
                     meta.insert(GENERATION_KEY, generation.as_bytes())
                         .map_err(|e| e.to_string())?;
-                    generation
                 }
-            };
-            (generation, legacy)
+                txn.commit().map_err(|e| e.to_string())?;
+                generation
+            }
         };
-        txn.commit().map_err(|e| e.to_string())?;
         Ok(Self {
             db,
             path: path.to_path_buf(),

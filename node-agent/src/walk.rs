@@ -18,6 +18,11 @@ use std::{
 };
 
 use kubefim_crds::FileType;
+use rayon::prelude::*;
+
+mod parallel;
+
+pub use parallel::ParallelWalk;
 
 use crate::{
     hostfs::{self, FileMeta, FsErrorKind, HostRoot},
@@ -53,6 +58,16 @@ pub enum WalkItem {
     },
 }
 
+/// The lstat of each name of a window of a frame, made ahead on the thread pool: a walk is
+/// mostly waiting on lstat, and the kernel serves them in parallel.
+type Prefetched = Vec<Result<FileMeta, rustix::io::Errno>>;
+
+/// Names stat'ed ahead at a time: enough to keep both cores busy, few enough that memory stays
+/// flat however large a directory is.
+const PREFETCH: usize = 512;
+/// Below this many names a window is stat'ed in place: handing it to the pool costs more.
+const PARALLEL_STATS: usize = 24;
+
 struct Frame {
     dir: Arc<OwnedFd>,
     key: Vec<u8>,
@@ -61,6 +76,41 @@ struct Frame {
     next: usize,
     /// Depth of the names in this frame below the entity base (1 for the base's own entries).
     depth: u32,
+    /// The metadata of `names[window_start..window_start + prefetched.len()]`.
+    prefetched: Prefetched,
+    window_start: usize,
+}
+
+impl Frame {
+    fn new(dir: Arc<OwnedFd>, key: Vec<u8>, path: String, names: Vec<CString>, depth: u32) -> Self {
+        Self {
+            dir,
+            key,
+            path,
+            names,
+            next: 0,
+            depth,
+            prefetched: Vec::new(),
+            window_start: 0,
+        }
+    }
+
+    /// The lstat of `names[index]`, from the window, stat'ing the next window first when needed
+    /// (on the thread pool when `parallel`).
+    fn meta(&mut self, index: usize, parallel: bool) -> Result<FileMeta, rustix::io::Errno> {
+        if index < self.window_start || index >= self.window_start + self.prefetched.len() {
+            let end = (index + PREFETCH).min(self.names.len());
+            let window = &self.names[index..end];
+            let dir = &self.dir;
+            self.prefetched = if !parallel || window.len() < PARALLEL_STATS {
+                window.iter().map(|name| hostfs::stat_at(dir, name)).collect()
+            } else {
+                window.par_iter().map(|name| hostfs::stat_at(dir, name)).collect()
+            };
+            self.window_start = index;
+        }
+        self.prefetched[index - self.window_start]
+    }
 }
 
 /// Depth-first walk over one entity.
@@ -69,6 +119,12 @@ pub struct Walker<'a> {
     stack: Vec<Frame>,
     pending: Vec<WalkItem>,
     dev: u64,
+    /// How many levels below the base this walker descends: the entity's, or fewer for the
+    /// shallow walk of `parallel`.
+    levels: u32,
+    /// Stat large windows of a directory on the thread pool (off where the caller already walks
+    /// on several threads).
+    parallel_stats: bool,
     /// The entity's base path does not exist on this node.
     pub base_missing: bool,
 }
@@ -124,8 +180,21 @@ impl<'a> Walker<'a> {
             stack: Vec::new(),
             pending: Vec::new(),
             dev: 0,
+            levels: entity.levels,
+            parallel_stats: true,
             base_missing: false,
         }
+    }
+
+    /// Whether a walk descending `levels` below the base enters directory `key` (found at
+    /// `depth`, with `meta`): within the depth budget, on the base's filesystem, and never the
+    /// host's /proc, /sys or /dev.
+    fn enters(&self, key: &[u8], meta: &FileMeta, depth: u32, levels: u32) -> bool {
+        let pseudo = !key.contains(&0) && resolve::PSEUDO_FILESYSTEMS.iter().any(|fs| fs.as_bytes() == key);
+        meta.file_type == FileType::Directory
+            && depth < levels
+            && (depth == 0 || meta.dev == self.dev)
+            && !pseudo
     }
 
     pub fn new(root: &HostRoot, entity: &'a ResolvedEntity) -> Self {
@@ -147,14 +216,10 @@ impl<'a> Walker<'a> {
                     walker.dev = rustix::fs::fstat(&dir)
                         .map(|s| FileMeta::from_stat(&s).dev)
                         .unwrap_or(0);
-                    walker.stack.push(Frame {
-                        dir: Arc::new(dir),
-                        key: base_key,
-                        path: base_path,
-                        names,
-                        next: 0,
-                        depth: 1,
-                    });
+                    let names = walker.matching(names, 1);
+                    walker
+                        .stack
+                        .push(Frame::new(Arc::new(dir), base_key, base_path, names, 1));
                 }
                 Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => {
                     walker.base_missing = true
@@ -178,8 +243,9 @@ impl<'a> Walker<'a> {
         let Ok(name) = CString::new(name[0].clone()) else {
             return walker;
         };
-        let parent_key = parent_components.join(&0u8);
-        match walker.examine(&parent, &parent_key, &key_to_path(&parent_key), name, 0) {
+        let key = join_key(&parent_components.join(&0u8), name.to_bytes());
+        let path = key_to_path(&key);
+        match walker.examine(&parent, key, path, name, 0, None) {
             Some(WalkItem::Entry(entry)) => {
                 walker.dev = entry.meta.dev;
                 walker.pending.push(WalkItem::Entry(entry));
@@ -188,6 +254,18 @@ impl<'a> Walker<'a> {
             None => walker.base_missing = true,
         }
         walker
+    }
+
+    /// The names of a frame at `depth` that belong to the entity: at the base's own level only
+    /// those matching the entity's pattern (filtered before anything is stat'ed).
+    fn matching(&self, names: Vec<CString>, depth: u32) -> Vec<CString> {
+        match (&self.entity.pattern, depth) {
+            (Some(pattern), 1) => names
+                .into_iter()
+                .filter(|name| pattern.is_match(String::from_utf8_lossy(name.to_bytes()).as_ref()))
+                .collect(),
+            _ => names,
+        }
     }
 
     /// Walks only the object at `target` (a key inside the entity) and what lies below it, as a
@@ -203,7 +281,7 @@ impl<'a> Walker<'a> {
         let within =
             components.len() > entity.base.len() && components[..entity.base.len()] == entity.base[..];
         let depth = u32::try_from(components.len() - entity.base.len()).unwrap_or(u32::MAX);
-        if !within || depth > entity.levels {
+        if !within || depth > walker.levels {
             return walker;
         }
         let name = &components[components.len() - 1];
@@ -237,9 +315,9 @@ impl<'a> Walker<'a> {
         let Ok(name) = CString::new(name.clone()) else {
             return walker;
         };
-        let parent_key = parent_components.join(&0u8);
+        let path = key_to_path(target);
         // examine() reports a mount point inside the entity without entering it, as a full walk.
-        if let Some(item) = walker.examine(&parent, &parent_key, &key_to_path(&parent_key), name, depth) {
+        if let Some(item) = walker.examine(&parent, target.to_vec(), path, name, depth, None) {
             walker.pending.push(item);
         }
         walker
@@ -250,13 +328,12 @@ impl<'a> Walker<'a> {
     fn examine(
         &mut self,
         dir: &Arc<OwnedFd>,
-        dir_key: &[u8],
-        dir_path: &str,
+        key: Vec<u8>,
+        path: String,
         name: CString,
         depth: u32,
+        prefetched: Option<Result<FileMeta, rustix::io::Errno>>,
     ) -> Option<WalkItem> {
-        let key = join_key(dir_key, name.to_bytes());
-        let path = join_path(dir_path, &name);
         if self
             .entity
             .exclude
@@ -265,7 +342,7 @@ impl<'a> Walker<'a> {
         {
             return None;
         }
-        let meta = match hostfs::stat_at(dir, &name) {
+        let meta = match prefetched.unwrap_or_else(|| hostfs::stat_at(dir, &name)) {
             Ok(meta) => meta,
             Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => return None,
             Err(errno) => {
@@ -280,25 +357,18 @@ impl<'a> Walker<'a> {
             FileType::Symlink => hostfs::read_link_at(dir, &name).ok(),
             _ => None,
         };
-        // Never descend into the host's /proc, /sys or /dev, even from a broad entity such as /.
-        let pseudo = !key.contains(&0)
-            && resolve::PSEUDO_FILESYSTEMS
-                .iter()
-                .any(|fs| fs.as_bytes() == key.as_slice());
-        if meta.file_type == FileType::Directory
-            && depth < self.entity.levels
-            && (depth == 0 || meta.dev == self.dev)
-            && !pseudo
-        {
+        if self.enters(&key, &meta, depth, self.levels) {
             match hostfs::open_subdir(dir, &name).and_then(|sub| Ok((hostfs::list_sorted(&sub)?, sub))) {
-                Ok((names, sub)) => self.stack.push(Frame {
-                    dir: Arc::new(sub),
-                    key: key.clone(),
-                    path: path.clone(),
-                    names,
-                    next: 0,
-                    depth: depth + 1,
-                }),
+                Ok((names, sub)) => {
+                    let names = self.matching(names, depth + 1);
+                    self.stack.push(Frame::new(
+                        Arc::new(sub),
+                        key.clone(),
+                        path.clone(),
+                        names,
+                        depth + 1,
+                    ))
+                }
                 Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => {}
                 Err(errno) => self.pending.push(WalkItem::Unreadable {
                     key: key.clone(),
@@ -334,25 +404,24 @@ impl Iterator for Walker<'_> {
                 return Some(item);
             }
             let frame = self.stack.last_mut()?;
-            let Some(name) = frame.names.get(frame.next).cloned() else {
+            let index = frame.next;
+            if index >= frame.names.len() {
                 self.stack.pop();
                 continue;
-            };
+            }
             frame.next += 1;
+            // The stat first: it may read ahead from this name on.
+            let meta = frame.meta(index, self.parallel_stats);
+            // Each name is taken once: the frame has no further use for it.
+            let name = std::mem::take(&mut frame.names[index]);
             let (dir, key, path, depth) = (
                 frame.dir.clone(),
-                frame.key.clone(),
-                frame.path.clone(),
+                join_key(&frame.key, name.to_bytes()),
+                join_path(&frame.path, &name),
                 frame.depth,
             );
-            if depth == 1
-                && let Some(pattern) = &self.entity.pattern
-                && !pattern.is_match(String::from_utf8_lossy(name.to_bytes()).as_ref())
-            {
-                continue;
-            }
             // A frame or an Unreadable that examine() pushes comes after the entry returned now.
-            if let Some(item) = self.examine(&dir, &key, &path, name, depth) {
+            if let Some(item) = self.examine(&dir, key, path, name, depth, Some(meta)) {
                 return Some(item);
             }
         }

@@ -462,3 +462,50 @@ fn a_secret_is_never_diffed_unless_the_workspace_reveals_it() {
         .unwrap();
     assert!(diff.text.contains("+token: rotated"), "{diff:?}");
 }
+
+#[test]
+fn a_max_read_rate_spreads_the_reads_of_a_scan_over_time() {
+    let fx = Fixture::new();
+    // 192 KiB at 64 KiB/s: the first second's worth at once, the rest at the rate.
+    fx.write("/srv/a", vec![1u8; 96 << 10]);
+    fx.write("/srv/b", vec![2u8; 96 << 10]);
+    let mut ws = workspace(vec![files("srv", "/srv")]);
+    ws.scan.max_read_rate = Some("64Ki".to_string());
+    let started = std::time::Instant::now();
+    let outcome = fx.init(&ws);
+    let took = started.elapsed();
+    assert_eq!(outcome.bytes_hashed, 192 << 10);
+    assert!(
+        took >= std::time::Duration::from_millis(1900),
+        "read 192Ki at 64Ki/s in {took:?}"
+    );
+}
+
+#[test]
+fn an_invalid_max_read_rate_is_an_error_naming_it() {
+    let fx = Fixture::new();
+    fx.write("/srv/a", "x");
+    let mut ws = workspace(vec![files("srv", "/srv")]);
+    ws.scan.max_read_rate = Some("fast".to_string());
+    let env = |_: &str| None;
+    let scanner = kubefim_agent::scan::Scanner {
+        root: &fx.root,
+        store: &fx.store,
+        env: &env,
+        outbox: None,
+        walkers: 0,
+    };
+    let error = scanner
+        .scan(
+            &ws,
+            ScanMode::Detect,
+            kubefim_crds::ChangeSource::Scan,
+            &mut |_| {},
+        )
+        .unwrap_err();
+    let message = kubefim_telemetry::error_chain(&error);
+    assert!(
+        message.contains("scan.maxReadRate") && message.contains("fast"),
+        "{message}"
+    );
+}

@@ -1,5 +1,6 @@
-//! Parallel hashing of a merged batch: the files whose stored digest cannot be reused are
-//! hashed on the rayon pool, then each step becomes a current state for `record`, in key order.
+//! Parallel hashing of merged batches: the files whose stored digest cannot be reused are
+//! hashed on the rayon pool while the walk goes on, then each step becomes a current state for
+//! `record`, in key order.
 //! The stored digest is reused only when the fast path vouches for it (same size, times, inode
 //! and device, and `rehashEvery` not yet elapsed).
 
@@ -21,34 +22,129 @@ use crate::{
     walk::WalkEntry,
 };
 
-/// Hashes what `batch` needs, then records each step; the batch is left empty.
-pub(super) fn apply_batch(
+/// What hashing a step produced (None: nothing to hash).
+type HashResult = Option<std::result::Result<Hashed, FsErrorKind>>;
+
+/// A batch being hashed on the thread pool, or one with nothing to hash.
+enum InFlight {
+    Hashing(std::sync::mpsc::Receiver<(Vec<Step>, Vec<HashResult>)>),
+    Ready(Vec<Step>, Vec<HashResult>),
+}
+
+/// Batches handed to the thread pool and not yet recorded: enough that a large file at the end
+/// of one batch does not leave the other threads idle, few enough that memory stays flat.
+const IN_FLIGHT: usize = 4;
+
+/// Hashes batches in the background while the walk goes on, and records them in key order: the
+/// oldest batch is recorded once [`IN_FLIGHT`] are handed over (the rest at the end), so
+/// walking, reading and hashing overlap.
+#[derive(Default)]
+pub(super) struct Pipeline {
+    in_flight: std::collections::VecDeque<InFlight>,
+}
+
+impl Pipeline {
+    /// Starts hashing `batch`; records the oldest batch when the pipeline is full.
+    pub(super) fn submit(
+        &mut self,
+        scan: &mut EntityScan<'_>,
+        batch: Vec<Step>,
+        tables: &mut Tables<'_, '_>,
+        sink: &mut dyn FnMut(Change),
+    ) -> Result<()> {
+        self.in_flight.push_back(start(scan, batch));
+        while self.in_flight.len() > IN_FLIGHT {
+            self.record_oldest(scan, tables, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Records every batch in flight, in order.
+    pub(super) fn finish(
+        &mut self,
+        scan: &mut EntityScan<'_>,
+        tables: &mut Tables<'_, '_>,
+        sink: &mut dyn FnMut(Change),
+    ) -> Result<()> {
+        while !self.in_flight.is_empty() {
+            self.record_oldest(scan, tables, sink)?;
+        }
+        Ok(())
+    }
+
+    fn record_oldest(
+        &mut self,
+        scan: &mut EntityScan<'_>,
+        tables: &mut Tables<'_, '_>,
+        sink: &mut dyn FnMut(Change),
+    ) -> Result<()> {
+        let (batch, hashed) = match self.in_flight.pop_front() {
+            None => return Ok(()),
+            Some(InFlight::Ready(batch, hashed)) => (batch, hashed),
+            Some(InFlight::Hashing(results)) => match results.recv() {
+                Ok(done) => done,
+                // The hashing task cannot vanish without sending unless it panicked.
+                Err(_) => return Err(crate::Error::Internal("a hashing task ended without a result")),
+            },
+        };
+        record_batch(scan, batch, hashed, tables, sink)
+    }
+}
+
+/// Hands `batch` to the thread pool when any of it must be hashed.
+fn start(scan: &EntityScan<'_>, batch: Vec<Step>) -> InFlight {
+    let now = scan.now.as_second();
+    let settings = scan.settings;
+    let keeps_content = scan.entity.entity_type == EntityType::FileContent;
+    let wanted = |step: &Step| match step {
+        Step::Compare(old, HostObject::File(entry)) => needs_hash(entry, old.as_ref(), &settings, now),
+        _ => false,
+    };
+    if !batch.iter().any(wanted) {
+        let nothing = batch.iter().map(|_| None).collect();
+        return InFlight::Ready(batch, nothing);
+    }
+    let (sender, results) = std::sync::mpsc::channel();
+    let throttle = scan.throttle.clone();
+    rayon::spawn(move || {
+        let hashed: Vec<HashResult> = batch
+            .par_iter()
+            .map(|step| match step {
+                Step::Compare(old, HostObject::File(entry))
+                    if needs_hash(entry, old.as_ref(), &settings, now) =>
+                {
+                    // The content of a secret is never kept, so it can never be diffed.
+                    let limits = HashLimits {
+                        keep_content_up_to: (keeps_content && !record::withheld(&settings, &entry.path))
+                            .then_some(settings.content_max),
+                        ..settings.limits
+                    };
+                    Some(hash::hash_file(
+                        &entry.parent,
+                        &entry.name,
+                        limits,
+                        throttle.as_deref(),
+                    ))
+                }
+                _ => None,
+            })
+            .collect();
+        let _ = sender.send((batch, hashed));
+    });
+    InFlight::Hashing(results)
+}
+
+/// Records a hashed batch, in key order.
+fn record_batch(
     scan: &mut EntityScan<'_>,
-    batch: &mut Vec<Step>,
+    batch: Vec<Step>,
+    hashed: Vec<HashResult>,
     tables: &mut Tables<'_, '_>,
     sink: &mut dyn FnMut(Change),
 ) -> Result<()> {
     let now = scan.now.as_second();
     let settings = scan.settings;
-    let keeps_content = scan.entity.entity_type == EntityType::FileContent;
-    let hashed: Vec<Option<std::result::Result<Hashed, FsErrorKind>>> = batch
-        .par_iter()
-        .map(|step| match step {
-            Step::Compare(old, HostObject::File(entry))
-                if needs_hash(entry, old.as_ref(), &settings, now) =>
-            {
-                // The content of a secret is never kept, so it can never be diffed.
-                let limits = HashLimits {
-                    keep_content_up_to: (keeps_content && !record::withheld(&settings, &entry.path))
-                        .then_some(settings.content_max),
-                    ..settings.limits
-                };
-                Some(hash::hash_file(&entry.parent, &entry.name, limits))
-            }
-            _ => None,
-        })
-        .collect();
-    for (step, hashed) in batch.drain(..).zip(hashed) {
+    for (step, hashed) in batch.into_iter().zip(hashed) {
         match step {
             Step::Removed(key, old) => record::removed(scan, key, old, tables, sink)?,
             Step::Compare(old, HostObject::Unit { key, record }) => {

@@ -14,7 +14,7 @@ use crate::{
     resolve::ResolvedEntity,
     services,
     store::{Record, StoredRecords},
-    walk::{self, WalkEntry, WalkItem, Walker},
+    walk::{self, ParallelWalk, WalkEntry, WalkItem, Walker},
 };
 
 /// Steps handed to hashing at a time: large enough to keep both cores busy, small enough that
@@ -59,8 +59,11 @@ pub(super) enum Step {
     Compare(Option<Record>, HostObject),
 }
 
-/// Everything of an entity on the host, in key order.
-pub(super) fn observe<'r>(
+/// Everything of an entity on the host, in key order; files are walked on `workers` threads of
+/// `threads` (see `walk::ParallelWalk`).
+pub(super) fn observe<'r, 'scope>(
+    threads: &'scope std::thread::Scope<'scope, 'r>,
+    workers: usize,
     root: &'r HostRoot,
     resolved: &'r ResolvedEntity,
     limits: HashLimits,
@@ -84,7 +87,7 @@ pub(super) fn observe<'r>(
         });
         return Box::new(errors.chain(units));
     }
-    Box::new(Walker::new(root, resolved).map(Found::from))
+    Box::new(ParallelWalk::new(threads, root, resolved, workers).map(Found::from))
 }
 
 /// What lies at or below `target` (a key inside the entity), in key order.
@@ -107,6 +110,7 @@ pub(super) fn merge(
     let mut next_stored = stored.next().transpose()?;
     let mut unknown: Vec<Vec<u8>> = Vec::new();
     let mut batch: Vec<Step> = Vec::with_capacity(BATCH);
+    let mut pipeline = hashing::Pipeline::default();
     let mut kept: u64 = 0;
     let is_kept =
         |key: &[u8], unknown: &[Vec<u8>]| unknown.iter().any(|prefix| walk::key_within(key, prefix));
@@ -141,7 +145,8 @@ pub(super) fn merge(
                 }
                 batch.push(Step::Compare(previous, object));
                 if batch.len() >= BATCH {
-                    hashing::apply_batch(scan, &mut batch, tables, sink)?;
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    pipeline.submit(scan, full, tables, sink)?;
                 }
             }
         }
@@ -154,6 +159,7 @@ pub(super) fn merge(
         }
         next_stored = stored.next().transpose()?;
     }
-    hashing::apply_batch(scan, &mut batch, tables, sink)?;
+    pipeline.submit(scan, batch, tables, sink)?;
+    pipeline.finish(scan, tables, sink)?;
     Ok(kept)
 }

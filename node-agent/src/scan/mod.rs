@@ -30,6 +30,7 @@ use crate::{
     hostfs::HostRoot,
     outbox::{OutboxPolicy, OutboxWriter},
     resolve::{self, ResolveError, ResolvedEntity},
+    resources::Throttle,
     store::{BaselineStore, EntityBaseline, EntityKey, Snapshot, StoredEntity, Update},
 };
 
@@ -122,6 +123,9 @@ pub struct Scanner<'a> {
     /// In the cluster: every change is also queued in the durable outbox, in the scan's own
     /// write transaction.
     pub outbox: Option<&'a OutboxPolicy>,
+    /// Threads that walk an entity's subtrees ahead of the merge-join (0: walk on the scan's
+    /// own thread).
+    pub walkers: usize,
 }
 
 impl std::fmt::Debug for Scanner<'_> {
@@ -148,6 +152,9 @@ struct EntityScan<'s> {
     files_scanned: u64,
     bytes_hashed: u64,
     changes: u64,
+    /// The workspace's read rate (`scan.maxReadRate`): entities are scanned one after another,
+    /// so one throttle per entity holds the workspace to it.
+    throttle: Option<std::sync::Arc<Throttle>>,
 }
 
 impl<'s> EntityScan<'s> {
@@ -173,6 +180,7 @@ impl<'s> EntityScan<'s> {
             files_scanned: 0,
             bytes_hashed: 0,
             changes: 0,
+            throttle: Throttle::per_second(settings.max_read_rate).map(std::sync::Arc::new),
         }
     }
 
@@ -386,8 +394,12 @@ impl Scanner<'_> {
         let mut kept = 0;
         match scope {
             None => {
-                let found = merge::observe(self.root, &resolved, scan.settings.limits, scan.now.as_second());
-                kept += merge::merge(scan, found, stored.records_at(&[])?, &mut tables, sink)?;
+                let (limits, now) = (scan.settings.limits, scan.now.as_second());
+                // The walk's threads live for this entity's merge-join only.
+                kept += std::thread::scope(|threads| {
+                    let found = merge::observe(threads, self.walkers, self.root, &resolved, limits, now);
+                    merge::merge(scan, found, stored.records_at(&[])?, &mut tables, sink)
+                })?;
             }
             Some(targets) => {
                 for target in targets::minimal(targets) {

@@ -60,6 +60,7 @@ impl Fixture {
             store: &self.store,
             env: &env,
             outbox: None,
+            walkers: kubefim_agent::resources::walk_threads(),
         };
         let mut changes = Vec::new();
         let report = scanner
