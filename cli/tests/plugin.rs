@@ -291,7 +291,10 @@ fn the_dashboard_and_the_change_view_show_what_matters() {
     let dashboard = commands::render_dashboard(&workspace, &sample(), "7d", false);
     assert!(dashboard.contains("Machines reporting   3/4"), "{dashboard}");
     assert!(dashboard.contains("Last change          -"), "{dashboard}");
-    assert!(!dashboard.contains("Unsupported") && !dashboard.contains("Degraded"), "{dashboard}");
+    assert!(
+        !dashboard.contains("Unsupported") && !dashboard.contains("Degraded"),
+        "{dashboard}"
+    );
     assert!(
         dashboard.contains("Files 2") && dashboard.contains("Modified 2"),
         "{dashboard}"
@@ -569,7 +572,13 @@ fn the_dashboard_tells_unsupported_nodes_degraded_reasons_and_the_last_change() 
     let dashboard = commands::render_dashboard(&workspace, &sample(), "24h", false);
     assert!(dashboard.contains("Machines reporting   3/3"), "{dashboard}");
     assert!(dashboard.contains("Unsupported nodes    2"), "{dashboard}");
-    assert!(dashboard.contains("Last change          2026-11-25T11:00:00Z ("), "{dashboard}");
-    assert!(dashboard.contains("Degraded: ReportsRejected (ReportsRejected on n2)"), "{dashboard}");
+    assert!(
+        dashboard.contains("Last change          2026-11-25T11:00:00Z ("),
+        "{dashboard}"
+    );
+    assert!(
+        dashboard.contains("Degraded: ReportsRejected (ReportsRejected on n2)"),
+        "{dashboard}"
+    );
     assert!(dashboard.contains("Changes (24h)"), "{dashboard}");
 }
