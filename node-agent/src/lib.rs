@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod oneshot;
 pub mod outbox;
 pub mod output;
+pub mod packages;
 pub mod realtime;
 pub mod resolve;
 pub mod resources;
