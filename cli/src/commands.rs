@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use kube::{Client, ResourceExt};
 use kubefim_crds::{
-    FileChange, FimNodeStatus, FimWorkspace, MonitoredEntity, TargetOs, catalog, nodestatus, units,
+    AttributionKind, FileChange, FimNodeStatus, FimWorkspace, MonitoredEntity, TargetOs, catalog, nodestatus,
+    units,
 };
 
 use crate::{
@@ -99,6 +100,25 @@ pub fn render_dashboard(
     }
     let total: u64 = changes.iter().map(summary::weight).sum();
     let _ = writeln!(out, "  Changes ({period})      {total}");
+    let weight_of = |kind: Option<AttributionKind>| -> u64 {
+        changes
+            .iter()
+            .filter(|c| c.spec.attribution.as_ref().map(|a| a.kind) == kind)
+            .map(summary::weight)
+            .sum()
+    };
+    let unexplained = weight_of(None);
+    let _ = writeln!(
+        out,
+        "  Unexplained          {}, explained by packages {}, accepted {}",
+        if unexplained > 0 {
+            output::paint(&unexplained.to_string(), Colour::Bad, colour)
+        } else {
+            "0".to_string()
+        },
+        weight_of(Some(AttributionKind::Package)),
+        weight_of(Some(AttributionKind::BaselineAccepted))
+    );
     for (title, dimension) in [("By type", Dimension::Type), ("By category", Dimension::Category)] {
         let parts: Vec<String> = summary::summarize(changes, &[dimension])
             .into_iter()

@@ -62,7 +62,11 @@ enum Command {
         /// Path glob, such as '/etc/**' or '/usr/bin/*'.
         #[arg(long)]
         path: Option<String>,
-        /// Count by node, type, category, entity, workspace (comma-separated).
+        /// Only changes nothing explains: no package operation the node's package database
+        /// vouches for, no baseline accept.
+        #[arg(long)]
+        unexplained: bool,
+        /// Count by node, type, category, entity, workspace, attribution (comma-separated).
         #[arg(long)]
         summarize_by: Option<String>,
         #[arg(short = 'o', long, value_enum, default_value = "table")]
@@ -137,6 +141,7 @@ async fn run(cli: Cli) -> Result<String, Error> {
             category,
             entity,
             path,
+            unexplained,
             summarize_by,
             output,
         } => {
@@ -163,11 +168,12 @@ async fn run(cli: Cli) -> Result<String, Error> {
                     .unwrap_or_default(),
                 entity,
                 path: path.map(|p| query::path_glob(&p)).transpose()?,
+                unexplained,
             };
             let by = summarize_by
                 .map(|s| {
                     s.split(',')
-                        .map(|d| Dimension::parse(d.trim()).ok_or_else(|| Error::Usage(format!("--summarize-by {d:?} is not one of node, type, category, entity, workspace"))))
+                        .map(|d| Dimension::parse(d.trim()).ok_or_else(|| Error::Usage(format!("--summarize-by {d:?} is not one of node, type, category, entity, workspace, attribution"))))
                         .collect::<Result<Vec<_>, _>>()
                 })
                 .transpose()?

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use kubefim_crds::FileChange;
+use kubefim_crds::{AttributionKind, FileChange, PackageManager};
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -116,10 +116,11 @@ pub fn change_rows(
             "ENTITY",
             "ATTRIBUTES",
             "NAME",
+            "EXPLAINED BY",
             "PATH",
         ]
     } else {
-        vec!["NODE", "TYPE", "CATEGORY", "AGE", "PATH"]
+        vec!["NODE", "TYPE", "CATEGORY", "AGE", "EXPLAINED BY", "PATH"]
     };
     let rows = changes
         .iter()
@@ -148,11 +149,41 @@ pub fn change_rows(
                     c.metadata.name.clone().unwrap_or_default(),
                 ]);
             }
+            row.push(explained_by(spec));
             row.push(spec.path.clone());
             row
         })
         .collect();
     (headers, rows)
+}
+
+/// What explains a change, in a table cell: "dpkg coreutils 9.1-1 -> 9.1-2", "accepted r7", or
+/// "-" when nothing does.
+pub fn explained_by(spec: &kubefim_crds::FileChangeSpec) -> String {
+    let Some(a) = &spec.attribution else {
+        return "-".into();
+    };
+    match a.kind {
+        AttributionKind::BaselineAccepted => format!("accepted {}", a.revision.as_deref().unwrap_or(""))
+            .trim_end()
+            .to_string(),
+        AttributionKind::Package => {
+            let manager = a.manager.map_or("package", PackageManager::as_str);
+            let versions = match (&a.from_version, &a.to_version) {
+                (Some(from), Some(to)) if from == to => format!("{to} reinstalled"),
+                (Some(from), Some(to)) => format!("{from} -> {to}"),
+                (None, Some(to)) => format!("{to} installed"),
+                (Some(from), None) => format!("{from} removed"),
+                (None, None) => String::new(),
+            };
+            format!(
+                "{manager} {} {versions}",
+                a.package.as_deref().unwrap_or("(several)")
+            )
+            .trim_end()
+            .to_string()
+        }
+    }
 }
 
 /// One CSV record per change, with a header: what reports are built from.
@@ -171,10 +202,18 @@ pub fn changes_csv(changes: &[FileChange]) -> Result<String> {
             "previousHash",
             "currentHash",
             "name",
+            "attribution",
+            "packageManager",
+            "package",
+            "fromVersion",
+            "toVersion",
+            "digestVerified",
+            "acceptedRevision",
         ])
         .map_err(Error::Csv)?;
     for change in changes {
         let spec = &change.spec;
+        let attribution = spec.attribution.as_ref();
         let attributes: Vec<String> = spec
             .changed_attributes
             .iter()
@@ -199,6 +238,15 @@ pub fn changes_csv(changes: &[FileChange]) -> Result<String> {
                     .and_then(|s| s.hash.as_deref())
                     .unwrap_or(""),
                 change.metadata.name.as_deref().unwrap_or(""),
+                &attribution.map_or(String::new(), |a| format!("{:?}", a.kind)),
+                attribution
+                    .and_then(|a| a.manager)
+                    .map_or("", PackageManager::as_str),
+                attribution.and_then(|a| a.package.as_deref()).unwrap_or(""),
+                attribution.and_then(|a| a.from_version.as_deref()).unwrap_or(""),
+                attribution.and_then(|a| a.to_version.as_deref()).unwrap_or(""),
+                attribution.map_or("", |a| if a.digest_verified { "true" } else { "false" }),
+                attribution.and_then(|a| a.revision.as_deref()).unwrap_or(""),
             ])
             .map_err(Error::Csv)?;
     }

@@ -19,6 +19,8 @@ pub struct ChangeQuery {
     pub categories: Vec<ChangeCategory>,
     pub entity: Option<String>,
     pub path: Option<GlobMatcher>,
+    /// Only changes nothing explains (no package operation, no baseline accept).
+    pub unexplained: bool,
 }
 
 fn set_requirement(key: &str, values: &[String]) -> Option<String> {
@@ -95,6 +97,9 @@ impl ChangeQuery {
             if at.is_none_or(|at| now.duration_since(at) > window) {
                 return false;
             }
+        }
+        if self.unexplained && change.spec.attribution.is_some() {
+            return false;
         }
         self.path
             .as_ref()

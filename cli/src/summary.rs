@@ -13,6 +13,8 @@ pub enum Dimension {
     Category,
     Entity,
     Workspace,
+    /// What explains the change: Unexplained, Package or BaselineAccepted.
+    Attribution,
 }
 
 impl Dimension {
@@ -23,6 +25,7 @@ impl Dimension {
             "category" => Self::Category,
             "entity" => Self::Entity,
             "workspace" => Self::Workspace,
+            "attribution" | "explained" => Self::Attribution,
             _ => return None,
         })
     }
@@ -34,6 +37,7 @@ impl Dimension {
             Self::Category => "CATEGORY",
             Self::Entity => "ENTITY",
             Self::Workspace => "WORKSPACE",
+            Self::Attribution => "ATTRIBUTION",
         }
     }
 
@@ -45,6 +49,10 @@ impl Dimension {
             Self::Category => format!("{:?}", spec.category),
             Self::Entity => spec.entity.clone(),
             Self::Workspace => spec.workspace.clone(),
+            Self::Attribution => spec
+                .attribution
+                .as_ref()
+                .map_or("Unexplained".to_string(), |a| format!("{:?}", a.kind)),
         }
     }
 }

@@ -13,7 +13,7 @@ use kubectl_fim::{
     query::{self, ChangeQuery},
     summary::{self, Dimension},
 };
-use kubefim_crds::{ChangeCategory, ChangeType, FileChange};
+use kubefim_crds::{ChangeCategory, ChangeType, FileChange, FimWorkspace};
 use kubefim_testkit::{expect, mock};
 use serde_json::{Value, json};
 
@@ -270,8 +270,8 @@ fn csv_export_reads_back_with_a_csv_parser() {
 #[test]
 fn tables_fit_the_terminal_by_cutting_the_path_from_the_left() {
     let (headers, rows) = output::change_rows(&sample(), false, now());
-    let text = output::table(&headers, &rows, 50);
-    assert!(text.lines().all(|l| l.chars().count() <= 50), "{text}");
+    let text = output::table(&headers, &rows, 64);
+    assert!(text.lines().all(|l| l.chars().count() <= 64), "{text}");
     assert!(text.contains("…"), "{text}");
     assert!(text.lines().next().unwrap().starts_with("NODE"));
     let wide = output::table(&headers, &rows, 200);
@@ -581,4 +581,90 @@ fn the_dashboard_tells_unsupported_nodes_degraded_reasons_and_the_last_change() 
         "{dashboard}"
     );
     assert!(dashboard.contains("Changes (24h)"), "{dashboard}");
+}
+
+/// `sample()` plus a package upgrade folded into one Aggregated change and an accepted change.
+fn with_explained() -> Vec<FileChange> {
+    let mut changes = sample();
+    let mut upgrade = change(
+        "e",
+        "n1",
+        "Files",
+        "Aggregated",
+        "3 changes explained by the dpkg upgrade of coreutils 9.1-1 -> 9.1-2",
+        "2026-11-25T10:00:00Z",
+    );
+    upgrade.spec.aggregated = Some(serde_json::from_value(json!({
+        "count": 3, "byCategory": {"modified": 3}, "samplePaths": ["/usr/bin/ls", "/usr/bin/cp", "/var/lib/dpkg/status"]
+    })).unwrap());
+    upgrade.spec.attribution = Some(serde_json::from_value(json!({
+        "kind": "Package", "manager": "dpkg", "package": "coreutils", "fromVersion": "9.1-1", "toVersion": "9.1-2", "digestVerified": true
+    })).unwrap());
+    let mut accepted = change(
+        "f",
+        "n2",
+        "Files",
+        "Modified",
+        "/etc/motd",
+        "2026-11-25T09:00:00Z",
+    );
+    accepted.spec.attribution =
+        Some(serde_json::from_value(json!({"kind": "BaselineAccepted", "revision": "r7"})).unwrap());
+    changes.extend([upgrade, accepted]);
+    changes
+}
+
+#[test]
+fn unexplained_keeps_only_what_nothing_explains_and_the_views_name_the_explanation() {
+    let changes = with_explained();
+    let query = ChangeQuery {
+        unexplained: true,
+        ..Default::default()
+    };
+    let kept: Vec<&str> = changes
+        .iter()
+        .filter(|c| query.matches(c, now()))
+        .map(|c| c.metadata.name.as_deref().unwrap())
+        .collect();
+    assert_eq!(kept, ["a", "b", "c", "d"], "no time window was set");
+    let (headers, rows) = output::change_rows(&changes, false, now());
+    let explained = headers.iter().position(|h| *h == "EXPLAINED BY").unwrap();
+    assert_eq!(rows[0][explained], "-");
+    assert_eq!(rows[4][explained], "dpkg coreutils 9.1-1 -> 9.1-2");
+    assert_eq!(rows[5][explained], "accepted r7");
+    let csv = output::changes_csv(&changes).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    assert_eq!(&records[4][column("attribution")], "Package");
+    assert_eq!(&records[4][column("package")], "coreutils");
+    assert_eq!(&records[4][column("toVersion")], "9.1-2");
+    assert_eq!(&records[4][column("digestVerified")], "true");
+    assert_eq!(&records[5][column("acceptedRevision")], "r7");
+    assert_eq!(&records[0][column("attribution")], "");
+    let by = summary::summarize(&changes, &[Dimension::Attribution]);
+    assert_eq!(
+        by,
+        [
+            (vec!["Unexplained".to_string()], 4),
+            (vec!["Package".to_string()], 3),
+            (vec!["BaselineAccepted".to_string()], 1),
+        ]
+    );
+}
+
+#[test]
+fn the_dashboard_separates_unexplained_from_explained_changes() {
+    let workspace: FimWorkspace = serde_json::from_value(json!({
+        "apiVersion": "kubefim.dev/v1alpha1", "kind": "FimWorkspace",
+        "metadata": {"name": "prod", "namespace": "fim"}, "spec": {}
+    }))
+    .unwrap();
+    let dashboard = commands::render_dashboard(&workspace, &with_explained(), "7d", false);
+    assert!(dashboard.contains("Changes (7d)      8"), "{dashboard}");
+    assert!(
+        dashboard.contains("Unexplained          4, explained by packages 3, accepted 1"),
+        "{dashboard}"
+    );
 }

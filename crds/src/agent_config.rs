@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     EntityType, FimWorkspaceSpec, MonitoredEntitySpec, TargetOs, catalog,
     keys::RECOMMENDED_PREFIX,
-    workspace::{ContentSpec, ReportingSpec, ScanSpec},
+    workspace::{ContentSpec, PackagesSpec, ReportingSpec, ScanSpec},
 };
 
 /// The configuration of one node's agent.
@@ -46,6 +46,9 @@ pub struct WorkspaceConfig {
     /// FileContent limits.
     #[serde(default)]
     pub content: ContentSpec,
+    /// Package attribution.
+    #[serde(default)]
+    pub packages: PackagesSpec,
     /// The workspace's baseline.revision.
     #[serde(default)]
     pub baseline_revision: String,
@@ -129,6 +132,7 @@ pub fn render_workspace<'a>(
         scan: spec.scan.clone(),
         reporting: spec.reporting.clone(),
         content: spec.content.clone(),
+        packages: spec.packages.clone(),
         baseline_revision: spec.baseline.revision.clone(),
         entities: resolved,
     }

@@ -150,6 +150,24 @@ pub const RECOMMENDED: &[CatalogItem] = &[
         "libraries injected into every process",
     ),
     linux("pam-d", "/etc/pam.d", true, "authentication modules"),
+    linux(
+        "dpkg-database",
+        "/var/lib/dpkg",
+        true,
+        "the dpkg package database: what package attribution trusts, and maintainer scripts",
+    ),
+    linux(
+        "rpm-database",
+        "/var/lib/rpm/rpmdb.sqlite",
+        false,
+        "the rpm package database: what package attribution trusts",
+    ),
+    linux(
+        "apk-database",
+        "/lib/apk/db",
+        true,
+        "the apk package database: what package attribution trusts",
+    ),
     CatalogItem {
         id: "systemd-units",
         entity_type: EntityType::LinuxService,
@@ -348,6 +366,20 @@ mod tests {
             "/etc/pam.d",
         ] {
             assert!(paths.contains(path), "{path} missing");
+        }
+    }
+
+    #[test]
+    fn the_package_databases_attribution_reads_are_monitored() {
+        let items: Vec<_> = items_for(TargetOs::Linux, &[])
+            .map(|item| (item.id, item.path))
+            .collect();
+        for expected in [
+            ("dpkg-database", "/var/lib/dpkg"),
+            ("rpm-database", "/var/lib/rpm/rpmdb.sqlite"),
+            ("apk-database", "/lib/apk/db"),
+        ] {
+            assert!(items.contains(&expected), "{expected:?} missing");
         }
     }
 

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(name = "Category", type_ = "string", json_path = ".spec.category"),
     printcolumn(name = "Path", type_ = "string", json_path = ".spec.path"),
+    printcolumn(name = "Attribution", type_ = "string", json_path = ".spec.attribution.kind"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -69,6 +70,73 @@ pub struct FileChangeSpec {
     /// Why the content diff was not taken although the entity is FileContent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_withheld: Option<ContentWithheld>,
+    /// What explains the change, when something does: a package operation whose database
+    /// vouches for the new state, or an accepted baseline. Absent: unexplained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+}
+
+/// What explains a change.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct Attribution {
+    /// Package: the node's package database explains it. BaselineAccepted: a baseline accept
+    /// (the workspace's baseline.revision, or the agent's `update`) took it as the new baseline.
+    pub kind: AttributionKind,
+    /// Package: the package manager whose database explains the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<PackageManager>,
+    /// Package: the package that owns the path (absent for a database file changed by an
+    /// operation on several packages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// Package: its version when the baseline was taken (absent when it was not installed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<String>,
+    /// Package: its version now (absent when it was removed); equal to fromVersion for a
+    /// reinstall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_version: Option<String>,
+    /// Package: the new content was hashed with the database's own algorithm and matches the
+    /// digest the database records for the path. false: attributed by ownership alone (a
+    /// directory, a symlink, a removed file, or a database file).
+    #[serde(default)]
+    pub digest_verified: bool,
+    /// BaselineAccepted: the baseline revision that was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+/// What kind of explanation a change has.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttributionKind {
+    /// A package install, upgrade, reinstall or removal.
+    Package,
+    /// A baseline accept.
+    BaselineAccepted,
+}
+
+/// A package manager whose database the agent reads.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageManager {
+    /// Debian and Ubuntu: /var/lib/dpkg.
+    Dpkg,
+    /// Fedora, RHEL, SUSE, Amazon Linux: /var/lib/rpm/rpmdb.sqlite.
+    Rpm,
+    /// Alpine: /lib/apk/db/installed.
+    Apk,
+}
+
+impl PackageManager {
+    /// Its name as it appears in metrics and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dpkg => "dpkg",
+            Self::Rpm => "rpm",
+            Self::Apk => "apk",
+        }
+    }
 }
 
 /// Why a FileContent change carries no diff.

@@ -23,7 +23,8 @@ pub use agent_config::{AgentConfig, EntityConfig, WorkspaceConfig};
 pub use catalog::{CatalogItem, RECOMMENDED, TargetOs};
 pub use entity::{EntityType, MonitoredEntity, MonitoredEntitySpec, MonitoredEntityStatus};
 pub use filechange::{
-    ChangeCategory, ChangeSource, ChangeType, FileChange, FileChangeSpec, FileState, FileType,
+    Attribution, AttributionKind, ChangeCategory, ChangeSource, ChangeType, FileChange, FileChangeSpec,
+    FileState, FileType, PackageManager,
 };
 pub use nodestatus::{FimNodeStatus, FimNodeStatusSpec, FimNodeStatusStatus};
 pub use workspace::{FimWorkspace, FimWorkspaceSpec, FimWorkspaceStatus, HashAlgorithm};

@@ -71,6 +71,10 @@ pub struct FimWorkspaceSpec {
     #[serde(default)]
     pub content: ContentSpec,
 
+    /// Attribution of changes to package operations, from each node's package database.
+    #[serde(default)]
+    pub packages: PackagesSpec,
+
     /// The baseline every selected node compares against.
     #[serde(default)]
     pub baseline: BaselineSpec,
@@ -258,6 +262,29 @@ impl Default for ContentSpec {
             reveal_sensitive: false,
         }
     }
+}
+
+/// What the agent does with changes that a package operation explains.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PackagesSpec {
+    /// Summarize (default): the changes one package operation explains become one Aggregated
+    /// FileChange carrying the attribution, every path counted. Report: one FileChange each,
+    /// with its attribution. Off: package databases are not consulted.
+    #[serde(default)]
+    pub attribution: AttributionMode,
+}
+
+/// How attributed changes are reported.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AttributionMode {
+    /// One Aggregated FileChange per package operation.
+    #[default]
+    Summarize,
+    /// One FileChange per change, with its attribution.
+    Report,
+    /// No attribution.
+    Off,
 }
 
 /// Baseline control.

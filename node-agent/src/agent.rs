@@ -18,11 +18,14 @@ use crate::{
     lock,
     metrics::Metrics,
     outbox::OutboxPolicy,
-    output,
+    output, packages,
     realtime::{Signal, Watcher},
     scan::{ScanMode, ScanOutcome, Scanner},
     store::BaselineStore,
 };
+
+/// The longest a scan waits for a package operation to end.
+const PACKAGE_OPERATION_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Everything a scan needs, shared with the blocking scan tasks.
 #[derive(Debug)]
@@ -87,7 +90,29 @@ impl Agent {
     /// Scans one workspace in full, printing each change as a JSON line on stdout.
     pub fn scan_and_print(&self, workspace: &WorkspaceConfig) -> Result<ScanOutcome> {
         let _serial = lock(&self.scan_lock);
+        self.wait_for_package_operations();
         self.full_scan(workspace, ChangeSource::Scan)
+    }
+
+    /// Waits (on the scan thread) while a package manager holds its lock: mid-operation the
+    /// host has half-unpacked files (`.dpkg-new`) and a database not yet written. At most
+    /// [`PACKAGE_OPERATION_WAIT`], so a lock held forever delays detection but never stops it.
+    fn wait_for_package_operations(&self) {
+        if !packages::in_progress(&self.root) {
+            return;
+        }
+        tracing::info!("a package operation is in progress; scanning once it ends");
+        let started = std::time::Instant::now();
+        while packages::in_progress(&self.root) {
+            if started.elapsed() >= PACKAGE_OPERATION_WAIT {
+                tracing::warn!(
+                    waited_s = started.elapsed().as_secs(),
+                    "a package manager has held its lock too long; scanning anyway"
+                );
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
     }
 
     fn full_scan(&self, workspace: &WorkspaceConfig, source: ChangeSource) -> Result<ScanOutcome> {
@@ -143,6 +168,7 @@ impl Agent {
         signal: Signal,
     ) -> Result<()> {
         let _serial = lock(&self.scan_lock);
+        self.wait_for_package_operations();
         if signal.overflow {
             tracing::warn!(
                 "inotify event queue overflowed; rescanning every watched entity to cover the gap"

@@ -3,8 +3,8 @@
 //! functions, no I/O.
 
 use kubefim_crds::{
-    ChangeCategory, ChangeSource, ChangeType, FileChangeSpec, FileState, FileType,
-    filechange::{ChangedAttribute, ContentWithheld},
+    Attribution, ChangeCategory, ChangeSource, ChangeType, FileChangeSpec, FileState, FileType,
+    filechange::{AggregatedChanges, ChangedAttribute, ContentWithheld},
 };
 
 use crate::store::Record;
@@ -26,6 +26,10 @@ pub struct Change {
     pub source: ChangeSource,
     /// Set when a FileContent change of a sensitive path carries no diff on purpose.
     pub content_withheld: Option<ContentWithheld>,
+    /// What explains the change (a package operation), when something does.
+    pub attribution: Option<Attribution>,
+    /// Aggregated only: the changes it stands for.
+    pub aggregated: Option<AggregatedChanges>,
 }
 
 /// A unified diff, possibly cut short.
@@ -167,8 +171,9 @@ impl Change {
             current: self.current.as_ref().map(file_state),
             content_diff: self.diff.as_ref().map(|d| d.text.clone()),
             content_diff_truncated: self.diff.as_ref().is_some_and(|d| d.truncated),
-            aggregated: None,
+            aggregated: self.aggregated.clone(),
             content_withheld: self.content_withheld,
+            attribution: self.attribution.clone(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The agent's Prometheus metrics (DESIGN §6), served by kubefim-telemetry's endpoint. Every
 //! series carries `node`; no label ever holds a file path (paths are unbounded and sensitive).
 
-use kubefim_crds::nodestatus::EntityState;
+use kubefim_crds::{AttributionKind, ChangeCategory, PackageManager, nodestatus::EntityState};
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -14,6 +14,7 @@ use crate::{Error, Result, diff::Change, scan::ScanOutcome};
 pub struct Metrics {
     registry: Registry,
     pub changes_total: IntCounterVec,
+    pub attributed_changes_total: IntCounterVec,
     pub files_monitored: IntGaugeVec,
     pub scan_duration_seconds: HistogramVec,
     pub scanned_files_total: IntCounter,
@@ -61,8 +62,20 @@ impl Metrics {
         Self {
             changes_total: counter_vec(
                 "changes_total",
-                "Changes detected, by workspace, entity, type and category.",
-                &["namespace", "workspace", "entity", "type", "category"],
+                "Changes detected, by workspace, entity, type, category and what explains them (attribution: none, Package or BaselineAccepted).",
+                &[
+                    "namespace",
+                    "workspace",
+                    "entity",
+                    "type",
+                    "category",
+                    "attribution",
+                ],
+            ),
+            attributed_changes_total: counter_vec(
+                "attributed_changes_total",
+                "Changes a package operation explains (the package database vouches for them), by workspace and package manager.",
+                &["namespace", "workspace", "manager"],
             ),
             files_monitored: gauge_vec(
                 "files_monitored",
@@ -147,16 +160,44 @@ impl Metrics {
         }
     }
 
+    /// Counts a change; a folded report counts every change it stands for, by its category.
     pub fn record_change(&self, change: &Change) {
-        self.changes_total
-            .with_label_values(&[
-                change.namespace.as_str(),
-                change.workspace.as_str(),
-                change.entity.as_str(),
-                &format!("{:?}", change.change_type),
-                &format!("{:?}", change.category),
-            ])
-            .inc();
+        let attribution = change
+            .attribution
+            .as_ref()
+            .map_or("none".to_string(), |a| format!("{:?}", a.kind));
+        let counts = match &change.aggregated {
+            Some(folded) => vec![
+                (ChangeCategory::Added, folded.by_category.added),
+                (ChangeCategory::Modified, folded.by_category.modified),
+                (ChangeCategory::Removed, folded.by_category.removed),
+            ],
+            None => vec![(change.category, 1)],
+        };
+        for (category, n) in counts.into_iter().filter(|(_, n)| *n > 0) {
+            self.changes_total
+                .with_label_values(&[
+                    change.namespace.as_str(),
+                    change.workspace.as_str(),
+                    change.entity.as_str(),
+                    &format!("{:?}", change.change_type),
+                    &format!("{category:?}"),
+                    &attribution,
+                ])
+                .inc_by(n);
+        }
+        if let Some(attribution) = &change.attribution
+            && attribution.kind == AttributionKind::Package
+        {
+            let n = change.aggregated.as_ref().map_or(1, |folded| folded.count);
+            self.attributed_changes_total
+                .with_label_values(&[
+                    change.namespace.as_str(),
+                    change.workspace.as_str(),
+                    attribution.manager.map_or("unknown", PackageManager::as_str),
+                ])
+                .inc_by(n);
+        }
     }
 
     /// Records a full scan of a workspace.
@@ -201,8 +242,9 @@ impl Metrics {
 
     /// The names of every metric registered, series or not (for checking dashboards and alerts).
     pub fn names(&self) -> Vec<String> {
-        let collectors: [&dyn prometheus::core::Collector; 13] = [
+        let collectors: [&dyn prometheus::core::Collector; 14] = [
             &self.changes_total,
+            &self.attributed_changes_total,
             &self.files_monitored,
             &self.scan_duration_seconds,
             &self.scanned_files_total,
@@ -265,7 +307,11 @@ mod tests {
         // Vec metrics only appear once a series exists.
         metrics
             .changes_total
-            .with_label_values(&["fim", "ws", "e", "Files", "Added"])
+            .with_label_values(&["fim", "ws", "e", "Files", "Added", "none"])
+            .inc();
+        metrics
+            .attributed_changes_total
+            .with_label_values(&["fim", "ws", "dpkg"])
             .inc();
         metrics
             .files_monitored
@@ -288,6 +334,7 @@ mod tests {
         let text = metrics.render();
         for name in [
             "kubefim_changes_total",
+            "kubefim_attributed_changes_total",
             "kubefim_files_monitored",
             "kubefim_scan_duration_seconds_bucket",
             "kubefim_scanned_files_total",

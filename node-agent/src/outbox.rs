@@ -11,7 +11,7 @@ mod records;
 use std::collections::BTreeMap;
 
 use kubefim_crds::{
-    WorkspaceConfig,
+    ChangeCategory, WorkspaceConfig,
     nodestatus::{DailyChangeCount, utc_day},
 };
 pub use records::{DeadLetter, Fold, OutboxPolicy, OutboxRecord, Rejections};
@@ -116,7 +116,19 @@ impl<'t> OutboxWriter<'t> {
                 day,
                 ..Default::default()
             });
-        count_into(&mut counts, change.category, change.change_type, 1);
+        match &change.aggregated {
+            // A folded report counts every change it stands for.
+            Some(folded) => {
+                for (category, n) in [
+                    (ChangeCategory::Added, folded.by_category.added),
+                    (ChangeCategory::Modified, folded.by_category.modified),
+                    (ChangeCategory::Removed, folded.by_category.removed),
+                ] {
+                    count_into(&mut counts, category, change.change_type, n);
+                }
+            }
+            None => count_into(&mut counts, change.category, change.change_type, 1),
+        }
         let bytes = serde_json::to_vec(&counts).unwrap_or_default();
         self.counts
             .insert(key.as_str(), bytes.as_slice())

@@ -39,6 +39,24 @@ fn type_letter(change: &Change) -> char {
     }
 }
 
+/// "  explained: the dpkg upgrade of ... (digest verified)" for an attributed change.
+fn explanation(change: &Change) -> String {
+    change.attribution.as_ref().map_or(String::new(), |attribution| {
+        format!(
+            "  explained: {}{}",
+            crate::packages::describe(attribution),
+            verified(change)
+        )
+    })
+}
+
+fn verified(change: &Change) -> &'static str {
+    match &change.attribution {
+        Some(a) if a.digest_verified => " (digest verified)",
+        _ => "",
+    }
+}
+
 /// The readable listing of a one-shot run.
 pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[Change]) -> String {
     let mut out = String::new();
@@ -53,7 +71,18 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
     if changes.is_empty() {
         let _ = writeln!(out, "\nNo changes: the scanned state matches the baseline.");
     } else {
-        let _ = writeln!(out, "\n{} changes found.", changes.len());
+        let count = |c: &&Change| c.aggregated.as_ref().map_or(1, |a| a.count);
+        let total: u64 = changes.iter().map(|c| count(&c)).sum();
+        let explained: u64 = changes
+            .iter()
+            .filter(|c| c.attribution.is_some())
+            .map(|c| count(&c))
+            .sum();
+        let _ = writeln!(
+            out,
+            "\n{total} changes found: {} unexplained, {explained} explained.",
+            total - explained
+        );
     }
     let _ = writeln!(
         out,
@@ -82,12 +111,38 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
             };
             let _ = writeln!(
                 out,
-                "{}: {}{attributes}  [{}/{}]",
+                "{}: {}{attributes}  [{}/{}]{}",
                 type_letter(change),
                 change.path,
                 change.workspace,
-                change.entity
+                change.entity,
+                explanation(change)
             );
+        }
+    }
+    let folded: Vec<&Change> = changes
+        .iter()
+        .filter(|c| c.category == ChangeCategory::Aggregated)
+        .collect();
+    if !folded.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}\nExplained entries:\n{}",
+            "-".repeat(51),
+            "-".repeat(51)
+        );
+        for change in folded {
+            let _ = writeln!(
+                out,
+                "{}  [{}/{}]{}",
+                change.path,
+                change.workspace,
+                change.entity,
+                verified(change)
+            );
+            for path in change.aggregated.iter().flat_map(|a| &a.sample_paths) {
+                let _ = writeln!(out, "  {path}");
+            }
         }
     }
     let detailed: Vec<&Change> = changes

@@ -1,6 +1,53 @@
-//! The package databases of a node, read straight from the host's files (never by running a
-//! package manager): what each package says it installed, so a change can be attributed to a
-//! package update.
+//! Package attribution (DESIGN §10): the package databases of a node, read straight from the
+//! host's files (never by running a package manager, never trusting what they say beyond what
+//! is checked), so that a change a package operation explains is told apart from one nothing
+//! explains.
+//!
+//! - `sqlite`, `rpm`, `dpkg`, `apk`: bounded parsers of each database format;
+//! - `installed`: each manager's database under the host root, in one shape;
+//! - `ledger`: what the databases said, kept in the baseline store: who owns each path (and
+//!   who did, for removed paths) and each workspace's view of the installed versions;
+//! - `attribute`: deciding, change by change, whether a package operation explains it.
 
+pub mod apk;
+mod attribute;
+pub mod dpkg;
+pub mod installed;
+mod ledger;
 pub mod rpm;
 pub mod sqlite;
+mod verify;
+
+pub use attribute::{Attributor, describe, in_progress};
+pub use ledger::refresh;
+pub use ledger::remember;
+pub use rpm::DigestAlgorithm;
+
+use kubefim_crds::PackageManager;
+
+/// Why a package database could not be read. Never fatal to a scan: the changes it would
+/// have explained are reported as unexplained, and the entity says why.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PackageError {
+    #[error("{manager} database file {file} is malformed: {reason}", manager = manager.as_str())]
+    Malformed {
+        manager: PackageManager,
+        file: String,
+        reason: String,
+    },
+    #[error("package database file {file} is {size} bytes, more than the {limit} read")]
+    TooLarge { file: String, size: u64, limit: u64 },
+    #[error("cannot read package database file {file}: {reason}")]
+    Unreadable { file: String, reason: String },
+}
+
+impl PackageError {
+    /// The database file in question.
+    pub fn file(&self) -> &str {
+        match self {
+            Self::Malformed { file, .. } | Self::TooLarge { file, .. } | Self::Unreadable { file, .. } => {
+                file
+            }
+        }
+    }
+}

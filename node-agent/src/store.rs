@@ -202,6 +202,15 @@ pub struct Snapshot<'s> {
 }
 
 impl Snapshot<'_> {
+    /// The transaction itself, for the package ledger's own tables.
+    pub(crate) fn transaction(&self) -> &redb::ReadTransaction {
+        &self.txn
+    }
+
+    pub fn store(&self) -> &BaselineStore {
+        self.store
+    }
+
     /// The recorded baseline identity of an entity.
     pub fn entity_baseline(&self, entity: &EntityKey) -> Result<Option<EntityBaseline>> {
         let meta = self.txn.open_table(META).map_err(|e| self.store.error(e))?;

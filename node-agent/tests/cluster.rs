@@ -253,7 +253,7 @@ async fn a_burst_of_500_changes_gives_100_filechanges_and_one_aggregated() {
         node.agent
             .metrics
             .changes_total
-            .with_label_values(&["fim", "prod", "app", "Files", "Added"])
+            .with_label_values(&["fim", "prod", "app", "Files", "Added", "none"])
             .get(),
         500,
         "metrics count every change"

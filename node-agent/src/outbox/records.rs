@@ -118,6 +118,20 @@ impl Fold {
     }
 
     pub fn add(&mut self, change: &Change) {
+        // A change that is itself a fold (a package operation's) adds everything it stands for.
+        if let Some(folded) = &change.aggregated {
+            self.aggregate.count += folded.count;
+            self.aggregate.by_category.added += folded.by_category.added;
+            self.aggregate.by_category.modified += folded.by_category.modified;
+            self.aggregate.by_category.removed += folded.by_category.removed;
+            *self.types.entry(change.change_type).or_default() += folded.count;
+            for path in &folded.sample_paths {
+                if self.aggregate.sample_paths.len() < MAX_SAMPLE_PATHS {
+                    self.aggregate.sample_paths.push(path.clone());
+                }
+            }
+            return;
+        }
         self.aggregate.count += 1;
         let mut counts = DailyChangeCount::default();
         count_into(&mut counts, change.category, change.change_type, 1);
@@ -165,6 +179,7 @@ impl Fold {
             content_diff_truncated: false,
             aggregated: Some(self.aggregate),
             content_withheld: None,
+            attribution: None,
         };
         OutboxRecord {
             name: change_name(node, &path, ChangeCategory::Aggregated, &detected_at),

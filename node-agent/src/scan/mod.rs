@@ -11,6 +11,7 @@
 //! It never prints, never talks to the API server and never opens a table of the store: changes go to
 //! the caller's sink (and the outbox, when there is one), storage goes through the store.
 
+mod attributing;
 mod hashing;
 mod merge;
 mod record;
@@ -268,6 +269,7 @@ impl Scanner<'_> {
     ) -> Result<ScanOutcome> {
         let (settings, started, mut outcome) = ScanOutcome::begin(ws)?;
         let started_at = outcome.started_at;
+        let package_errors = attributing::prepare(self.root, self.store, ws)?;
         let snapshot = self.store.snapshot()?;
         let update = if mode == ScanMode::Check {
             None
@@ -275,7 +277,8 @@ impl Scanner<'_> {
             Some(self.store.update()?)
         };
         let mut queue = Queue::open(update.as_ref(), self.outbox, ws, sink)?;
-        let sink: &mut dyn FnMut(Change) = &mut |change| queue.push(change);
+        let mut attribution = attributing::Attribution::open(self.root, &snapshot, ws, package_errors)?;
+        let sink: &mut dyn FnMut(Change) = &mut |change| attribution.push(change, &mut |c| queue.push(c));
         for entity in ws.entities.iter().filter(|e| only.contains(&e.name.as_str())) {
             match resolve::resolve(entity, settings.limits.algorithm, self.env) {
                 Ok(resolved) => {
@@ -295,6 +298,9 @@ impl Scanner<'_> {
                 }
             }
         }
+        // What the baseline has seen of the packages moves on with scans of every entity only.
+        let whole = update.as_ref().filter(|_| only.len() == ws.entities.len());
+        attribution.finish(ws, whole, &mut outcome, &mut |c| queue.push(c))?;
         queue.finish()?;
         if let Some(update) = update {
             if only.len() == ws.entities.len() {

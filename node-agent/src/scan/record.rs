@@ -76,6 +76,8 @@ fn emit(
         detected_at: jiff::Timestamp::now(),
         source: scan.source,
         content_withheld,
+        attribution: None,
+        aggregated: None,
     });
 }
 

@@ -4,7 +4,7 @@
 
 use kubefim_crds::{ChangeSource, EntityType, WorkspaceConfig};
 
-use super::{EntityScan, Queue, ScanMode, ScanOutcome, Scanner};
+use super::{EntityScan, Queue, ScanMode, ScanOutcome, Scanner, attributing};
 use crate::{Result, diff::Change, resolve, walk};
 
 /// Sorted targets without those that lie below another target (already covered by it).
@@ -38,6 +38,7 @@ impl Scanner<'_> {
         let Ok(resolved) = resolve::resolve(entity, settings.limits.algorithm, self.env) else {
             return Ok(outcome);
         };
+        let package_errors = attributing::prepare(self.root, self.store, ws)?;
         let snapshot = self.store.snapshot()?;
         let mut scan = EntityScan::new(
             ws,
@@ -55,12 +56,16 @@ impl Scanner<'_> {
         // Services are keyed by unit name, not by path: any event rescans the whole entity.
         let scope = (entity.entity_type != EntityType::LinuxService).then_some(targets);
         let mut queue = Queue::open(Some(&update), self.outbox, ws, sink)?;
+        let mut attribution = attributing::Attribution::open(self.root, &snapshot, ws, package_errors)?;
         self.scan_entity_in(&mut scan, &snapshot, Some(&update), scope, &mut |change| {
-            queue.push(change)
+            attribution.push(change, &mut |c| queue.push(c))
         })?;
+        outcome.add(scan);
+        // What the baseline has seen of the packages moves on with full scans only: the rest of
+        // an operation's changes may still be ahead.
+        attribution.finish(ws, None, &mut outcome, &mut |c| queue.push(c))?;
         queue.finish()?;
         update.commit()?;
-        outcome.add(scan);
         outcome.duration = started.elapsed();
         Ok(outcome)
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses part of it
 
 pub mod node;
+pub mod packaging;
 
 use std::path::{Path, PathBuf};
 

