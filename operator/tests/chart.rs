@@ -221,6 +221,15 @@ fn the_agent_daemonset_is_not_privileged_and_adds_only_dac_read_search() {
         "every node by default"
     );
     assert_eq!(daemonset["spec"]["updateStrategy"]["type"], "RollingUpdate");
+    // A good neighbour: a CPU limit (which is also the scan thread count) and low priority.
+    assert_eq!(container["resources"]["limits"]["cpu"], "1");
+    let args: Vec<&str> = container["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--scan-priority=low"), "{args:?}");
 
     let operator = docs.iter().find(|d| kind(d) == "Deployment").unwrap();
     let pod = &operator["spec"]["template"]["spec"];
