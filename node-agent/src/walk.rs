@@ -11,11 +11,7 @@
 //! refused at resolution; an unreadable directory is reported as `Unreadable` so its stored
 //! baseline is kept rather than reported as removed; depth is capped.
 
-use std::{
-    ffi::{CStr, CString},
-    os::fd::OwnedFd,
-    sync::Arc,
-};
+use std::{ffi::CString, os::fd::OwnedFd, sync::Arc};
 
 use kubefim_crds::FileType;
 use rayon::prelude::*;
@@ -33,8 +29,6 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct WalkEntry {
     pub key: Vec<u8>,
-    /// Host-view path for reports; bytes that are not UTF-8 become U+FFFD.
-    pub path: String,
     /// The directory holding the object, kept open so the object can be opened by name
     /// without resolving its path again.
     pub parent: Arc<OwnedFd>,
@@ -43,6 +37,14 @@ pub struct WalkEntry {
     pub link_target: Option<Vec<u8>>,
     /// Levels below the entity's base (0 for the base itself).
     pub depth: u32,
+}
+
+impl WalkEntry {
+    /// Host-view path for reports; bytes that are not UTF-8 become U+FFFD. Built on demand: a
+    /// walk yields millions of entries and reports few of them.
+    pub fn path(&self) -> String {
+        key_to_path(&self.key)
+    }
 }
 
 /// What the walker yields.
@@ -71,7 +73,6 @@ const PARALLEL_STATS: usize = 24;
 struct Frame {
     dir: Arc<OwnedFd>,
     key: Vec<u8>,
-    path: String,
     names: Vec<CString>,
     next: usize,
     /// Depth of the names in this frame below the entity base (1 for the base's own entries).
@@ -82,11 +83,10 @@ struct Frame {
 }
 
 impl Frame {
-    fn new(dir: Arc<OwnedFd>, key: Vec<u8>, path: String, names: Vec<CString>, depth: u32) -> Self {
+    fn new(dir: Arc<OwnedFd>, key: Vec<u8>, names: Vec<CString>, depth: u32) -> Self {
         Self {
             dir,
             key,
-            path,
             names,
             next: 0,
             depth,
@@ -148,15 +148,6 @@ pub fn join_key(parent: &[u8], name: &[u8]) -> Vec<u8> {
     key
 }
 
-pub fn join_path(parent: &str, name: &CStr) -> String {
-    let name = String::from_utf8_lossy(name.to_bytes());
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
-    }
-}
-
 /// The host-view path of a key.
 pub fn key_to_path(key: &[u8]) -> String {
     let mut path = String::with_capacity(key.len() + 1);
@@ -200,10 +191,9 @@ impl<'a> Walker<'a> {
     pub fn new(root: &HostRoot, entity: &'a ResolvedEntity) -> Self {
         let mut walker = Self::empty(entity);
         let base_key = entity.base.join(&0u8);
-        let base_path = key_to_path(&base_key);
         let unreadable = |errno| WalkItem::Unreadable {
             key: base_key.clone(),
-            path: base_path.clone(),
+            path: key_to_path(&base_key),
             kind: FsErrorKind::from_errno(errno),
         };
         if entity.pattern.is_some() || entity.base.is_empty() {
@@ -217,9 +207,7 @@ impl<'a> Walker<'a> {
                         .map(|s| FileMeta::from_stat(&s).dev)
                         .unwrap_or(0);
                     let names = walker.matching(names, 1);
-                    walker
-                        .stack
-                        .push(Frame::new(Arc::new(dir), base_key, base_path, names, 1));
+                    walker.stack.push(Frame::new(Arc::new(dir), base_key, names, 1));
                 }
                 Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => {
                     walker.base_missing = true
@@ -244,8 +232,7 @@ impl<'a> Walker<'a> {
             return walker;
         };
         let key = join_key(&parent_components.join(&0u8), name.to_bytes());
-        let path = key_to_path(&key);
-        match walker.examine(&parent, key, path, name, 0, None) {
+        match walker.examine(&parent, key, name, 0, None) {
             Some(WalkItem::Entry(entry)) => {
                 walker.dev = entry.meta.dev;
                 walker.pending.push(WalkItem::Entry(entry));
@@ -315,9 +302,8 @@ impl<'a> Walker<'a> {
         let Ok(name) = CString::new(name.clone()) else {
             return walker;
         };
-        let path = key_to_path(target);
         // examine() reports a mount point inside the entity without entering it, as a full walk.
-        if let Some(item) = walker.examine(&parent, target.to_vec(), path, name, depth, None) {
+        if let Some(item) = walker.examine(&parent, target.to_vec(), name, depth, None) {
             walker.pending.push(item);
         }
         walker
@@ -329,7 +315,6 @@ impl<'a> Walker<'a> {
         &mut self,
         dir: &Arc<OwnedFd>,
         key: Vec<u8>,
-        path: String,
         name: CString,
         depth: u32,
         prefetched: Option<Result<FileMeta, rustix::io::Errno>>,
@@ -338,7 +323,7 @@ impl<'a> Walker<'a> {
             .entity
             .exclude
             .as_ref()
-            .is_some_and(|set| set.is_match(&path))
+            .is_some_and(|set| set.is_match(key_to_path(&key)))
         {
             return None;
         }
@@ -347,8 +332,8 @@ impl<'a> Walker<'a> {
             Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => return None,
             Err(errno) => {
                 return Some(WalkItem::Unreadable {
+                    path: key_to_path(&key),
                     key,
-                    path,
                     kind: FsErrorKind::from_errno(errno),
                 });
             }
@@ -361,31 +346,25 @@ impl<'a> Walker<'a> {
             match hostfs::open_subdir(dir, &name).and_then(|sub| Ok((hostfs::list_sorted(&sub)?, sub))) {
                 Ok((names, sub)) => {
                     let names = self.matching(names, depth + 1);
-                    self.stack.push(Frame::new(
-                        Arc::new(sub),
-                        key.clone(),
-                        path.clone(),
-                        names,
-                        depth + 1,
-                    ))
+                    self.stack
+                        .push(Frame::new(Arc::new(sub), key.clone(), names, depth + 1))
                 }
                 Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => {}
                 Err(errno) => self.pending.push(WalkItem::Unreadable {
                     key: key.clone(),
-                    path: path.clone(),
+                    path: key_to_path(&key),
                     kind: FsErrorKind::from_errno(errno),
                 }),
             }
         } else if meta.file_type == FileType::Directory && depth == HARD_MAX_LEVELS {
             self.pending.push(WalkItem::Unreadable {
                 key: key.clone(),
-                path: path.clone(),
+                path: key_to_path(&key),
                 kind: FsErrorKind::TooDeep,
             });
         }
         Some(WalkItem::Entry(WalkEntry {
             key,
-            path,
             parent: dir.clone(),
             name,
             meta,
@@ -414,14 +393,13 @@ impl Iterator for Walker<'_> {
             let meta = frame.meta(index, self.parallel_stats);
             // Each name is taken once: the frame has no further use for it.
             let name = std::mem::take(&mut frame.names[index]);
-            let (dir, key, path, depth) = (
+            let (dir, key, depth) = (
                 frame.dir.clone(),
                 join_key(&frame.key, name.to_bytes()),
-                join_path(&frame.path, &name),
                 frame.depth,
             );
             // A frame or an Unreadable that examine() pushes comes after the entry returned now.
-            if let Some(item) = self.examine(&dir, key, path, name, depth, Some(meta)) {
+            if let Some(item) = self.examine(&dir, key, name, depth, Some(meta)) {
                 return Some(item);
             }
         }

@@ -115,7 +115,7 @@ fn start(scan: &EntityScan<'_>, batch: Vec<Step>) -> InFlight {
                 {
                     // The content of a secret is never kept, so it can never be diffed.
                     let limits = HashLimits {
-                        keep_content_up_to: (keeps_content && !record::withheld(&settings, &entry.path))
+                        keep_content_up_to: (keeps_content && !record::withheld(&settings, &entry.path()))
                             .then_some(settings.content_max),
                         ..settings.limits
                     };
