@@ -166,6 +166,7 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    resources::tune_allocator();
     let cli = Cli::parse();
     kubefim_telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
     resources::init_scan_pool(cli.scan_priority);

@@ -117,8 +117,9 @@ const IOPRIO_WHO_PROCESS: usize = 1;
 /// IOPRIO_CLASS_IDLE in the class bits: I/O only when the device is otherwise idle.
 const IOPRIO_IDLE: usize = 3 << 13;
 
-/// The only unsafe code of the project: rustix has no wrapper for ioprio_set(2). The call takes
-/// three integers and no pointer, so it cannot violate memory safety whatever it returns.
+/// Unsafe code (with [`tune_allocator`] and [`release_freed_memory`]): rustix has no
+/// wrapper for ioprio_set(2). The call takes three integers and no pointer, so it cannot violate
+/// memory safety whatever it returns.
 #[allow(unsafe_code)]
 fn set_idle_io_class(thread: i32) -> std::io::Result<()> {
     let tid = usize::try_from(thread).unwrap_or(0);
@@ -157,6 +158,35 @@ pub fn scan_thread_started() {
     }
 }
 
+/// Large buffers (the 4 MiB read buffers of large files) are mapped and unmapped rather than
+/// kept in an arena: glibc raises its mmap threshold after the first such free, and from then
+/// on each hashing thread would keep 8 MiB of freed buffers for good.
+const MMAP_THRESHOLD: i32 = 256 << 10;
+
+/// Tunes glibc's allocator for an agent that is idle most of the time (see [`MMAP_THRESHOLD`]).
+/// Called once, first thing. With [`release_freed_memory`] the other unsafe code of the
+/// project: mallopt(3) takes two integers and no pointer.
+#[allow(unsafe_code)]
+pub fn tune_allocator() {
+    // SAFETY: an FFI call with integer arguments, made before any other thread exists.
+    let accepted = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };
+    if accepted == 0 {
+        tracing::debug!("glibc refused the mmap threshold; freed large buffers stay in arenas");
+    }
+}
+
+/// Gives the memory a scan freed back to the system. glibc keeps freed memory in each thread's
+/// arena; after a scan of a large tree that is tens of MiB an idle agent would hold for
+/// nothing. malloc_trim(3) takes an integer and no pointer, and only releases memory no
+/// allocation uses.
+#[allow(unsafe_code)]
+pub fn release_freed_memory() {
+    // SAFETY: an FFI call with an integer argument; glibc synchronises it with every arena.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Runs `work` on a new thread that scans at the scan priority, for async callers: the
 /// runtime's own threads keep their priority. Fails when the thread cannot start or panics.
 pub async fn on_scan_thread<T: Send + 'static>(
@@ -167,7 +197,9 @@ pub async fn on_scan_thread<T: Send + 'static>(
         .name("kubefim-scan".to_string())
         .spawn(move || {
             scan_thread_started();
-            let _ = sender.send(work());
+            let result = work();
+            release_freed_memory();
+            let _ = sender.send(result);
         })
         .map_err(|e| format!("cannot start a scan thread: {e}"))?;
     receiver.await.map_err(|_| "the scan thread panicked".to_string())

@@ -44,7 +44,7 @@ const FORMAT: &[u8] = b"kubefim-baseline/2";
 const LEGACY_FORMAT: &[u8] = b"kubefim-baseline/1";
 const GENERATION_KEY: &str = "generation";
 /// The redb page cache: bounds the store's share of the agent's memory.
-const CACHE_BYTES: usize = 16 << 20;
+const CACHE_BYTES: usize = 4 << 20;
 /// The store's file in the state directory.
 pub const FILE_NAME: &str = "baseline.redb";
 
