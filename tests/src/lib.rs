@@ -410,7 +410,7 @@ impl Env {
         command
             .args(args)
             .env("KUBECONFIG", kubeconfig.unwrap_or(&own))
-            .stdout(Stdio::null())
+            .stdout(output_file(self.dir.path(), &format!("agent-{node}.jsonl")))
             .stderr(log_file(self.dir.path(), &format!("agent-{node}")));
         self.processes
             .push(Process(command.spawn().expect("the agent starts")));
@@ -432,6 +432,15 @@ impl Env {
     /// Applies YAML in `namespace`.
     pub fn apply_in(&self, namespace: &str, yaml: &str) -> Output {
         kubectl(&["apply", "-n", namespace, "-f", "-"], Some(yaml))
+    }
+
+    /// The JSON lines the agent of `node` printed: one FileChange spec per change.
+    pub fn agent_lines(&self, node: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join(format!("agent-{node}.jsonl")))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// The agent's log of `node`, for assertions and failure messages.
@@ -458,7 +467,11 @@ pub fn free_port() -> u16 {
 }
 
 fn log_file(dir: &Path, name: &str) -> Stdio {
-    let path = dir.join(format!("{name}.log"));
+    output_file(dir, &format!("{name}.log"))
+}
+
+fn output_file(dir: &Path, name: &str) -> Stdio {
+    let path = dir.join(name);
     std::fs::File::create(&path)
         .map(Stdio::from)
         .unwrap_or_else(|_| Stdio::null())

@@ -7,6 +7,7 @@
 
 mod admission;
 mod files;
+mod packages;
 mod plugin;
 mod reporting;
 mod status;
