@@ -505,3 +505,37 @@ fn a_package_manager_holding_its_lock_is_an_operation_in_progress() {
     assert!(held, "the lock is seen as held");
     assert!(!kubefim_agent::packages::in_progress(&fx.root), "and as released");
 }
+
+#[test]
+fn a_directory_an_upgrade_touched_is_explained_after_its_file_was_reported_in_realtime() {
+    let (fx, ws, second) = rpm_fixture(AttributionMode::Report);
+    rpm(fx.host.path(), &["-U", second.to_str().unwrap()]);
+    // A realtime rescan reports the binary first; the directory's times are left to the scan.
+    let env = |_: &str| None;
+    let scanner = kubefim_agent::scan::Scanner {
+        root: &fx.root,
+        store: &fx.store,
+        env: &env,
+        outbox: None,
+        walkers: 0,
+    };
+    let mut realtime = Vec::new();
+    scanner
+        .scan_targets(
+            &ws,
+            "bin",
+            &[b"usr\0bin\0kfdemo".to_vec()],
+            kubefim_crds::ChangeSource::Realtime,
+            &mut |c| realtime.push(c),
+        )
+        .unwrap();
+    assert!(only_change(&realtime, "/usr/bin/kfdemo").attribution.is_some());
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes), []);
+    // rpm packages do not own /usr/bin: what explains it is an operated package's file in it.
+    let directory = only_change(&changes, "/usr/bin");
+    assert_eq!(
+        directory.attribution.as_ref().unwrap().package.as_deref(),
+        Some("kfdemo.noarch")
+    );
+}

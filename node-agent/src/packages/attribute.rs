@@ -9,7 +9,9 @@
 //!   content, read again with the database's algorithm, matches it, and nothing but content,
 //!   size, times and inode changed (a mode or owner change is never vouched for by a digest);
 //! - for a directory or symlink (no digest): it was added, or only its times or inode changed,
-//!   and a symlink points where the database says, when it says;
+//!   and a symlink points where the database says, when it says; a directory whose times alone
+//!   changed is also explained by an operated package owning a path directly in it (replacing a
+//!   file touches its directory, which the package may not own);
 //! - for a package database file: some package of that manager was operated (for a file of one
 //!   package, such as `info/<package>.md5sums`, that package).
 //!
@@ -41,6 +43,9 @@ use crate::{
 /// Directories held back at most, waiting for a child's explanation; past it they are sent
 /// unexplained at once.
 const MAX_HELD: usize = 10_000;
+
+/// Ledger entries read at most to find an operated package owning a path in a directory.
+const MAX_CHILDREN_READ: usize = 100_000;
 
 /// Attributes the changes of one workspace scan.
 #[derive(Debug)]
@@ -142,7 +147,12 @@ impl<'s> Attributor<'s> {
     /// Aggregated change per package operation folded.
     pub fn finish(mut self, sink: &mut dyn FnMut(Change)) -> Result<()> {
         for change in std::mem::take(&mut self.held) {
-            match self.explained_parents.get(change.path.as_str()).cloned() {
+            let explained = match self.explained_parents.get(change.path.as_str()).cloned() {
+                Some(attribution) => Some(attribution),
+                // Its changed child may have been reported already (by a realtime rescan).
+                None => self.operated_child(&change.path)?,
+            };
+            match explained {
                 Some(mut attribution) => {
                     attribution.digest_verified = false;
                     self.deliver(change, attribution, sink);
@@ -154,6 +164,16 @@ impl<'s> Attributor<'s> {
             sink(fold.into_change());
         }
         Ok(())
+    }
+
+    /// The attribution of an operated package that owns (or owned) a path directly in `dir`.
+    fn operated_child(&self, dir: &str) -> Result<Option<Attribution>> {
+        for owner in self.ledger.children(dir.as_bytes(), MAX_CHILDREN_READ)? {
+            if let Some(versions) = self.operated(owner.manager, &owner.package) {
+                return Ok(Some(attribution(&owner, versions, false)));
+            }
+        }
+        Ok(None)
     }
 
     /// Whether `package` of `manager` was operated in the window, and its versions then and now.
@@ -417,8 +437,13 @@ impl Fold {
             change_type,
             category: ChangeCategory::Aggregated,
             path: format!(
-                "{} changes explained by {}",
+                "{} {} explained by {}",
                 self.aggregate.count,
+                if self.aggregate.count == 1 {
+                    "change"
+                } else {
+                    "changes"
+                },
                 describe(&self.attribution)
             ),
             changed: Vec::new(),

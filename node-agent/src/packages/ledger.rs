@@ -364,6 +364,34 @@ impl<'s> LedgerView<'s> {
         }
     }
 
+    /// What the ledger knows of the paths directly in directory `dir`, at most `limit` of them.
+    pub fn children(&self, dir: &[u8], limit: usize) -> Result<Vec<Owner>> {
+        let store = self.snapshot.store();
+        let table = match self.snapshot.transaction().open_table(FILES) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(store.error(e)),
+        };
+        let dir = if dir == b"/" { &b""[..] } else { dir };
+        let (start, end) = ([dir, b"/"].concat(), [dir, b"0"].concat());
+        let mut owners = Vec::new();
+        for item in table
+            .range::<&[u8]>(start.as_slice()..end.as_slice())
+            .map_err(|e| store.error(e))?
+            .take(limit)
+        {
+            let (key, value) = item.map_err(|e| store.error(e))?;
+            let direct = key
+                .value()
+                .get(start.len()..)
+                .is_some_and(|name| !name.contains(&b'/'));
+            if let Some(owner) = Owner::decode(value.value()).filter(|_| direct) {
+                owners.push(owner);
+            }
+        }
+        Ok(owners)
+    }
+
     /// The packages installed now (as of the last refresh).
     pub fn installed(&self) -> Result<Versions> {
         let mut versions = Versions::new();
