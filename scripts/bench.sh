@@ -5,6 +5,7 @@
 #   scripts/bench.sh scan       # init / check as ratios to b3sum and find, AIDE, and the 1M-file RSS
 #   scripts/bench.sh idle       # CPU and RSS of an idle agent with this machine's recommended catalog
 #   scripts/bench.sh realtime   # latency from a write to its JSON line in standalone mode
+#   scripts/bench.sh cluster-realtime  # latency from a write to its FileChange (KUBECONFIG)
 #   scripts/bench.sh render     # operator: per-node configuration for 5,000 nodes
 #
 # Trees are generated under $BENCH_DIR (default /tmp/kubefim-bench) and kept between runs.
@@ -254,6 +255,16 @@ print(f"| kubefim-agent standalone | {pick(0.50):.1f} | {pick(0.99):.1f} | {samp
 PY
 }
 
+# Realtime through a real API server: needs KUBECONFIG (see docs/e2e.md); runs the ignored
+# end-to-end benchmark, which prints its table.
+cluster_realtime_bench() {
+  if [ -z "${KUBECONFIG:-}" ]; then
+    echo "cluster-realtime needs KUBECONFIG naming a cluster (docs/e2e.md)" >&2
+    exit 2
+  fi
+  bash scripts/e2e.sh latency:: --ignored --nocapture 2>&1 | grep '^|'
+}
+
 render_bench() {
   echo
   cargo bench --locked -q -p kubefim-operator --bench render 2>/dev/null
@@ -263,7 +274,8 @@ case "$what" in
   scan) scan_bench ;;
   idle) idle_bench ;;
   realtime) realtime_bench ;;
+  cluster-realtime) cluster_realtime_bench ;;
   render) render_bench ;;
   all) scan_bench; idle_bench; realtime_bench; render_bench ;;
-  *) echo "usage: scripts/bench.sh [all|scan|idle|realtime|render]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [all|scan|idle|realtime|cluster-realtime|render]" >&2; exit 2 ;;
 esac

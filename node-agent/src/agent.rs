@@ -41,6 +41,9 @@ pub struct Agent {
     pub outbox: Option<OutboxPolicy>,
     /// Notified when a realtime rescan found changes, so status is refreshed soon.
     pub changes_seen: Arc<tokio::sync::Notify>,
+    /// Notified when a scan queued changes in the outbox: the reporter sends them at once
+    /// rather than at its next idle poll.
+    pub outbox_filled: Arc<tokio::sync::Notify>,
 }
 
 impl Agent {
@@ -53,6 +56,7 @@ impl Agent {
             scan_lock: Mutex::new(()),
             outbox: None,
             changes_seen: Arc::new(tokio::sync::Notify::new()),
+            outbox_filled: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -71,13 +75,18 @@ impl Agent {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let mut write_error = None;
+        let mut queued = false;
         let outcome = scan(&scanner, &mut |change| {
+            queued = true;
             self.metrics.record_change(&change);
             if let Err(e) = output::write_json_line(&mut out, &change, &self.node) {
                 write_error.get_or_insert(e);
             }
         })?;
         if self.outbox.is_some() {
+            if queued {
+                self.outbox_filled.notify_one();
+            }
             // The gauge follows every commit, not only the reporter's passes.
             let depth = crate::outbox::ChangeOutbox { store: &self.store }.depth()?;
             self.metrics

@@ -88,7 +88,8 @@ fn recorder(client: &Client, node: &str) -> Recorder {
 }
 
 /// Sends the outbox until `stop` is set: a pass over every lane, Warning Events for what was
-/// refused, then a pause (none while there is work, backoff while the API is unreachable).
+/// refused, then a pause (none while there is work, until new changes are queued or a second
+/// passes when idle, backoff while the API is unreachable).
 async fn report(
     agent: Arc<Agent>,
     mut reporter: Reporter,
@@ -122,6 +123,8 @@ async fn report(
         tokio::select! {
             _ = stop.changed() => {}
             () = tokio::time::sleep(pause) => {}
+            // New changes end an idle pause (not a backoff: the API is still unreachable).
+            () = agent.outbox_filled.notified(), if unreachable.is_reset() => {}
         }
     }
 }

@@ -88,6 +88,11 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.failures = 0;
     }
+
+    /// No failure since the last success.
+    pub fn is_reset(&self) -> bool {
+        self.failures == 0
+    }
 }
 
 /// How the API server answered one create.

@@ -7,6 +7,7 @@
 
 mod admission;
 mod files;
+mod latency;
 mod packages;
 mod plugin;
 mod reporting;
