@@ -6,6 +6,7 @@
 #   scripts/bench.sh idle       # CPU and RSS of an idle agent with this machine's recommended catalog
 #   scripts/bench.sh realtime   # latency from a write to its JSON line in standalone mode
 #   scripts/bench.sh cluster-realtime  # latency from a write to its FileChange (KUBECONFIG)
+#   scripts/bench.sh cluster-retention # retention over 100,000 FileChanges (KUBECONFIG)
 #   scripts/bench.sh render     # operator: per-node configuration for 5,000 nodes
 #
 # Trees are generated under $BENCH_DIR (default /tmp/kubefim-bench) and kept between runs.
@@ -265,6 +266,15 @@ cluster_realtime_bench() {
   bash scripts/e2e.sh latency:: --ignored --nocapture 2>&1 | grep '^|'
 }
 
+# Retention over 100,000 FileChanges on a real API server (KUBECONFIG; several minutes).
+cluster_retention_bench() {
+  if [ -z "${KUBECONFIG:-}" ]; then
+    echo "cluster-retention needs KUBECONFIG naming a cluster (docs/e2e.md)" >&2
+    exit 2
+  fi
+  bash scripts/e2e.sh retention::retention_over --ignored --nocapture 2>&1 | grep '^|'
+}
+
 render_bench() {
   echo
   cargo bench --locked -q -p kubefim-operator --bench render 2>/dev/null
@@ -275,7 +285,8 @@ case "$what" in
   idle) idle_bench ;;
   realtime) realtime_bench ;;
   cluster-realtime) cluster_realtime_bench ;;
+  cluster-retention) cluster_retention_bench ;;
   render) render_bench ;;
   all) scan_bench; idle_bench; realtime_bench; render_bench ;;
-  *) echo "usage: scripts/bench.sh [all|scan|idle|realtime|cluster-realtime|render]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [all|scan|idle|realtime|cluster-realtime|cluster-retention|render]" >&2; exit 2 ;;
 esac

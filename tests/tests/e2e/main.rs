@@ -5,11 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
 
+mod accept;
 mod admission;
 mod files;
 mod latency;
 mod packages;
 mod plugin;
 mod reporting;
+mod retention;
 mod status;
 mod tenancy;
