@@ -70,6 +70,9 @@ pub struct FileChangeSpec {
     /// Why the content diff was not taken although the entity is FileContent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_withheld: Option<ContentWithheld>,
+    /// Services: the drop-ins added, changed, masked or removed, by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_drop_ins: Vec<String>,
     /// What explains the change, when something does: a package operation whose database
     /// vouches for the new state, or an accepted baseline. Absent: unexplained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +211,9 @@ pub enum ChangedAttribute {
     FileType,
     /// Whether a service is enabled.
     Enablement,
+    /// Services: a drop-in that applies to the unit was added, changed, masked or removed
+    /// (`changedDropIns` names them).
+    DropIns,
 }
 
 /// The type of a filesystem object.
@@ -275,6 +281,24 @@ pub struct FileState {
     /// Services: whether the unit is enabled (linked from a .wants or .requires directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Services: the drop-ins that apply to the unit (`<unit>.d/*.conf` and the prefix and
+    /// type-wide directories), of each file name the one of highest precedence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_ins: Vec<DropInState>,
+}
+
+/// One drop-in of a unit.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DropInState {
+    /// Its path on the node.
+    pub path: String,
+    /// Content hash in hex (a regular file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// Where it links to (/dev/null masks the drop-ins of its name below it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
 }
 
 /// What an Aggregated FileChange stands for.

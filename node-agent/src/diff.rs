@@ -4,7 +4,7 @@
 
 use kubefim_crds::{
     Attribution, ChangeCategory, ChangeSource, ChangeType, FileChangeSpec, FileState, FileType,
-    filechange::{AggregatedChanges, ChangedAttribute, ContentWithheld},
+    filechange::{AggregatedChanges, ChangedAttribute, ContentWithheld, DropInState},
 };
 
 use crate::store::Record;
@@ -62,6 +62,9 @@ pub fn changed_attributes(old: &Record, new: &Record) -> Vec<ChangedAttribute> {
         }
         if old.enabled != new.enabled {
             changed.push(A::Enablement);
+        }
+        if old.drop_ins != new.drop_ins {
+            changed.push(A::DropIns);
         }
         return changed;
     }
@@ -151,7 +154,37 @@ pub fn file_state(record: &Record) -> FileState {
         hash: record.digest.map(|d| d.to_hex()),
         hash_algorithm: record.digest.map(|d| d.algorithm),
         enabled: record.enabled,
+        drop_ins: record
+            .drop_ins
+            .iter()
+            .map(|d| DropInState {
+                path: d.path.clone(),
+                hash: d.digest.map(|h| h.to_hex()),
+                link_target: d
+                    .link_target
+                    .as_ref()
+                    .map(|t| String::from_utf8_lossy(t).into_owned()),
+            })
+            .collect(),
     }
+}
+
+/// The drop-ins that differ between two states of a unit (added, changed, masked, removed), by
+/// path, in order.
+pub fn changed_drop_ins(previous: Option<&Record>, current: Option<&Record>) -> Vec<String> {
+    let (before, after) = (
+        previous.map_or(&[][..], |r| r.drop_ins.as_slice()),
+        current.map_or(&[][..], |r| r.drop_ins.as_slice()),
+    );
+    let mut paths: Vec<String> = before
+        .iter()
+        .filter(|d| !after.contains(d))
+        .chain(after.iter().filter(|d| !before.contains(d)))
+        .map(|d| d.path.clone())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
 }
 
 impl Change {
@@ -174,6 +207,7 @@ impl Change {
             aggregated: self.aggregated.clone(),
             content_withheld: self.content_withheld,
             attribution: self.attribution.clone(),
+            changed_drop_ins: changed_drop_ins(self.previous.as_ref(), self.current.as_ref()),
         }
     }
 }
@@ -206,6 +240,7 @@ mod tests {
             }),
             hashed_at: 100,
             enabled: None,
+            drop_ins: Vec::new(),
         }
     }
 

@@ -80,7 +80,7 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
     let mode = match command {
         Command::Init => ScanMode::Init,
         Command::Check => ScanMode::Check,
-        Command::Update => ScanMode::Detect,
+        Command::Update => ScanMode::Accept,
     };
     let mut outcomes: Vec<ScanOutcome> = Vec::new();
     let mut changes: Vec<Change> = Vec::new();

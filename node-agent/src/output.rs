@@ -4,7 +4,7 @@
 
 use std::{fmt::Write as _, io::Write};
 
-use kubefim_crds::{ChangeCategory, nodestatus::EntityState};
+use kubefim_crds::{AttributionKind, ChangeCategory, nodestatus::EntityState};
 
 use crate::{
     Error, Result,
@@ -71,17 +71,22 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
     if changes.is_empty() {
         let _ = writeln!(out, "\nNo changes: the scanned state matches the baseline.");
     } else {
-        let count = |c: &&Change| c.aggregated.as_ref().map_or(1, |a| a.count);
-        let total: u64 = changes.iter().map(|c| count(&c)).sum();
-        let explained: u64 = changes
-            .iter()
-            .filter(|c| c.attribution.is_some())
-            .map(|c| count(&c))
-            .sum();
+        let count = |kind: Option<AttributionKind>| -> u64 {
+            changes
+                .iter()
+                .filter(|c| c.attribution.as_ref().map(|a| a.kind) == kind)
+                .map(|c| c.aggregated.as_ref().map_or(1, |a| a.count))
+                .sum()
+        };
+        let (unexplained, packages, accepted) = (
+            count(None),
+            count(Some(AttributionKind::Package)),
+            count(Some(AttributionKind::BaselineAccepted)),
+        );
         let _ = writeln!(
             out,
-            "\n{total} changes found: {} unexplained, {explained} explained.",
-            total - explained
+            "\n{} changes found: {unexplained} unexplained, {packages} explained by package operations, {accepted} accepted as the new baseline.",
+            unexplained + packages + accepted
         );
     }
     let _ = writeln!(

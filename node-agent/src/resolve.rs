@@ -186,7 +186,7 @@ pub fn resolve(
         1
     };
     let fingerprint = {
-        let identity = serde_json::json!([
+        let mut identity = serde_json::json!([
             entity.entity_type,
             expanded,
             entity.recursive,
@@ -194,6 +194,13 @@ pub fn resolve(
             entity.exclude,
             hash_algorithm
         ]);
+        // What a unit's state holds grew its drop-ins: services baselined before are rebuilt
+        // once, silently, rather than every unit with a drop-in reported as changed.
+        if entity.entity_type == EntityType::LinuxService
+            && let Some(parts) = identity.as_array_mut()
+        {
+            parts.push(serde_json::json!("units-with-drop-ins"));
+        }
         blake3::hash(identity.to_string().as_bytes()).to_hex()[..16].to_string()
     };
     Ok(ResolvedEntity {

@@ -31,7 +31,7 @@ use entity::{ENTITY_PREFIX, LegacyEntity};
 pub use entity::{EntityBaseline, EntityKey};
 pub use lifecycle::OpenOutcome;
 pub use migration::Migration;
-pub use record::Record;
+pub use record::{DropIn, Record};
 use redb::{Database, ReadableDatabase, TableDefinition, TableError};
 pub use reset::BaselineReset;
 

@@ -181,12 +181,43 @@ fn rehash_every_forces_a_full_rehash_of_unchanged_files() {
 }
 
 #[test]
-fn a_new_baseline_revision_rebaselines_silently() {
+fn a_new_baseline_revision_reports_what_it_accepts_then_nothing_more() {
     let (fx, mut ws) = tree();
     fx.write("/srv/app/config.yaml", "accepted change\n");
     ws.baseline_revision = "2".into();
     let (outcome, changes) = fx.scan(&ws, ScanMode::Detect);
-    assert!(changes.is_empty() && outcome.entities[0].baselined);
+    let accepted = only_change(&changes, "/srv/app/config.yaml");
+    let attribution = accepted.attribution.as_ref().expect("an accepted change says so");
+    assert_eq!(
+        (attribution.kind, attribution.revision.as_deref()),
+        (kubefim_crds::AttributionKind::BaselineAccepted, Some("2"))
+    );
+    assert!(accepted.changed.contains(&A::Content));
+    assert_eq!((outcome.accepted, outcome.entities[0].baselined), (1, false));
+    assert!(
+        fx.detect(&ws).is_empty(),
+        "accepted: nothing more on the next scan"
+    );
+    // A change after the accept is an ordinary one.
+    fx.write("/srv/app/config.yaml", "later\n");
+    assert!(
+        only_change(&fx.detect(&ws), "/srv/app/config.yaml")
+            .attribution
+            .is_none()
+    );
+}
+
+#[test]
+fn update_reports_every_difference_as_accepted() {
+    let (fx, ws) = tree();
+    fx.write("/srv/app/config.yaml", "changed by hand\n");
+    let (outcome, changes) = fx.scan(&ws, ScanMode::Accept);
+    let change = only_change(&changes, "/srv/app/config.yaml");
+    assert_eq!(
+        change.attribution.as_ref().map(|a| a.kind),
+        Some(kubefim_crds::AttributionKind::BaselineAccepted)
+    );
+    assert_eq!(outcome.accepted, 1);
     assert!(fx.detect(&ws).is_empty());
 }
 

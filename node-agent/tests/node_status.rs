@@ -337,3 +337,84 @@ async fn an_accepted_baseline_settles_a_reset() {
     assert_eq!(condition(&patch, "Degraded")["status"], "False", "{patch:#}");
     assert!(node.agent.store.resets().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_accept_reports_what_it_accepted_with_a_normal_event_and_nothing_more() {
+    let (client, mut handle) = mock();
+    let node = Node::new();
+    let mut publisher = heartbeat(&client, &node);
+    let done = scan_done(&node);
+    let task = tokio::spawn(async move {
+        publisher.scanned(done).await;
+        publisher
+    });
+    expect_create_then_patch(&mut handle).await;
+    let mut publisher = task.await.unwrap();
+
+    // Realtime off; the file changes, then kubectl fim baseline accept lands before a scan.
+    node.write("/srv/app.conf", "changed before the accept\n");
+    let mut accepted = prod();
+    accepted.baseline_revision = "2".into();
+    let outcome = node.agent.scan_and_print(&accepted).unwrap();
+    assert_eq!((outcome.changes, outcome.accepted), (1, 1));
+
+    // The accepted change goes to the API server as a FileChange that says so.
+    let report = tokio::spawn({
+        let (node_client, agent) = (client.clone(), node.agent.clone());
+        async move {
+            let mut reporter = cluster::Reporter::new(
+                node_client,
+                cluster::RateLimiter::per_second(100_000.0),
+                1000,
+                Duration::from_secs(5),
+            );
+            reporter.pass(&agent.store, &agent.metrics).await.unwrap()
+        }
+    });
+    let (request, send) = next_request(&mut handle).await;
+    assert_eq!(request.method(), Method::POST);
+    let body = body_of(request).await;
+    assert_eq!(body["spec"]["path"], "/srv/app.conf");
+    assert_eq!(
+        body["spec"]["attribution"],
+        json!({"kind": "BaselineAccepted", "revision": "2", "digestVerified": false})
+    );
+    respond(send, 201, created(&body));
+    assert_eq!(report.await.unwrap().acknowledged, 1);
+
+    // The workspace hears of it once, in a Normal Event with the count.
+    let done = ScanDone {
+        workspace: accepted.clone(),
+        config_revision: "rev-2".into(),
+        outcome,
+        realtime: Default::default(),
+    };
+    let task = tokio::spawn(async move { publisher.scanned(done).await });
+    let (request, send) = next_request(&mut handle).await;
+    assert!(
+        request
+            .uri()
+            .to_string()
+            .starts_with("/apis/events.k8s.io/v1/namespaces/fim/events"),
+        "{}",
+        request.uri()
+    );
+    let event = body_of(request).await;
+    respond(send, 201, event.clone());
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Normal"), Some("BaselineAccepted"))
+    );
+    assert_eq!(event["regarding"]["kind"], "FimWorkspace");
+    let note = event["note"].as_str().unwrap();
+    assert!(
+        note.contains("node n1") && note.contains("revision 2") && note.contains("accepted 1 difference"),
+        "{note}"
+    );
+    expect_patch(&mut handle).await;
+    task.await.unwrap();
+
+    // Nothing more on the next scan.
+    assert_eq!(node.agent.scan_and_print(&accepted).unwrap().changes, 0);
+    nothing_more(&mut handle).await;
+}

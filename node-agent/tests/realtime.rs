@@ -387,3 +387,51 @@ fn host_writes_under_a_read_only_bind_mount_are_seen() {
     drop(agent);
     let _ = Command::new("umount").arg(view_path).status();
 }
+
+#[test]
+fn a_drop_in_written_for_a_unit_is_seen_between_scans() {
+    let host = tempfile::tempdir().unwrap();
+    let lib = host.path().join("usr/lib/systemd/system");
+    fs::create_dir_all(&lib).unwrap();
+    fs::write(lib.join("ssh.service"), "[Service]\nExecStart=/usr/sbin/sshd\n").unwrap();
+    fs::write(lib.join("cron.service"), "[Service]\nExecStart=/usr/sbin/cron\n").unwrap();
+    let etc = host.path().join("etc/systemd/system");
+    fs::create_dir_all(etc.join("ssh.service.d")).unwrap();
+    let work = work_dir();
+    fs::write(
+        work.path().join("config.yaml"),
+        "apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: rt}\nspec: {recommended: {enabled: false}, scan: {interval: 1h}}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {name: units}\nspec: {workspace: rt, type: LinuxService, path: '*'}\n",
+    )
+    .unwrap();
+    let agent = Agent::start(host.path(), work.path(), &[]);
+    let drop_ins = kubefim_crds::filechange::ChangedAttribute::DropIns;
+
+    // Into a drop-in directory that existed at start.
+    fs::write(
+        etc.join("ssh.service.d/override.conf"),
+        "[Service]\nExecStart=\nExecStart=/tmp/x\n",
+    )
+    .unwrap();
+    let ssh = agent.expect("ssh.service", C::Modified);
+    assert_eq!(ssh.changed_attributes, [drop_ins]);
+    assert_eq!(
+        ssh.changed_drop_ins,
+        ["/etc/systemd/system/ssh.service.d/override.conf"]
+    );
+
+    // Into one created after: the directory is watched when its creation is seen.
+    fs::create_dir_all(etc.join("cron.service.d")).unwrap();
+    fs::write(
+        etc.join("cron.service.d/env.conf"),
+        "[Service]\nEnvironment=LD_PRELOAD=/tmp/x.so\n",
+    )
+    .unwrap();
+    let cron = agent.expect("cron.service", C::Modified);
+    assert_eq!(cron.changed_attributes, [drop_ins]);
+    fs::write(
+        etc.join("cron.service.d/env.conf"),
+        "[Service]\nEnvironment=LD_PRELOAD=/tmp/y.so\n",
+    )
+    .unwrap();
+    agent.expect("cron.service", C::Modified);
+}

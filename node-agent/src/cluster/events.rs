@@ -1,6 +1,7 @@
 //! Kubernetes Events the agent publishes: a Warning per new per-node entity error (on the
 //! MonitoredEntity or, for a recommended item, on its workspace), per kind of refused report
-//! and per lost baseline (on the workspace). An Event that cannot be published is logged: the
+//! and per lost baseline (on the workspace), and a Normal one per baseline accept that took
+//! differences (on the workspace). An Event that cannot be published is logged: the
 //! same facts are in FimNodeStatus and the metrics.
 
 use std::collections::BTreeSet;
@@ -27,8 +28,19 @@ fn workspace_reference(workspace: &WorkspaceKey, uid: &str) -> ObjectReference {
 }
 
 async fn warn(recorder: &Recorder, reference: &ObjectReference, reason: &str, action: &str, note: String) {
+    publish(recorder, reference, EventType::Warning, reason, action, note).await;
+}
+
+async fn publish(
+    recorder: &Recorder,
+    reference: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let event = Event {
-        type_: EventType::Warning,
+        type_,
         reason: reason.into(),
         note: Some(note),
         action: action.into(),
@@ -123,6 +135,29 @@ pub async fn publish_reset(
         format!(
             "node {node}: the baseline store was lost or replaced (its generation was {}, it is now {generation}); changes made before it was rebuilt are unknown. Check the node, then accept a new baseline with kubectl fim baseline accept",
             reset.previous_generation
+        ),
+    )
+    .await;
+}
+
+/// The Normal Event of a baseline accept that took differences as the new baseline: how many,
+/// on which node, at which revision (each is also a FileChange with attribution
+/// BaselineAccepted).
+pub async fn publish_accepted(recorder: &Recorder, node: &str, done: &ScanDone) {
+    let accepted = done.outcome.accepted;
+    if accepted == 0 {
+        return;
+    }
+    let workspace = WorkspaceKey::of(&done.workspace);
+    publish(
+        recorder,
+        &workspace_reference(&workspace, &done.workspace.uid),
+        EventType::Normal,
+        "BaselineAccepted",
+        "Scan",
+        format!(
+            "node {node}: baseline revision {} accepted {accepted} difference(s) as the new baseline; each is reported as a FileChange with attribution BaselineAccepted",
+            done.workspace.baseline_revision
         ),
     )
     .await;

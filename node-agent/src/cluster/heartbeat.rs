@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::{
     baseline_reset,
-    events::publish_entity_errors,
+    events::{publish_accepted, publish_entity_errors},
     node_status::{NodeFacts, node_status, publish_node_status, scan_is_fresh},
 };
 use crate::{agent::Agent, config::WorkspaceKey, schedule::ScanDone};
@@ -95,6 +95,7 @@ impl Heartbeat {
             }
         }
         publish_entity_errors(&self.recorder, &self.node, &done, &mut self.errors_announced).await;
+        publish_accepted(&self.recorder, &self.node, &done).await;
         let previous = self.published.remove(&key);
         self.published.insert(
             key.clone(),

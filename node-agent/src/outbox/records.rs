@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use kubefim_crds::{
-    ChangeCategory, ChangeSource, ChangeType, FileChangeSpec, WorkspaceConfig,
+    Attribution, ChangeCategory, ChangeSource, ChangeType, FileChangeSpec, WorkspaceConfig,
     filechange::{AggregatedChanges, MAX_SAMPLE_PATHS, change_name},
     nodestatus::DailyChangeCount,
 };
@@ -100,6 +100,9 @@ pub(super) fn count_into(
 #[derive(Clone, Debug)]
 pub struct Fold {
     aggregate: AggregatedChanges,
+    /// What explains every folded change, when one thing does (a baseline accept, one package
+    /// operation); None as soon as two differ.
+    attribution: Option<Attribution>,
     types: BTreeMap<ChangeType, u64>,
     first_at: jiff::Timestamp,
     source: ChangeSource,
@@ -109,6 +112,7 @@ impl Fold {
     pub fn new(first: &Change) -> Self {
         let mut fold = Self {
             aggregate: AggregatedChanges::default(),
+            attribution: first.attribution.clone(),
             types: BTreeMap::new(),
             first_at: first.detected_at,
             source: first.source,
@@ -118,6 +122,9 @@ impl Fold {
     }
 
     pub fn add(&mut self, change: &Change) {
+        if self.attribution != change.attribution {
+            self.attribution = None;
+        }
         // A change that is itself a fold (a package operation's) adds everything it stands for.
         if let Some(folded) = &change.aggregated {
             self.aggregate.count += folded.count;
@@ -179,7 +186,8 @@ impl Fold {
             content_diff_truncated: false,
             aggregated: Some(self.aggregate),
             content_withheld: None,
-            attribution: None,
+            attribution: self.attribution,
+            changed_drop_ins: Vec::new(),
         };
         OutboxRecord {
             name: change_name(node, &path, ChangeCategory::Aggregated, &detected_at),

@@ -9,7 +9,7 @@
 //! - for a directory entity, the base and every directory below it within the depth budget
 //!   (new directories are watched before they are rescanned, so nothing created in them is
 //!   missed);
-//! - for services, the unit directories and the enablement directories.
+//! - for services, the unit directories, the enablement directories and the drop-in directories.
 //!
 //! Watches are added through `/proc/self/fd/N` of a directory opened safely inside the host
 //! root, so a watch can never land outside it. When events are lost (queue overflow), a watched
@@ -148,7 +148,7 @@ impl Watcher {
                 let components: Vec<Vec<u8>> = dir.split('/').map(|s| s.as_bytes().to_vec()).collect();
                 self.add(root, index, &components, Filter::Any);
             }
-            self.watch_enablement_dirs(root, index);
+            self.watch_unit_subdirs(root, index);
             return;
         }
         match (&resolved.pattern, resolved.base.split_last()) {
@@ -159,21 +159,27 @@ impl Watcher {
         self.watch_tree(root, index, &resolved.base.join(&0u8));
     }
 
-    fn watch_enablement_dirs(&mut self, root: &HostRoot, index: usize) {
-        let etc: Vec<Vec<u8>> = ["etc", "systemd", "system"]
-            .iter()
-            .map(|s| s.as_bytes().to_vec())
-            .collect();
-        let Ok(dir) = root.open_dir(&etc) else { return };
-        let Ok(names) = hostfs::list_sorted(&dir) else {
-            return;
-        };
-        for name in names {
-            let text = String::from_utf8_lossy(name.to_bytes());
-            if text.ends_with(".wants") || text.ends_with(".requires") {
-                let mut components = etc.clone();
-                components.push(name.to_bytes().to_vec());
-                self.add(root, index, &components, Filter::Any);
+    /// Watches the directories inside the unit directories that hold a unit's state: the
+    /// enablement links (`*.wants`, `*.requires` under /etc/systemd/system) and the drop-ins
+    /// (`*.d`). Called again after each event, for directories created since.
+    fn watch_unit_subdirs(&mut self, root: &HostRoot, index: usize) {
+        for unit_dir in services::UNIT_DIRS {
+            let components: Vec<Vec<u8>> = unit_dir.split('/').map(|s| s.as_bytes().to_vec()).collect();
+            let Ok(dir) = root.open_dir(&components) else {
+                continue;
+            };
+            let Ok(names) = hostfs::list_sorted(&dir) else {
+                continue;
+            };
+            for name in names {
+                let text = String::from_utf8_lossy(name.to_bytes());
+                let enablement = unit_dir == "etc/systemd/system"
+                    && (text.ends_with(".wants") || text.ends_with(".requires"));
+                if enablement || text.ends_with(".d") {
+                    let mut sub = components.clone();
+                    sub.push(name.to_bytes().to_vec());
+                    self.add(root, index, &sub, Filter::Any);
+                }
             }
         }
     }
@@ -184,7 +190,7 @@ impl Watcher {
     pub fn watch_tree(&mut self, root: &HostRoot, index: usize, key: &[u8]) {
         let resolved = self.entities[index].resolved.clone();
         if resolved.entity_type == EntityType::LinuxService {
-            self.watch_enablement_dirs(root, index);
+            self.watch_unit_subdirs(root, index);
             return;
         }
         let mut directories = Vec::new();

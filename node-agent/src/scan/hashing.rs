@@ -163,6 +163,7 @@ fn record_batch(
                     digest: None,
                     hashed_at: 0,
                     enabled: None,
+                    drop_ins: Vec::new(),
                 };
                 let mut content = None;
                 let mut digest_known = true;

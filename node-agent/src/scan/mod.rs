@@ -38,8 +38,11 @@ use crate::{
 /// What a scan does with what it finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScanMode {
-    /// Report differences and make the current state the baseline (the agent's loop, `update`).
+    /// Report differences and make the current state the baseline (the agent's loop).
     Detect,
+    /// As Detect, each difference reported as accepted (`update`): attribution
+    /// BaselineAccepted.
+    Accept,
     /// Report differences, write nothing (`check`).
     Check,
     /// Record the current state as the baseline, report nothing (`init`).
@@ -83,6 +86,8 @@ pub struct ScanOutcome {
     pub files_scanned: u64,
     pub bytes_hashed: u64,
     pub changes: u64,
+    /// Differences a baseline accept took as the new baseline (each reported as accepted).
+    pub accepted: u64,
     pub entities: Vec<EntityOutcome>,
 }
 
@@ -98,6 +103,7 @@ impl ScanOutcome {
             files_scanned: 0,
             bytes_hashed: 0,
             changes: 0,
+            accepted: 0,
             entities: Vec::new(),
         };
         Ok((settings, Instant::now(), outcome))
@@ -111,6 +117,9 @@ impl ScanOutcome {
         self.files_scanned += scan.files_scanned;
         self.bytes_hashed += scan.bytes_hashed;
         self.changes += scan.changes;
+        if scan.accepting.is_some() {
+            self.accepted += scan.changes;
+        }
         self.entities.push(scan.outcome);
     }
 }
@@ -153,6 +162,8 @@ struct EntityScan<'s> {
     files_scanned: u64,
     bytes_hashed: u64,
     changes: u64,
+    /// Set while a baseline accept is reported: the accepted revision (empty for `update`).
+    accepting: Option<String>,
     /// The workspace's read rate (`scan.maxReadRate`): entities are scanned one after another,
     /// so one throttle per entity holds the workspace to it.
     throttle: Option<std::sync::Arc<Throttle>>,
@@ -181,6 +192,7 @@ impl<'s> EntityScan<'s> {
             files_scanned: 0,
             bytes_hashed: 0,
             changes: 0,
+            accepting: (mode == ScanMode::Accept).then(|| ws.baseline_revision.clone()),
             throttle: Throttle::per_second(settings.max_read_rate).map(std::sync::Arc::new),
         }
     }
@@ -328,7 +340,12 @@ impl Scanner<'_> {
         let key = scan.key();
         let identity = scan.identity();
         let existing = snapshot.entity_baseline(&key)?;
-        let rebuild = scan.mode == ScanMode::Init || existing.as_ref() != Some(&identity);
+        // A new baseline revision with the same scope: what differs is reported as accepted,
+        // never wiped silently (a history that a revision bump could erase is no audit trail).
+        let new_revision = existing.as_ref().is_some_and(|e| {
+            e.fingerprint == identity.fingerprint && e.baseline_revision != identity.baseline_revision
+        });
+        let rebuild = scan.mode == ScanMode::Init || (existing.as_ref() != Some(&identity) && !new_revision);
         if rebuild && scan.mode == ScanMode::Check {
             scan.outcome.state = EntityState::Error;
             scan.outcome.message = Some(format!(
@@ -342,6 +359,11 @@ impl Scanner<'_> {
             scan.outcome.baselined = true;
             if let Some(update) = update {
                 update.drop_entity(&key)?;
+                update.set_entity_baseline(&key, &identity)?;
+            }
+        } else if new_revision && scan.mode != ScanMode::Check {
+            scan.accepting = Some(identity.baseline_revision.clone());
+            if let Some(update) = update {
                 update.set_entity_baseline(&key, &identity)?;
             }
         }

@@ -3,7 +3,7 @@
 //! (a baseline being built) writes without emitting.
 
 use kubefim_crds::{
-    ChangeCategory, EntityType,
+    Attribution, AttributionKind, ChangeCategory, EntityType,
     filechange::{ChangedAttribute, ContentWithheld},
 };
 
@@ -76,7 +76,15 @@ fn emit(
         detected_at: jiff::Timestamp::now(),
         source: scan.source,
         content_withheld,
-        attribution: None,
+        attribution: scan.accepting.as_ref().map(|revision| Attribution {
+            kind: AttributionKind::BaselineAccepted,
+            manager: None,
+            package: None,
+            from_version: None,
+            to_version: None,
+            digest_verified: false,
+            revision: Some(revision.clone()).filter(|r| !r.is_empty()),
+        }),
         aggregated: None,
     });
 }

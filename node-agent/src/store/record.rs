@@ -16,6 +16,19 @@ pub struct Record {
     pub hashed_at: i64,
     /// Services: whether the unit is enabled.
     pub enabled: Option<bool>,
+    /// Services: the drop-ins that apply to the unit, by file name (empty for files).
+    pub drop_ins: Vec<DropIn>,
+}
+
+/// A systemd drop-in (`<unit>.d/*.conf`) that applies to a unit: of the files of one name, the
+/// one of highest precedence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropIn {
+    /// Its host path.
+    pub path: String,
+    pub digest: Option<Digest>,
+    /// Where it links to: `/dev/null` masks the drop-ins of that name below it.
+    pub link_target: Option<Vec<u8>>,
 }
 
 fn file_type_code(file_type: FileType) -> u8 {
@@ -45,14 +58,45 @@ fn file_type_from(code: u8) -> Option<FileType> {
     })
 }
 
+/// Every record without drop-ins: nothing after the digest but a link target.
 const RECORD_VERSION: u8 = 1;
+/// A unit with drop-ins: length-prefixed link target, then the drop-ins.
+const RECORD_WITH_DROP_INS: u8 = 2;
+
+fn put_digest(out: &mut Vec<u8>, digest: Option<&Digest>) {
+    match digest {
+        None => out.push(0),
+        Some(d) => {
+            out.push(match d.algorithm {
+                HashAlgorithm::Blake3 => 1,
+                HashAlgorithm::Sha256 => 2,
+            });
+            out.extend_from_slice(&d.bytes);
+        }
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => out.push(0),
+        Some(bytes) => {
+            out.push(1);
+            out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+    }
+}
 
 impl Record {
     /// A compact fixed-layout encoding: a million records must stay small and fast to compare.
     pub fn encode(&self) -> Vec<u8> {
         let m = &self.meta;
         let mut out = Vec::with_capacity(96 + self.link_target.as_ref().map_or(0, Vec::len));
-        out.push(RECORD_VERSION);
+        out.push(if self.drop_ins.is_empty() {
+            RECORD_VERSION
+        } else {
+            RECORD_WITH_DROP_INS
+        });
         out.push(file_type_code(m.file_type));
         for v in [m.mode, m.uid, m.gid, m.mtime.1, m.ctime.1] {
             out.extend_from_slice(&v.to_le_bytes());
@@ -68,25 +112,31 @@ impl Record {
             Some(false) => 1,
             Some(true) => 2,
         });
-        match &self.digest {
-            None => out.push(0),
-            Some(d) => {
-                out.push(match d.algorithm {
-                    HashAlgorithm::Blake3 => 1,
-                    HashAlgorithm::Sha256 => 2,
-                });
-                out.extend_from_slice(&d.bytes);
+        put_digest(&mut out, self.digest.as_ref());
+        if self.drop_ins.is_empty() {
+            if let Some(target) = &self.link_target {
+                out.extend_from_slice(target);
             }
+            return out;
         }
-        if let Some(target) = &self.link_target {
-            out.extend_from_slice(target);
+        put_bytes(&mut out, self.link_target.as_deref());
+        out.extend_from_slice(
+            &u32::try_from(self.drop_ins.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        for drop_in in &self.drop_ins {
+            put_bytes(&mut out, Some(drop_in.path.as_bytes()));
+            put_digest(&mut out, drop_in.digest.as_ref());
+            put_bytes(&mut out, drop_in.link_target.as_deref());
         }
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let mut cursor = Cursor(bytes);
-        if cursor.u8()? != RECORD_VERSION {
+        let version = cursor.u8()?;
+        if version != RECORD_VERSION && version != RECORD_WITH_DROP_INS {
             return None;
         }
         let file_type = file_type_from(cursor.u8()?)?;
@@ -105,20 +155,32 @@ impl Record {
             2 => Some(true),
             _ => return None,
         };
-        let digest = match cursor.u8()? {
-            0 => None,
-            code @ (1 | 2) => Some(Digest {
-                algorithm: if code == 1 {
-                    HashAlgorithm::Blake3
-                } else {
-                    HashAlgorithm::Sha256
-                },
-                bytes: cursor.take(32)?.try_into().ok()?,
-            }),
-            _ => return None,
+        let digest = cursor.digest()?;
+        let (link_target, drop_ins) = if version == RECORD_VERSION {
+            // Symlinks and masked or aliased units carry a target; an empty tail means none.
+            let link = (!cursor.0.is_empty() || file_type == FileType::Symlink).then(|| cursor.0.to_vec());
+            (link, Vec::new())
+        } else {
+            let link = cursor.bytes()?;
+            let count = usize::try_from(cursor.u32()?).ok()?;
+            // Each drop-in takes at least 3 bytes: a count beyond what is left is corrupt.
+            if count > cursor.0.len() / 3 {
+                return None;
+            }
+            let mut drop_ins = Vec::with_capacity(count);
+            for _ in 0..count {
+                let path = String::from_utf8(cursor.bytes()??).ok()?;
+                drop_ins.push(DropIn {
+                    path,
+                    digest: cursor.digest()?,
+                    link_target: cursor.bytes()?,
+                });
+            }
+            if !cursor.0.is_empty() {
+                return None;
+            }
+            (link, drop_ins)
         };
-        // Symlinks and masked or aliased units carry a target; an empty tail means none.
-        let link_target = (!cursor.0.is_empty() || file_type == FileType::Symlink).then(|| cursor.0.to_vec());
         Some(Self {
             meta: FileMeta {
                 file_type,
@@ -136,6 +198,7 @@ impl Record {
             digest,
             hashed_at,
             enabled,
+            drop_ins,
         })
     }
 }
@@ -159,6 +222,32 @@ impl<'a> Cursor<'a> {
     }
     fn i64(&mut self) -> Option<i64> {
         self.take(8)?.try_into().ok().map(i64::from_le_bytes)
+    }
+    /// An optional digest: Some(None) when absent, None when corrupt.
+    fn digest(&mut self) -> Option<Option<Digest>> {
+        Some(match self.u8()? {
+            0 => None,
+            code @ (1 | 2) => Some(Digest {
+                algorithm: if code == 1 {
+                    HashAlgorithm::Blake3
+                } else {
+                    HashAlgorithm::Sha256
+                },
+                bytes: self.take(32)?.try_into().ok()?,
+            }),
+            _ => return None,
+        })
+    }
+    /// Optional length-prefixed bytes: Some(None) when absent, None when corrupt.
+    fn bytes(&mut self) -> Option<Option<Vec<u8>>> {
+        Some(match self.u8()? {
+            0 => None,
+            1 => {
+                let len = usize::try_from(self.u32()?).ok()?;
+                Some(self.take(len)?.to_vec())
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -187,6 +276,7 @@ mod tests {
             }),
             hashed_at: 1_700_000_123,
             enabled: Some(true),
+            drop_ins: Vec::new(),
         }
     }
 
@@ -205,5 +295,36 @@ mod tests {
         let bytes = record(FileType::File, None).encode();
         assert!(Record::decode(&bytes[..bytes.len() - 1]).is_none());
         assert!(Record::decode(b"\x09garbage").is_none());
+    }
+
+    #[test]
+    fn a_unit_with_drop_ins_round_trips_and_every_truncation_is_refused() {
+        let mut unit = record(FileType::Unit, Some(b"/dev/null"));
+        unit.drop_ins = vec![
+            DropIn {
+                path: "/etc/systemd/system/ssh.service.d/override.conf".into(),
+                digest: Some(Digest {
+                    algorithm: HashAlgorithm::Blake3,
+                    bytes: [3; 32],
+                }),
+                link_target: None,
+            },
+            DropIn {
+                path: "/etc/systemd/system/ssh.service.d/zz-masked.conf".into(),
+                digest: None,
+                link_target: Some(b"/dev/null".to_vec()),
+            },
+        ];
+        let bytes = unit.encode();
+        assert_eq!(Record::decode(&bytes), Some(unit.clone()));
+        for cut in 0..bytes.len() {
+            assert_eq!(Record::decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(Record::decode(&longer), None, "trailing bytes");
+        // A unit without drop-ins keeps the first layout: stores written before read as before.
+        let plain = record(FileType::Unit, None);
+        assert_eq!(plain.encode()[0], RECORD_VERSION);
     }
 }
