@@ -133,6 +133,18 @@ struct Read {
     content: Option<Vec<u8>>,
 }
 
+impl Read {
+    /// Nothing read yet, with a hasher for `limits.algorithm`; the content is kept if `keep`.
+    fn new(limits: HashLimits, keep: bool) -> Self {
+        Self {
+            hasher: Hasher::new(limits.algorithm),
+            bytes: 0,
+            grew: false,
+            content: keep.then(Vec::new),
+        }
+    }
+}
+
 /// Reads a small file through this thread's reusable buffer.
 fn read_small(
     file: &mut File,
@@ -143,12 +155,7 @@ fn read_small(
 ) -> Result<Read, FsErrorKind> {
     SMALL.with(|buffer| {
         let mut buffer = buffer.borrow_mut();
-        let mut read = Read {
-            hasher: Hasher::new(limits.algorithm),
-            bytes: 0,
-            grew: false,
-            content: keep.then(Vec::new),
-        };
+        let mut read = Read::new(limits, keep);
         loop {
             let n = read_full(file, &mut buffer, throttle)?;
             if n == 0 {
@@ -176,12 +183,7 @@ fn read_large(
     keep: bool,
     throttle: Option<&Throttle>,
 ) -> Result<Read, FsErrorKind> {
-    let mut read = Read {
-        hasher: Hasher::new(limits.algorithm),
-        bytes: 0,
-        grew: false,
-        content: keep.then(Vec::new),
-    };
+    let mut read = Read::new(limits, keep);
     let (mut current, mut next) = (vec![0u8; LARGE_BUFFER], vec![0u8; LARGE_BUFFER]);
     let mut n = read_full(file, &mut current, throttle)?;
     while n > 0 {

@@ -14,6 +14,8 @@ mod attribute;
 pub mod dpkg;
 pub mod installed;
 mod ledger;
+#[cfg(test)]
+mod mutation;
 pub mod rpm;
 pub mod sqlite;
 mod verify;
@@ -49,5 +51,15 @@ impl PackageError {
                 file
             }
         }
+    }
+}
+
+/// The value of hexadecimal digit `digit` (either case), or `None` if it is not one.
+pub(crate) fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
     }
 }

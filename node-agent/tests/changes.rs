@@ -518,14 +518,7 @@ fn an_invalid_max_read_rate_is_an_error_naming_it() {
     fx.write("/srv/a", "x");
     let mut ws = workspace(vec![files("srv", "/srv")]);
     ws.scan.max_read_rate = Some("fast".to_string());
-    let env = |_: &str| None;
-    let scanner = kubefim_agent::scan::Scanner {
-        root: &fx.root,
-        store: &fx.store,
-        env: &env,
-        outbox: None,
-        walkers: 0,
-    };
+    let scanner = fx.scanner();
     let error = scanner
         .scan(
             &ws,

@@ -511,14 +511,7 @@ fn a_directory_an_upgrade_touched_is_explained_after_its_file_was_reported_in_re
     let (fx, ws, second) = rpm_fixture(AttributionMode::Report);
     rpm(fx.host.path(), &["-U", second.to_str().unwrap()]);
     // A realtime rescan reports the binary first; the directory's times are left to the scan.
-    let env = |_: &str| None;
-    let scanner = kubefim_agent::scan::Scanner {
-        root: &fx.root,
-        store: &fx.store,
-        env: &env,
-        outbox: None,
-        walkers: 0,
-    };
+    let scanner = fx.scanner();
     let mut realtime = Vec::new();
     scanner
         .scan_targets(

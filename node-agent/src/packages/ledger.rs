@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use kubefim_crds::PackageManager;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use redb::{
+    Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError, Value,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -214,11 +216,23 @@ fn known_managers(store: &BaselineStore) -> Result<Vec<PackageManager>> {
 
 fn read_state(store: &BaselineStore, key: &str) -> Result<Option<Vec<u8>>> {
     let txn = store.db().begin_read().map_err(|e| store.error(e))?;
-    match txn.open_table(STATE) {
-        Ok(table) => Ok(table
-            .get(key)
-            .map_err(|e| store.error(e))?
-            .map(|v| v.value().to_vec())),
+    let Some(table) = open_read(&txn, STATE, store)? else {
+        return Ok(None);
+    };
+    Ok(table
+        .get(key)
+        .map_err(|e| store.error(e))?
+        .map(|v| v.value().to_vec()))
+}
+
+/// Table `definition` as `txn` sees it; None before anything was ever written to it.
+fn open_read<K: Key + 'static, V: Value + 'static>(
+    txn: &ReadTransaction,
+    definition: TableDefinition<'_, K, V>,
+    store: &BaselineStore,
+) -> Result<Option<ReadOnlyTable<K, V>>> {
+    match txn.open_table(definition) {
+        Ok(table) => Ok(Some(table)),
         Err(TableError::TableDoesNotExist(_)) => Ok(None),
         Err(e) => Err(store.error(e)),
     }
@@ -354,23 +368,20 @@ impl<'s> LedgerView<'s> {
     /// What the ledger knows of `path`.
     pub fn owner(&self, path: &[u8]) -> Result<Option<Owner>> {
         let store = self.snapshot.store();
-        match self.snapshot.transaction().open_table(FILES) {
-            Ok(table) => Ok(table
-                .get(path)
-                .map_err(|e| store.error(e))?
-                .and_then(|v| Owner::decode(v.value()))),
-            Err(TableError::TableDoesNotExist(_)) => Ok(None),
-            Err(e) => Err(store.error(e)),
-        }
+        let Some(table) = open_read(self.snapshot.transaction(), FILES, store)? else {
+            return Ok(None);
+        };
+        Ok(table
+            .get(path)
+            .map_err(|e| store.error(e))?
+            .and_then(|v| Owner::decode(v.value())))
     }
 
     /// What the ledger knows of the paths directly in directory `dir`, at most `limit` of them.
     pub fn children(&self, dir: &[u8], limit: usize) -> Result<Vec<Owner>> {
         let store = self.snapshot.store();
-        let table = match self.snapshot.transaction().open_table(FILES) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(store.error(e)),
+        let Some(table) = open_read(self.snapshot.transaction(), FILES, store)? else {
+            return Ok(Vec::new());
         };
         let dir = if dir == b"/" { &b""[..] } else { dir };
         let (start, end) = ([dir, b"/"].concat(), [dir, b"0"].concat());
@@ -414,14 +425,13 @@ impl<'s> LedgerView<'s> {
 
     fn state(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let store = self.snapshot.store();
-        match self.snapshot.transaction().open_table(STATE) {
-            Ok(table) => Ok(table
-                .get(key)
-                .map_err(|e| store.error(e))?
-                .map(|v| v.value().to_vec())),
-            Err(TableError::TableDoesNotExist(_)) => Ok(None),
-            Err(e) => Err(store.error(e)),
-        }
+        let Some(table) = open_read(self.snapshot.transaction(), STATE, store)? else {
+            return Ok(None);
+        };
+        Ok(table
+            .get(key)
+            .map_err(|e| store.error(e))?
+            .map(|v| v.value().to_vec()))
     }
 }
 

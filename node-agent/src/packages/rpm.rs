@@ -29,6 +29,7 @@ mod header;
 
 use header::*;
 
+use super::hex_value;
 use super::sqlite::{Database, SqliteError, Value};
 
 // Tags (rpmtag.h).
@@ -515,15 +516,6 @@ fn decode_digest(file: usize, hex: &[u8], algorithm: DigestAlgorithm) -> Result<
         out.push((high << 4) | low);
     }
     Ok(out)
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn text(tag: u32, bytes: &[u8]) -> Result<String, RpmError> {

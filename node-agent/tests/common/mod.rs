@@ -51,18 +51,19 @@ impl Fixture {
         real
     }
 
-    pub fn scan(&self, ws: &WorkspaceConfig, mode: ScanMode) -> (ScanOutcome, Vec<Change>) {
-        let env = |name: &str| match name {
-            "KUBEFIM_TEST_DIR" => Some("/data".to_string()),
-            _ => None,
-        };
-        let scanner = Scanner {
+    /// A scanner of this fixture's host and store, the variable KUBEFIM_TEST_DIR set to /data.
+    pub fn scanner(&self) -> Scanner<'_> {
+        Scanner {
             root: &self.root,
             store: &self.store,
-            env: &env,
+            env: &test_env,
             outbox: None,
             walkers: kubefim_agent::resources::walk_threads(),
-        };
+        }
+    }
+
+    pub fn scan(&self, ws: &WorkspaceConfig, mode: ScanMode) -> (ScanOutcome, Vec<Change>) {
+        let scanner = self.scanner();
         let mut changes = Vec::new();
         let report = scanner
             .scan(ws, mode, ChangeSource::Scan, &mut |c| changes.push(c))
@@ -79,6 +80,13 @@ impl Fixture {
 
     pub fn detect(&self, ws: &WorkspaceConfig) -> Vec<Change> {
         self.scan(ws, ScanMode::Detect).1
+    }
+}
+
+fn test_env(name: &str) -> Option<String> {
+    match name {
+        "KUBEFIM_TEST_DIR" => Some("/data".to_string()),
+        _ => None,
     }
 }
 

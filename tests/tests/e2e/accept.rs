@@ -64,10 +64,7 @@ async fn a_baseline_accept_reports_the_change_it_accepts_then_nothing_more() {
     );
 
     // Another scan (a configuration change rescans the workspace at once) finds nothing more.
-    let scanned_before = node_status(&env, "ws", &node)
-        .await
-        .and_then(|s| s.status?.last_scan)
-        .map(|s| s.started_at.0);
+    // Scan times have a resolution of one second: the scan is known by its configuration.
     workspaces
         .patch(
             "ws",
@@ -76,10 +73,17 @@ async fn a_baseline_accept_reports_the_change_it_accepts_then_nothing_more() {
         )
         .await
         .unwrap();
-    eventually(SLOW, "a later scan", || async {
+    let (_, config) = eventually(SLOW, "the node's new configuration", || async {
+        node_config(&env, &node).await.filter(|(_, c)| {
+            c.workspaces
+                .iter()
+                .any(|w| w.reporting.max_changes_per_scan == 99)
+        })
+    })
+    .await;
+    eventually(SLOW, "a scan with the new configuration", || async {
         let status = node_status(&env, "ws", &node).await?.status?;
-        let scan = status.last_scan?;
-        (Some(scan.started_at.0) > scanned_before).then_some(())
+        (status.config_revision == config.revision && status.last_scan.is_some()).then_some(())
     })
     .await;
     let about_it: Vec<_> = changes(&env, &node)

@@ -1,4 +1,5 @@
 use super::*;
+use crate::packages::mutation::{XorShift, mutate};
 
 /// An installed database as apk-tools 2 writes it: package fields apk uses and this parser skips
 /// (C, S, I, T, U, L, o, m with UTF-8, t, c, p, D, r), a symlink (libc.musl, whose checksum is the
@@ -143,61 +144,9 @@ fn bad_path(line: usize, value: &str, reason: &'static str) -> ApkError {
 const BAD_DIRECTORY: &str = "a directory is relative to / and made of names other than . and ..";
 const BAD_FILE_NAME: &str = "a file name is one path component other than . and ..";
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next_u64(&mut self) -> u64 {
-        let mut x: u64 = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// 0 when `n` is 0, else a number below `n`.
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next_u64() % n as u64) as usize
-        }
-    }
-}
-
-/// One random edit: overwrite, insert, delete, duplicate or truncate.
-fn mutate(bytes: &mut Vec<u8>, rng: &mut XorShift) {
-    const INTERESTING: &[u8] = b"\n\n:/.=Q1Z\0\r\xffRFa";
-    let pick = |rng: &mut XorShift| INTERESTING[rng.below(INTERESTING.len())];
-    match rng.below(5) {
-        0 if !bytes.is_empty() => {
-            let at = rng.below(bytes.len());
-            bytes[at] = pick(rng);
-        }
-        1 => {
-            let at = rng.below(bytes.len() + 1);
-            bytes.insert(at, pick(rng));
-        }
-        2 => {
-            let start = rng.below(bytes.len());
-            let end = (start + 1 + rng.below(16)).min(bytes.len());
-            bytes.drain(start..end);
-        }
-        3 => {
-            let start = rng.below(bytes.len());
-            let end = (start + 1 + rng.below(64)).min(bytes.len());
-            let chunk: Vec<u8> = bytes[start..end].to_vec();
-            let at = rng.below(bytes.len() + 1);
-            let tail: Vec<u8> = bytes.split_off(at);
-            bytes.extend_from_slice(&chunk);
-            bytes.extend_from_slice(&tail);
-        }
-        _ => {
-            let len = rng.below(bytes.len() + 1);
-            bytes.truncate(len);
-        }
-    }
-}
+/// The bytes `mutate` writes: line ends, the `:` after a field letter, path characters, field
+/// letters, the `Q1` of a checksum, and bytes no database should hold.
+const INTERESTING: &[u8] = b"\n\n:/.=Q1Z\0\r\xffRFa";
 
 // ---- a database ---------------------------------------------------------------------------
 
@@ -716,7 +665,7 @@ fn mutated_databases_never_panic_and_keep_paths_absolute() {
     for _ in 0..2000 {
         let mut bytes: Vec<u8> = INSTALLED.to_vec();
         for _ in 0..=rng.below(4) {
-            mutate(&mut bytes, &mut rng);
+            mutate(&mut bytes, &mut rng, INTERESTING);
         }
         if let Ok(packages) = parse_installed(&bytes, &limits) {
             parsed += 1;

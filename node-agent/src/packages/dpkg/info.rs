@@ -2,6 +2,7 @@
 //! file's Conffiles: checked absolute paths and MD5 digests.
 
 use super::{DpkgError, Limits, check_text, shown};
+use crate::packages::hex_value;
 
 /// The lines of an md5sums or list file, numbered, once the file is checked as text and its
 /// line count against the limit.
@@ -74,13 +75,4 @@ pub(super) fn decode_md5(hex: &[u8]) -> Option<[u8; 16]> {
         *byte = (hex_value(*high)? << 4) | hex_value(*low)?;
     }
     Some(md5)
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }

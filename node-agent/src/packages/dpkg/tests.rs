@@ -1,6 +1,7 @@
 use std::collections::HashSet;
 
 use super::*;
+use crate::packages::mutation::{XorShift, mutate};
 
 /// A status file as dpkg 1.21 writes it (long fields trimmed), with the cases that matter: an
 /// `all` package, libc6 installed for two architectures (Multi-Arch: same), a conffile digest in
@@ -153,61 +154,9 @@ fn small_limits() -> Limits {
     }
 }
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next_u64(&mut self) -> u64 {
-        let mut x: u64 = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// 0 when `n` is 0, else a number below `n`.
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next_u64() % n as u64) as usize
-        }
-    }
-}
-
-/// One random edit: overwrite, insert, delete, duplicate or truncate.
-fn mutate(bytes: &mut Vec<u8>, rng: &mut XorShift) {
-    const INTERESTING: &[u8] = b" \t\n\n:/.\0\r\xff0aZ-";
-    let pick = |rng: &mut XorShift| INTERESTING[rng.below(INTERESTING.len())];
-    match rng.below(5) {
-        0 if !bytes.is_empty() => {
-            let at = rng.below(bytes.len());
-            bytes[at] = pick(rng);
-        }
-        1 => {
-            let at = rng.below(bytes.len() + 1);
-            bytes.insert(at, pick(rng));
-        }
-        2 => {
-            let start = rng.below(bytes.len());
-            let end = (start + 1 + rng.below(16)).min(bytes.len());
-            bytes.drain(start..end);
-        }
-        3 => {
-            let start = rng.below(bytes.len());
-            let end = (start + 1 + rng.below(64)).min(bytes.len());
-            let chunk: Vec<u8> = bytes[start..end].to_vec();
-            let at = rng.below(bytes.len() + 1);
-            let tail: Vec<u8> = bytes.split_off(at);
-            bytes.extend_from_slice(&chunk);
-            bytes.extend_from_slice(&tail);
-        }
-        _ => {
-            let len = rng.below(bytes.len() + 1);
-            bytes.truncate(len);
-        }
-    }
-}
+/// The bytes `mutate` writes: blanks and line ends (continuation lines, paragraph ends), the `:`
+/// after a field name, path and version characters, and bytes no status file should hold.
+const INTERESTING: &[u8] = b" \t\n\n:/.\0\r\xff0aZ-";
 
 // ---- status -------------------------------------------------------------------------------
 
@@ -1079,7 +1028,7 @@ fn mutated_status_files_never_panic_and_keep_info_names_unique() {
     for _ in 0..2000 {
         let mut bytes: Vec<u8> = STATUS.as_bytes().to_vec();
         for _ in 0..=rng.below(4) {
-            mutate(&mut bytes, &mut rng);
+            mutate(&mut bytes, &mut rng, INTERESTING);
         }
         if let Ok(mut entries) = parse_status(&bytes, &limits) {
             parsed += 1;
@@ -1105,8 +1054,8 @@ fn mutated_info_files_never_panic() {
         let mut md5sums: Vec<u8> = md5sums.to_vec();
         let mut list: Vec<u8> = list.to_vec();
         for _ in 0..=rng.below(4) {
-            mutate(&mut md5sums, &mut rng);
-            mutate(&mut list, &mut rng);
+            mutate(&mut md5sums, &mut rng, INTERESTING);
+            mutate(&mut list, &mut rng, INTERESTING);
         }
         let _ = parse_md5sums(&md5sums, &limits);
         let _ = parse_list(&list, &limits);

@@ -254,22 +254,9 @@ impl<'a> Header<'a> {
     }
 
     pub(super) fn u16s(&self, tag: u32) -> Result<Option<Vec<u16>>, RpmError> {
-        let Some(entry) = self.entry(tag, &[TYPE_INT16])? else {
-            return Ok(None);
-        };
-        let bytes: &'a [u8] = self.span(&entry)?;
-        let mut out: Vec<u16> = Vec::with_capacity(entry.count);
-        for i in 0..entry.count {
-            let value: u16 = bytes_at::<2>(bytes, i.saturating_mul(2))
-                .map(u16::from_be_bytes)
-                .ok_or(RpmError::DataOutOfRange {
-                    tag,
-                    end: entry.offset.saturating_add(entry.length),
-                    dl: self.data.len(),
-                })?;
-            out.push(value);
-        }
-        Ok(Some(out))
+        self.entry(tag, &[TYPE_INT16])?
+            .map(|entry| self.numbers(&entry, u16::from_be_bytes))
+            .transpose()
     }
 
     pub(super) fn u32s(&self, tag: u32) -> Result<Option<Vec<u32>>, RpmError> {
@@ -279,36 +266,33 @@ impl<'a> Header<'a> {
     }
 
     pub(super) fn u32s_of(&self, entry: &Entry) -> Result<Vec<u32>, RpmError> {
-        let bytes: &'a [u8] = self.span(entry)?;
-        let mut out: Vec<u32> = Vec::with_capacity(entry.count);
-        for i in 0..entry.count {
-            let value: u32 = be_u32(bytes, i.saturating_mul(4)).ok_or(RpmError::DataOutOfRange {
-                tag: entry.tag,
-                end: entry.offset.saturating_add(entry.length),
-                dl: self.data.len(),
-            })?;
-            out.push(value);
-        }
-        Ok(out)
+        self.numbers(entry, u32::from_be_bytes)
     }
 
     pub(super) fn u64s(&self, tag: u32) -> Result<Option<Vec<u64>>, RpmError> {
-        let Some(entry) = self.entry(tag, &[TYPE_INT64])? else {
-            return Ok(None);
-        };
-        let bytes: &'a [u8] = self.span(&entry)?;
-        let mut out: Vec<u64> = Vec::with_capacity(entry.count);
+        self.entry(tag, &[TYPE_INT64])?
+            .map(|entry| self.numbers(&entry, u64::from_be_bytes))
+            .transpose()
+    }
+
+    /// The `count` numbers of an INT16, INT32 or INT64 entry: `N` bytes each, big-endian.
+    fn numbers<const N: usize, T>(
+        &self,
+        entry: &Entry,
+        decode: fn([u8; N]) -> T,
+    ) -> Result<Vec<T>, RpmError> {
+        let bytes: &'a [u8] = self.span(entry)?;
+        let mut out: Vec<T> = Vec::with_capacity(entry.count);
         for i in 0..entry.count {
-            let value: u64 = bytes_at::<8>(bytes, i.saturating_mul(8))
-                .map(u64::from_be_bytes)
-                .ok_or(RpmError::DataOutOfRange {
-                    tag,
+            let number: [u8; N] =
+                bytes_at::<N>(bytes, i.saturating_mul(N)).ok_or(RpmError::DataOutOfRange {
+                    tag: entry.tag,
                     end: entry.offset.saturating_add(entry.length),
                     dl: self.data.len(),
                 })?;
-            out.push(value);
+            out.push(decode(number));
         }
-        Ok(Some(out))
+        Ok(out)
     }
 
     /// An INT32 tag that must hold exactly one value.

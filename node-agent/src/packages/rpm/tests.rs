@@ -1,5 +1,6 @@
 use super::super::sqlite::Limits;
 use super::*;
+use crate::packages::mutation::XorShift;
 
 /// kfdemo-1.0-1 as rpm 4.18 stored it in rpmdb.sqlite (`tests/fixtures/rpm/README.md`).
 const KFDEMO: &[u8] = include_bytes!(concat!(
@@ -196,23 +197,6 @@ fn set_field(blob: &mut [u8], entry: usize, field: usize, value: u32) {
 
 fn parse(blob: &[u8]) -> Result<RpmPackage, RpmError> {
     parse_header(blob, 1_000)
-}
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next_u64(&mut self) -> u64 {
-        let mut x: u64 = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
 }
 
 // ---- real headers -----------------------------------------------------------------------

@@ -3,6 +3,7 @@ use super::{
     wal::{WAL_FRAME_HEADER_LEN, WAL_HEADER_LEN, WAL_MAGIC_BE, WAL_MAGIC_LE, wal_checksum},
     *,
 };
+use crate::packages::mutation::XorShift;
 
 /// `tests/fixtures/sqlite/README.md` says how the fixtures were made (Python's sqlite3).
 const PACKAGES: &[u8] = include_bytes!(concat!(
@@ -245,23 +246,6 @@ fn two_rows() -> Vec<(i64, Vec<Value>)> {
         (1, vec![Value::Null, Value::Blob(b"one".to_vec())]),
         (7, vec![Value::Integer(-3), Value::Text(b"seven".to_vec())]),
     ]
-}
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next_u64(&mut self) -> u64 {
-        let mut x: u64 = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
 }
 
 // ---- the fixtures made by SQLite itself -------------------------------------------------
