@@ -2,10 +2,12 @@
 //! (workspace dashboard, changes with summaries and CSV export, the servers tab, the settings
 //! tab) and makes the few changes an operator needs (enable, disable, opt out of a recommended
 //! item, accept a new baseline). It reads as `query` (what to select) → `api` (the calls) →
-//! `summary` (pure counting) → `output` (pure rendering) → `commands`.
+//! `summary` (pure counting) → `output` (pure rendering; `dashboard`, the workspace dashboard)
+//! → `commands`.
 
 pub mod api;
 pub mod commands;
+pub mod dashboard;
 pub mod output;
 pub mod query;
 pub mod summary;

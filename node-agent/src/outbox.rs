@@ -11,11 +11,11 @@ mod records;
 use std::collections::BTreeMap;
 
 use kubefim_crds::{
-    ChangeCategory, WorkspaceConfig,
+    WorkspaceConfig,
     nodestatus::{DailyChangeCount, utc_day},
 };
 pub use records::{DeadLetter, Fold, OutboxPolicy, OutboxRecord, Rejections};
-use records::{count_into, counts_key, lane_key};
+use records::{count_change, counts_key, lane_from_key, lane_key};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
 
 use crate::{
@@ -116,19 +116,7 @@ impl<'t> OutboxWriter<'t> {
                 day,
                 ..Default::default()
             });
-        match &change.aggregated {
-            // A folded report counts every change it stands for.
-            Some(folded) => {
-                for (category, n) in [
-                    (ChangeCategory::Added, folded.by_category.added),
-                    (ChangeCategory::Modified, folded.by_category.modified),
-                    (ChangeCategory::Removed, folded.by_category.removed),
-                ] {
-                    count_into(&mut counts, category, change.change_type, n);
-                }
-            }
-            None => count_into(&mut counts, change.category, change.change_type, 1),
-        }
+        count_change(&mut counts, change);
         let bytes = serde_json::to_vec(&counts).unwrap_or_default();
         self.counts
             .insert(key.as_str(), bytes.as_slice())
@@ -295,8 +283,7 @@ impl ChangeOutbox<'_> {
         Ok(lanes
             .unwrap_or_default()
             .iter()
-            .filter_map(|lane| lane.split_once('/'))
-            .map(|(namespace, name)| WorkspaceKey::new(namespace, name))
+            .filter_map(|lane| lane_from_key(lane))
             .collect())
     }
 

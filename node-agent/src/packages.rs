@@ -7,22 +7,25 @@
 //! - `installed`: each manager's database under the host root, in one shape;
 //! - `ledger`: what the databases said, kept in the baseline store: who owns each path (and
 //!   who did, for removed paths) and each workspace's view of the installed versions;
-//! - `attribute`: deciding, change by change, whether a package operation explains it.
+//! - `attribute`: deciding, change by change, whether a package operation explains it;
+//! - `lock`: whether a package manager is in the middle of an operation.
 
 pub mod apk;
 mod attribute;
 pub mod dpkg;
 pub mod installed;
 mod ledger;
+mod lock;
 #[cfg(test)]
 mod mutation;
 pub mod rpm;
 pub mod sqlite;
 mod verify;
 
-pub use attribute::{Attributor, describe, in_progress};
+pub use attribute::{Attributor, describe};
 pub use ledger::refresh;
 pub use ledger::remember;
+pub use lock::in_progress;
 pub use rpm::DigestAlgorithm;
 
 use kubefim_crds::PackageManager;

@@ -15,8 +15,12 @@
 //! or that belongs to something else, is moved aside and rebuilt, never crash-looped on; what it
 //! still had queued for the API server is carried over when redb can read it, and the new store
 //! gets a new generation, so the cluster learns that the baseline was lost.
+//!
+//! Other modules that keep state of their own beside the baseline (the package ledger) get
+//! named byte tables, `KvRead` in a snapshot and `KvWrite` in an update, and never a redb type.
 
 mod entity;
+mod entity_tables;
 mod lifecycle;
 mod migration;
 mod record;
@@ -24,18 +28,18 @@ mod reset;
 
 use std::{
     path::{Path, PathBuf},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::AtomicBool,
 };
 
-use entity::{ENTITY_PREFIX, LegacyEntity};
 pub use entity::{EntityBaseline, EntityKey};
+pub use entity_tables::{EntityWriter, StoredEntity, StoredRecords};
 pub use lifecycle::OpenOutcome;
 pub use migration::Migration;
 pub use record::{DropIn, Record};
-use redb::{Database, ReadableDatabase, TableDefinition, TableError};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 pub use reset::BaselineReset;
 
-use crate::{Error, Result, walk};
+use crate::{Error, Result};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const FORMAT_KEY: &str = "format";
@@ -94,18 +98,7 @@ impl BaselineStore {
                 Err(e) => return Err(e.to_string()),
             }
         };
-        let legacy = match &format {
-            Some(found) if found == FORMAT => false,
-            Some(found) if found == LEGACY_FORMAT => true,
-            Some(found) => {
-                return Err(format!(
-                    "format marker is {:?}, expected {:?}",
-                    String::from_utf8_lossy(found),
-                    String::from_utf8_lossy(FORMAT)
-                ));
-            }
-            None => false,
-        };
+        let legacy = lifecycle::is_legacy_format(format.as_deref())?;
         let generation = match generation {
             Some(found) if format.is_some() => String::from_utf8_lossy(&found).into_owned(),
             found => {
@@ -134,15 +127,6 @@ impl BaselineStore {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The random id made when this store was created.
-    pub fn generation(&self) -> &str {
-        &self.generation
-    }
-
     /// A consistent view of the store as it is now.
     pub fn snapshot(&self) -> Result<Snapshot<'_>> {
         let txn = self.db.begin_read().map_err(|e| self.error(e))?;
@@ -153,20 +137,6 @@ impl BaselineStore {
     pub fn update(&self) -> Result<Update<'_>> {
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
         Ok(Update { store: self, txn })
-    }
-
-    /// The entities that have a baseline.
-    pub fn entities(&self) -> Result<Vec<EntityKey>> {
-        Ok(self
-            .meta_entries(ENTITY_PREFIX)?
-            .iter()
-            .filter_map(|(key, _)| EntityKey::from_meta_key(key))
-            .collect())
-    }
-
-    /// Whether this is a format-1 store not yet migrated.
-    fn is_legacy(&self) -> bool {
-        self.legacy.load(Ordering::Acquire)
     }
 
     /// The meta entries whose key starts with `prefix`, in key order.
@@ -189,6 +159,11 @@ impl BaselineStore {
         &self.db
     }
 
+    /// The value of `key` in byte table `name` as the store is now, outside any snapshot.
+    pub(crate) fn kv_get(&self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.snapshot()?.kv(name)?.get(key)
+    }
+
     pub(crate) fn error(&self, source: impl Into<redb::Error>) -> Error {
         db_error(&self.path, source)
     }
@@ -202,11 +177,6 @@ pub struct Snapshot<'s> {
 }
 
 impl Snapshot<'_> {
-    /// The transaction itself, for the package ledger's own tables.
-    pub(crate) fn transaction(&self) -> &redb::ReadTransaction {
-        &self.txn
-    }
-
     pub fn store(&self) -> &BaselineStore {
         self.store
     }
@@ -228,74 +198,71 @@ impl Snapshot<'_> {
         }
     }
 
-    /// An entity's stored records and, when `with_content`, its kept contents.
-    pub fn entity(&self, entity: &EntityKey, with_content: bool) -> Result<StoredEntity<'_>> {
-        Ok(StoredEntity {
+    /// Byte table `name` as this snapshot sees it.
+    pub(crate) fn kv(&self, name: &str) -> Result<KvRead<'_>> {
+        Ok(KvRead {
             store: self.store,
-            records: self.open(&entity.records_table())?,
-            contents: if with_content {
-                self.open(&entity.content_table())?
-            } else {
-                None
-            },
+            table: self.open(name)?,
         })
     }
 }
 
-/// Stored (key, record) pairs in key order.
-pub type StoredRecords<'t> = Box<dyn Iterator<Item = Result<(Vec<u8>, Record)>> + 't>;
-
-/// One entity's tables in a snapshot (absent tables read as empty).
+/// A byte table read in a snapshot; one never written reads as empty.
 #[derive(Debug)]
-pub struct StoredEntity<'t> {
-    store: &'t BaselineStore,
-    records: Option<redb::ReadOnlyTable<Bytes, Bytes>>,
-    contents: Option<redb::ReadOnlyTable<Bytes, Bytes>>,
+pub(crate) struct KvRead<'s> {
+    store: &'s BaselineStore,
+    table: Option<redb::ReadOnlyTable<Bytes, Bytes>>,
 }
 
-impl<'t> StoredEntity<'t> {
-    /// An entity with nothing stored: what a rebuild compares against.
-    pub fn empty(store: &'t BaselineStore) -> Self {
-        Self {
-            store,
-            records: None,
-            contents: None,
-        }
+impl<'s> KvRead<'s> {
+    /// A table with nothing in it.
+    fn empty(store: &'s BaselineStore) -> Self {
+        Self { store, table: None }
     }
 
-    /// The stored records at or below `prefix` (all of them for an empty prefix), in key order.
-    pub fn records_at<'a>(&'a self, prefix: &'a [u8]) -> Result<StoredRecords<'a>> {
-        let Some(table) = &self.records else {
-            return Ok(Box::new(std::iter::empty()));
-        };
-        let store = self.store;
-        let range = table.range::<&[u8]>(prefix..).map_err(|e| store.error(e))?;
-        Ok(Box::new(
-            range
-                .map(move |item| {
-                    let (key, value) = item.map_err(|e| store.error(e))?;
-                    let record = Record::decode(value.value()).ok_or_else(|| Error::CorruptRecord {
-                        path: store.path.clone(),
-                        key: walk::key_to_path(key.value()),
-                    })?;
-                    Ok((key.value().to_vec(), record))
-                })
-                .take_while(move |item| {
-                    item.as_ref()
-                        .map_or(true, |(key, _)| walk::key_within(key, prefix))
-                }),
-        ))
-    }
-
-    /// The content kept for `key`, if any.
-    pub fn content(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let Some(table) = &self.contents else {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(table) = &self.table else {
             return Ok(None);
         };
         Ok(table
             .get(key)
             .map_err(|e| self.store.error(e))?
             .map(|value| value.value().to_vec()))
+    }
+
+    /// The first `limit` entries with a key in `start..end`, in key order.
+    pub(crate) fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let Some(table) = &self.table else {
+            return Ok(Vec::new());
+        };
+        let range = table
+            .range::<&[u8]>(start..end)
+            .map_err(|e| self.store.error(e))?;
+        range
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item.map_err(|e| self.store.error(e))?;
+                Ok((key.value().to_vec(), value.value().to_vec()))
+            })
+            .collect()
+    }
+
+    /// The entries from `start` on, in key order, each turned by `read` into what the caller
+    /// wants straight from the table (a scan streams a whole entity through this).
+    fn entries_from<'a, T: 'a>(
+        &'a self,
+        start: &'a [u8],
+        read: impl Fn(&[u8], &[u8]) -> Result<T> + 'a,
+    ) -> Result<Box<dyn Iterator<Item = Result<T>> + 'a>> {
+        let Some(table) = &self.table else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let store = self.store;
+        let range = table.range::<&[u8]>(start..).map_err(|e| store.error(e))?;
+        Ok(Box::new(range.map(move |item| {
+            let (key, value) = item.map_err(|e| store.error(e))?;
+            read(key.value(), value.value())
+        })))
     }
 }
 
@@ -321,38 +288,14 @@ impl<'s> Update<'s> {
         &self.txn
     }
 
-    pub fn set_entity_baseline(&self, entity: &EntityKey, baseline: &EntityBaseline) -> Result<()> {
-        // A struct of two strings always serializes.
-        let bytes = serde_json::to_vec(baseline).unwrap_or_default();
-        self.put_meta(&entity.meta_key(), Some(&bytes)).map(|_| ())
-    }
-
-    /// Forgets an entity entirely (records, content, identity).
-    pub fn drop_entity(&self, entity: &EntityKey) -> Result<()> {
-        self.delete_table(&entity.records_table())?;
-        self.delete_table(&entity.content_table())?;
-        self.put_meta(&entity.meta_key(), None).map(|_| ())
-    }
-
-    /// Drops every entity `stale` says is no longer configured; returns how many were dropped.
-    pub fn drop_entities_where(&self, stale: impl Fn(&EntityKey) -> bool) -> Result<usize> {
-        let mut dropped = 0;
-        for entity in self.store.entities()? {
-            if stale(&entity) {
-                self.drop_entity(&entity)?;
-                dropped += 1;
-            }
-        }
-        Ok(dropped)
-    }
-
-    /// An entity's tables, to write its new records (and contents when `with_content`).
-    pub fn entity(&self, entity: &EntityKey, with_content: bool) -> Result<EntityWriter<'_>> {
-        let open = |name: String| self.txn.open_table(table(&name)).map_err(|e| self.store.error(e));
-        Ok(EntityWriter {
+    /// Byte table `name`, to read and write in this update (created on first use).
+    pub(crate) fn kv(&self, name: &str) -> Result<KvWrite<'_>> {
+        Ok(KvWrite {
             store: self.store,
-            records: open(entity.records_table())?,
-            contents: with_content.then(|| open(entity.content_table())).transpose()?,
+            table: self
+                .txn
+                .open_table(table(name))
+                .map_err(|e| self.store.error(e))?,
         })
     }
 
@@ -393,42 +336,37 @@ impl<'s> Update<'s> {
     }
 }
 
-/// Writes one entity's records and contents inside an [`Update`].
+/// A byte table written in an [`Update`].
 #[derive(Debug)]
-pub struct EntityWriter<'u> {
+pub(crate) struct KvWrite<'u> {
     store: &'u BaselineStore,
-    records: redb::Table<'u, Bytes, Bytes>,
-    contents: Option<redb::Table<'u, Bytes, Bytes>>,
+    table: redb::Table<'u, Bytes, Bytes>,
 }
 
-impl EntityWriter<'_> {
-    pub fn put(&mut self, key: &[u8], record: &Record) -> Result<()> {
-        self.records
-            .insert(key, record.encode().as_slice())
-            .map_err(|e| self.store.error(e))?;
+impl KvWrite<'_> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .table
+            .get(key)
+            .map_err(|e| self.store.error(e))?
+            .map(|value| value.value().to_vec()))
+    }
+
+    pub(crate) fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.table.insert(key, value).map_err(|e| self.store.error(e))?;
         Ok(())
     }
 
-    pub fn put_content(&mut self, key: &[u8], content: &[u8]) -> Result<()> {
-        if let Some(table) = self.contents.as_mut() {
-            table.insert(key, content).map_err(|e| self.store.error(e))?;
-        }
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Result<()> {
+        self.table.remove(key).map_err(|e| self.store.error(e))?;
         Ok(())
     }
 
-    /// Removes only the content kept for `key`.
-    pub fn remove_content(&mut self, key: &[u8]) -> Result<()> {
-        if let Some(table) = self.contents.as_mut() {
-            table.remove(key).map_err(|e| self.store.error(e))?;
-        }
-        Ok(())
-    }
-
-    /// Removes the record and the content kept for `key`.
-    pub fn remove(&mut self, key: &[u8]) -> Result<()> {
-        self.records.remove(key).map_err(|e| self.store.error(e))?;
-        if let Some(table) = self.contents.as_mut() {
-            table.remove(key).map_err(|e| self.store.error(e))?;
+    /// Shows `visit` every entry, in key order, without copying any.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        for item in self.table.iter().map_err(|e| self.store.error(e))? {
+            let (key, value) = item.map_err(|e| self.store.error(e))?;
+            visit(key.value(), value.value());
         }
         Ok(())
     }

@@ -72,16 +72,34 @@ pub(super) fn lane_key(lane: &WorkspaceKey) -> String {
     lane.to_string()
 }
 
+/// The workspace a [`lane_key`] names.
+pub(super) fn lane_from_key(key: &str) -> Option<WorkspaceKey> {
+    let (namespace, name) = key.split_once('/')?;
+    Some(WorkspaceKey::new(namespace, name))
+}
+
 pub(super) fn counts_key(workspace: &WorkspaceKey, day: &str) -> String {
     format!("{workspace}/{day}")
 }
 
-pub(super) fn count_into(
-    counts: &mut DailyChangeCount,
-    category: ChangeCategory,
-    change_type: ChangeType,
-    n: u64,
-) {
+/// Counts `change` into its day's counts.
+pub(super) fn count_change(counts: &mut DailyChangeCount, change: &Change) {
+    match &change.aggregated {
+        // A folded report counts every change it stands for.
+        Some(folded) => {
+            for (category, n) in [
+                (ChangeCategory::Added, folded.by_category.added),
+                (ChangeCategory::Modified, folded.by_category.modified),
+                (ChangeCategory::Removed, folded.by_category.removed),
+            ] {
+                count_into(counts, category, change.change_type, n);
+            }
+        }
+        None => count_into(counts, change.category, change.change_type, 1),
+    }
+}
+
+fn count_into(counts: &mut DailyChangeCount, category: ChangeCategory, change_type: ChangeType, n: u64) {
     match category {
         ChangeCategory::Added => counts.by_category.added += n,
         ChangeCategory::Modified => counts.by_category.modified += n,

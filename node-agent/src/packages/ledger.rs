@@ -1,21 +1,19 @@
 //! What the package databases said, kept in the baseline store so that a change can be judged
 //! against both sides of a package operation with flat memory:
-//! - `packages/files`: per path, the package that owns it (the first to list it), the digest
+//! - `ledger/files`: per path, the package that owns it (the first to list it), the digest
 //!   and link target its database records, and whether it still owns it. A path no package
 //!   lists any more keeps its former owner for [`FORMER_OWNERS_KEPT`], so that a removal can
 //!   be attributed by every workspace, whenever it scans next;
-//! - `packages/state`: per manager the fingerprint of its database files when last read, and
+//! - `ledger/state`: per manager the fingerprint of its database files when last read, and
 //!   the installed packages (version and stamp); per workspace, the installed packages as they
 //!   were when that workspace last scanned (its baseline's view).
 //!
-//! The ledger is refreshed before a scan whenever a database's fingerprint changed.
+//! The ledger is refreshed before a scan whenever a database's fingerprint changed. Both are
+//! byte tables of the store: this module never sees how the store keeps them.
 
 use std::collections::{BTreeMap, HashSet};
 
 use kubefim_crds::PackageManager;
-use redb::{
-    Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError, Value,
-};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -29,8 +27,10 @@ use crate::{
     store::{BaselineStore, Snapshot, Update},
 };
 
-const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("packages/files");
-const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("packages/state");
+/// Path → [`Owner`].
+const FILES: &str = "ledger/files";
+/// [`fingerprint_key`], [`installed_key`] and [`seen_key`] → what they name.
+const STATE: &str = "ledger/state";
 /// How long a path no package owns any more remembers its former owner.
 const FORMER_OWNERS_KEPT: i64 = 30 * 24 * 3600;
 /// Encoding version of a FILES value.
@@ -215,37 +215,11 @@ fn known_managers(store: &BaselineStore) -> Result<Vec<PackageManager>> {
 }
 
 fn read_state(store: &BaselineStore, key: &str) -> Result<Option<Vec<u8>>> {
-    let txn = store.db().begin_read().map_err(|e| store.error(e))?;
-    let Some(table) = open_read(&txn, STATE, store)? else {
-        return Ok(None);
-    };
-    Ok(table
-        .get(key)
-        .map_err(|e| store.error(e))?
-        .map(|v| v.value().to_vec()))
-}
-
-/// Table `definition` as `txn` sees it; None before anything was ever written to it.
-fn open_read<K: Key + 'static, V: Value + 'static>(
-    txn: &ReadTransaction,
-    definition: TableDefinition<'_, K, V>,
-    store: &BaselineStore,
-) -> Result<Option<ReadOnlyTable<K, V>>> {
-    match txn.open_table(definition) {
-        Ok(table) => Ok(Some(table)),
-        Err(TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(store.error(e)),
-    }
+    store.kv_get(STATE, key.as_bytes())
 }
 
 fn put_state(update: &Update<'_>, key: &str, value: &[u8]) -> Result<()> {
-    let store = update.store();
-    let mut table = update
-        .transaction()
-        .open_table(STATE)
-        .map_err(|e| store.error(e))?;
-    table.insert(key, value).map_err(|e| store.error(e))?;
-    Ok(())
+    update.kv(STATE)?.insert(key.as_bytes(), value)
 }
 
 /// Rewrites what the ledger holds for `manager` from its database. The outer error is the
@@ -255,12 +229,8 @@ fn rewrite(
     update: &Update<'_>,
     manager: PackageManager,
 ) -> Result<std::result::Result<(), PackageError>> {
-    let store = update.store();
     let now = jiff::Timestamp::now().as_second();
-    let mut files = update
-        .transaction()
-        .open_table(FILES)
-        .map_err(|e| store.error(e))?;
+    let mut files = update.kv(FILES)?;
     let mut versions: BTreeMap<String, Installed> = BTreeMap::new();
     // Paths listed in this read, by hash: the first package to list a path owns it.
     let mut listed: HashSet<u64> = HashSet::new();
@@ -289,9 +259,9 @@ fn rewrite(
                 gone_at: 0,
             };
             let existing = match files.get(path.path.as_slice()) {
-                Ok(value) => value.and_then(|v| Owner::decode(v.value())),
+                Ok(value) => value.and_then(|v| Owner::decode(&v)),
                 Err(e) => {
-                    failure = Some(store.error(e));
+                    failure = Some(e);
                     return;
                 }
             };
@@ -300,7 +270,7 @@ fn rewrite(
                 .as_ref()
                 .is_some_and(|e| *e == owner || (e.present && e.manager != manager));
             if !keep && let Err(e) = files.insert(path.path.as_slice(), owner.encode().as_slice()) {
-                failure = Some(store.error(e));
+                failure = Some(e);
                 return;
             }
         }
@@ -313,18 +283,17 @@ fn rewrite(
     }
     // What this manager listed before and no longer does: gone, or forgotten after a while.
     let mut gone: Vec<(Vec<u8>, Option<Owner>)> = Vec::new();
-    for item in files.iter().map_err(|e| store.error(e))? {
-        let (key, value) = item.map_err(|e| store.error(e))?;
-        let Some(owner) = Owner::decode(value.value()) else {
-            gone.push((key.value().to_vec(), None));
-            continue;
+    files.for_each(|key, value| {
+        let Some(owner) = Owner::decode(value) else {
+            gone.push((key.to_vec(), None));
+            return;
         };
         if owner.manager != manager {
-            continue;
+            return;
         }
-        if owner.present && !listed.contains(&path_hash(key.value())) {
+        if owner.present && !listed.contains(&path_hash(key)) {
             gone.push((
-                key.value().to_vec(),
+                key.to_vec(),
                 Some(Owner {
                     present: false,
                     gone_at: now,
@@ -332,15 +301,14 @@ fn rewrite(
                 }),
             ));
         } else if !owner.present && now.saturating_sub(owner.gone_at) > FORMER_OWNERS_KEPT {
-            gone.push((key.value().to_vec(), None));
+            gone.push((key.to_vec(), None));
         }
-    }
+    })?;
     for (key, owner) in gone {
         match owner {
             Some(owner) => files.insert(key.as_slice(), owner.encode().as_slice()),
-            None => files.remove(key.as_slice()).map(|_| None),
-        }
-        .map_err(|e| store.error(e))?;
+            None => files.remove(key.as_slice()),
+        }?;
     }
     drop(files);
     let encoded = serde_json::to_vec(&versions).unwrap_or_default();
@@ -367,36 +335,21 @@ impl<'s> LedgerView<'s> {
 
     /// What the ledger knows of `path`.
     pub fn owner(&self, path: &[u8]) -> Result<Option<Owner>> {
-        let store = self.snapshot.store();
-        let Some(table) = open_read(self.snapshot.transaction(), FILES, store)? else {
-            return Ok(None);
-        };
-        Ok(table
-            .get(path)
-            .map_err(|e| store.error(e))?
-            .and_then(|v| Owner::decode(v.value())))
+        Ok(self
+            .snapshot
+            .kv(FILES)?
+            .get(path)?
+            .and_then(|v| Owner::decode(&v)))
     }
 
     /// What the ledger knows of the paths directly in directory `dir`, at most `limit` of them.
     pub fn children(&self, dir: &[u8], limit: usize) -> Result<Vec<Owner>> {
-        let store = self.snapshot.store();
-        let Some(table) = open_read(self.snapshot.transaction(), FILES, store)? else {
-            return Ok(Vec::new());
-        };
         let dir = if dir == b"/" { &b""[..] } else { dir };
         let (start, end) = ([dir, b"/"].concat(), [dir, b"0"].concat());
         let mut owners = Vec::new();
-        for item in table
-            .range::<&[u8]>(start.as_slice()..end.as_slice())
-            .map_err(|e| store.error(e))?
-            .take(limit)
-        {
-            let (key, value) = item.map_err(|e| store.error(e))?;
-            let direct = key
-                .value()
-                .get(start.len()..)
-                .is_some_and(|name| !name.contains(&b'/'));
-            if let Some(owner) = Owner::decode(value.value()).filter(|_| direct) {
+        for (key, value) in self.snapshot.kv(FILES)?.range(&start, &end, limit)? {
+            let direct = key.get(start.len()..).is_some_and(|name| !name.contains(&b'/'));
+            if let Some(owner) = Owner::decode(&value).filter(|_| direct) {
                 owners.push(owner);
             }
         }
@@ -424,14 +377,7 @@ impl<'s> LedgerView<'s> {
     }
 
     fn state(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let store = self.snapshot.store();
-        let Some(table) = open_read(self.snapshot.transaction(), STATE, store)? else {
-            return Ok(None);
-        };
-        Ok(table
-            .get(key)
-            .map_err(|e| store.error(e))?
-            .map(|v| v.value().to_vec()))
+        self.snapshot.kv(STATE)?.get(key.as_bytes())
     }
 }
 

@@ -1,10 +1,12 @@
 //! What identifies an entity's baseline: the key its tables are named by, (namespace,
-//! workspace, entity), and the identity (fingerprint and baseline revision) it was built for.
+//! workspace, entity), and the identity (fingerprint and baseline revision) it was built for;
+//! and which entities the store holds, recording and forgetting them.
 //! Names are Kubernetes object names, which never hold a `/`, so `/` separates the parts.
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::WorkspaceKey;
+use super::{BaselineStore, Update};
+use crate::{Result, config::WorkspaceKey};
 
 /// What the store remembers about an entity's baseline.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -56,6 +58,44 @@ impl EntityKey {
         let mut parts = key.strip_prefix(ENTITY_PREFIX)?.splitn(3, '/');
         let (namespace, workspace, entity) = (parts.next()?, parts.next()?, parts.next()?);
         (!entity.contains('/')).then(|| Self::new(namespace, workspace, entity))
+    }
+}
+
+impl BaselineStore {
+    /// The entities that have a baseline.
+    pub fn entities(&self) -> Result<Vec<EntityKey>> {
+        Ok(self
+            .meta_entries(ENTITY_PREFIX)?
+            .iter()
+            .filter_map(|(key, _)| EntityKey::from_meta_key(key))
+            .collect())
+    }
+}
+
+impl Update<'_> {
+    pub fn set_entity_baseline(&self, entity: &EntityKey, baseline: &EntityBaseline) -> Result<()> {
+        // A struct of two strings always serializes.
+        let bytes = serde_json::to_vec(baseline).unwrap_or_default();
+        self.put_meta(&entity.meta_key(), Some(&bytes)).map(|_| ())
+    }
+
+    /// Forgets an entity entirely (records, content, identity).
+    pub fn drop_entity(&self, entity: &EntityKey) -> Result<()> {
+        self.delete_table(&entity.records_table())?;
+        self.delete_table(&entity.content_table())?;
+        self.put_meta(&entity.meta_key(), None).map(|_| ())
+    }
+
+    /// Drops every entity `stale` says is no longer configured; returns how many were dropped.
+    pub fn drop_entities_where(&self, stale: impl Fn(&EntityKey) -> bool) -> Result<usize> {
+        let mut dropped = 0;
+        for entity in self.store.entities()? {
+            if stale(&entity) {
+                self.drop_entity(&entity)?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{BaselineStore, FILE_NAME};
+use super::{BaselineStore, FILE_NAME, FORMAT, LEGACY_FORMAT};
 use crate::{Error, Result, outbox};
 
 /// What opening the store found.
@@ -34,7 +34,31 @@ pub(super) fn new_generation() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether a store with format marker `found` (None: a new store) is a format-1 store; why
+/// it cannot be used, when the marker is another one.
+pub(super) fn is_legacy_format(found: Option<&[u8]>) -> std::result::Result<bool, String> {
+    match found {
+        Some(found) if found == FORMAT => Ok(false),
+        Some(found) if found == LEGACY_FORMAT => Ok(true),
+        Some(found) => Err(format!(
+            "format marker is {:?}, expected {:?}",
+            String::from_utf8_lossy(found),
+            String::from_utf8_lossy(FORMAT)
+        )),
+        None => Ok(false),
+    }
+}
+
 impl BaselineStore {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The random id made when this store was created.
+    pub fn generation(&self) -> &str {
+        &self.generation
+    }
+
     /// Opens (or creates) the store in `state_dir`, rebuilding it when it is corrupt or foreign.
     pub fn open(state_dir: &Path) -> Result<(Self, OpenOutcome)> {
         std::fs::create_dir_all(state_dir).map_err(|source| Error::StateDir {

@@ -4,9 +4,14 @@
 //! have a workspace of that name holding that entity) is dropped and baselined again rather than
 //! given to the wrong tenant. Queued records carry their namespace and are all kept.
 
+use std::sync::atomic::Ordering;
+
 use kubefim_crds::WorkspaceConfig;
 
-use super::{BaselineStore, ENTITY_PREFIX, EntityKey, FORMAT, FORMAT_KEY, LegacyEntity, Ordering};
+use super::{
+    BaselineStore, EntityKey, FORMAT, FORMAT_KEY,
+    entity::{ENTITY_PREFIX, LegacyEntity},
+};
 use crate::{Result, config::WorkspaceKey, outbox};
 
 /// What a one-time migration of a format-1 store did.
@@ -35,6 +40,11 @@ fn owner(workspaces: &[WorkspaceConfig], workspace: &str, entity: Option<&str>) 
 }
 
 impl BaselineStore {
+    /// Whether this is a format-1 store not yet migrated.
+    fn is_legacy(&self) -> bool {
+        self.legacy.load(Ordering::Acquire)
+    }
+
     /// Migrates a format-1 store once, with the namespaces `workspaces` give; None when there
     /// was nothing to migrate.
     pub fn migrate_legacy(&self, workspaces: &[WorkspaceConfig]) -> Result<Option<Migration>> {
