@@ -65,10 +65,69 @@ fn name_length_rule(kind: &str) -> kube::core::cel::Rule {
 pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     use kube::CustomResourceExt;
-    vec![
+    let mut crds = vec![
         FimWorkspace::crd(),
         MonitoredEntity::crd(),
         FileChange::crd(),
         FimNodeStatus::crd(),
-    ]
+    ];
+    for version in crds.iter_mut().flat_map(|crd| crd.spec.versions.iter_mut()) {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            drop_unknown_integer_formats(schema);
+        }
+    }
+    crds
+}
+
+/// Integer formats schemars derives from Rust's widths that the API server does not know: it
+/// answers every apply of such a CRD with `Warning: unrecognized format "uint64"`. Their bounds
+/// stay in the schema as `minimum`; int32 and int64 are known and kept.
+const UNKNOWN_INTEGER_FORMATS: [&str; 7] = ["uint", "uint8", "uint16", "uint32", "uint64", "int8", "int16"];
+
+fn drop_unknown_integer_formats(
+    schema: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
+) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+    };
+    if schema
+        .format
+        .as_deref()
+        .is_some_and(|f| UNKNOWN_INTEGER_FORMATS.contains(&f))
+    {
+        schema.format = None;
+    }
+    let maps = [
+        &mut schema.properties,
+        &mut schema.pattern_properties,
+        &mut schema.definitions,
+    ];
+    for map in maps.into_iter().flatten() {
+        map.values_mut().for_each(drop_unknown_integer_formats);
+    }
+    for list in [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of]
+        .into_iter()
+        .flatten()
+    {
+        list.iter_mut().for_each(drop_unknown_integer_formats);
+    }
+    match &mut schema.items {
+        Some(JSONSchemaPropsOrArray::Schema(item)) => drop_unknown_integer_formats(item),
+        Some(JSONSchemaPropsOrArray::Schemas(items)) => {
+            items.iter_mut().for_each(drop_unknown_integer_formats)
+        }
+        None => {}
+    }
+    for nested in [&mut schema.additional_properties, &mut schema.additional_items] {
+        if let Some(JSONSchemaPropsOrBool::Schema(inner)) = nested {
+            drop_unknown_integer_formats(inner);
+        }
+    }
+    if let Some(not) = &mut schema.not {
+        drop_unknown_integer_formats(not);
+    }
 }

@@ -140,3 +140,62 @@ fn example_entities_cover_every_type_and_are_admitted() {
             .unwrap_or_else(|e| panic!("{:?}: {e:?}", entity.metadata.name));
     }
 }
+
+/// Collects every `format` in a schema, with the JSON path where it is, and checks that an
+/// integer keeps a lower bound where it lost its unsigned format.
+fn formats(schema: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            if let Some(format) = map.get("format").and_then(|f| f.as_str()) {
+                out.push((path.to_string(), format.to_string()));
+            }
+            for (key, value) in map {
+                formats(value, &format!("{path}.{key}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, value) in items.iter().enumerate() {
+                formats(value, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The API server warns on every apply of a CRD whose schema names a format it does not know
+/// (seen on kube-apiserver 1.36: `Warning: unrecognized format "uint64"`).
+#[test]
+fn every_schema_format_is_one_the_api_server_knows() {
+    const KNOWN: [&str; 4] = ["int32", "int64", "double", "date-time"];
+    let mut seen = Vec::new();
+    for crd in kubefim_crds::crds() {
+        let value = serde_json::to_value(&crd).unwrap();
+        formats(&value, crd.spec.names.plural.as_str(), &mut seen);
+    }
+    let unknown: Vec<_> = seen
+        .iter()
+        .filter(|(_, f)| !KNOWN.contains(&f.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "formats the API server does not know: {unknown:?}"
+    );
+    assert!(
+        seen.iter().any(|(_, f)| f == "date-time"),
+        "the walk found no format at all: {seen:?}"
+    );
+}
+
+#[test]
+fn unsigned_counts_keep_their_lower_bound_without_a_format() {
+    let crd = kubefim_crds::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "FileChange")
+        .unwrap();
+    let value = serde_json::to_value(&crd).unwrap();
+    let count = &value["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["aggregated"]["properties"]["count"];
+    assert_eq!(count["type"], "integer", "{count}");
+    assert_eq!(count["minimum"], 0.0, "{count}");
+    assert!(count.get("format").is_none(), "{count}");
+}
