@@ -61,6 +61,11 @@ pub enum Error {
     StoreUnusable { path: PathBuf, reason: String },
 
     #[error(
+        "baseline store {path} is open in another process (a running agent or one-shot command on the same --state-dir); stop it or use another --state-dir"
+    )]
+    StoreInUse { path: PathBuf },
+
+    #[error(
         "baseline store {path} holds an unreadable record for {key}; remove the file to rebuild the baseline"
     )]
     CorruptRecord { path: PathBuf, key: String },

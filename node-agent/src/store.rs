@@ -68,6 +68,15 @@ pub struct BaselineStore {
     legacy: AtomicBool,
 }
 
+/// Why a store file could not be opened.
+#[derive(Debug)]
+enum Refusal {
+    /// Another process (a running agent, a one-shot command) holds it: nothing is wrong with it.
+    InUse,
+    /// Corrupt or foreign: it is moved aside and rebuilt.
+    Unusable(String),
+}
+
 fn db_error(path: &Path, source: impl Into<redb::Error>) -> Error {
     Error::Store {
         path: path.to_path_buf(),
@@ -77,11 +86,21 @@ fn db_error(path: &Path, source: impl Into<redb::Error>) -> Error {
 
 impl BaselineStore {
     /// Opens or creates a usable store at `path`; why not, when it cannot.
-    fn try_open(path: &Path) -> std::result::Result<Self, String> {
+    fn try_open(path: &Path) -> std::result::Result<Self, Refusal> {
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(path)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
+                    Refusal::InUse
+                }
+                e => Refusal::Unusable(e.to_string()),
+            })?;
+        Self::read_markers(db, path).map_err(Refusal::Unusable)
+    }
+
+    /// Reads (or, in a new store, writes) the format and generation markers of an open database.
+    fn read_markers(db: Database, path: &Path) -> std::result::Result<Self, String> {
         // A store in use already has both markers: read them without a write (and its sync).
         let (format, generation) = {
             let txn = db.begin_read().map_err(|e| e.to_string())?;
@@ -187,7 +206,16 @@ impl Snapshot<'_> {
         let value = meta
             .get(entity.meta_key().as_str())
             .map_err(|e| self.store.error(e))?;
-        Ok(value.and_then(|v| serde_json::from_slice(v.value()).ok()))
+        // An identity that cannot be read is an error of the entity, never "no baseline": that
+        // would rebuild its baseline silently over whatever changed.
+        value
+            .map(|v| {
+                serde_json::from_slice(v.value()).map_err(|_| Error::CorruptRecord {
+                    path: self.store.path.clone(),
+                    key: entity.meta_key(),
+                })
+            })
+            .transpose()
     }
 
     fn open(&self, name: &str) -> Result<Option<redb::ReadOnlyTable<Bytes, Bytes>>> {

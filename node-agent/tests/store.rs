@@ -194,6 +194,28 @@ fn a_corrupt_store_is_moved_aside_and_rebuilt() {
 }
 
 #[test]
+fn a_store_another_holder_has_open_is_refused_and_never_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let (held, _) = BaselineStore::open(dir.path()).unwrap();
+    let generation = held.generation().to_string();
+    let refused = BaselineStore::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(refused, kubefim_agent::Error::StoreInUse { .. }),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("another process"), "{refused}");
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, [FILE_NAME], "nothing moved aside, nothing created");
+    drop(held);
+    let (reopened, outcome) = BaselineStore::open(dir.path()).unwrap();
+    assert_eq!(outcome, OpenOutcome::Opened);
+    assert_eq!(reopened.generation(), generation, "the same store, no reset");
+}
+
+#[test]
 fn a_store_of_another_format_is_rebuilt_with_a_new_generation() {
     let dir = tempfile::tempdir().unwrap();
     {

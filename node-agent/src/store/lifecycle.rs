@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{BaselineStore, FILE_NAME, FORMAT, LEGACY_FORMAT};
+use super::{BaselineStore, FILE_NAME, FORMAT, LEGACY_FORMAT, Refusal};
 use crate::{Error, Result, outbox};
 
 /// What opening the store found.
@@ -70,8 +70,10 @@ impl BaselineStore {
         let reason = match Self::try_open(&path) {
             Ok(store) if existed => return Ok((store, OpenOutcome::Opened)),
             Ok(store) => return Ok((store, OpenOutcome::Created)),
-            Err(reason) if existed => reason,
-            Err(reason) => return Err(Error::StoreUnusable { path, reason }),
+            // A store another process holds is in use, not broken: never move it aside.
+            Err(Refusal::InUse) => return Err(Error::StoreInUse { path }),
+            Err(Refusal::Unusable(reason)) if existed => reason,
+            Err(Refusal::Unusable(reason)) => return Err(Error::StoreUnusable { path, reason }),
         };
         // Drain what the old file still holds for the API server before it is moved aside.
         let queued = outbox::salvage(&path);
@@ -85,9 +87,12 @@ impl BaselineStore {
         })?;
         tracing::error!(path = %path.display(), moved_to = %moved_to.display(), %reason, salvaged = queued.len(),
             "baseline store is unusable; moved aside, every entity will be baselined again");
-        let store = Self::try_open(&path).map_err(|reason| Error::StoreUnusable {
-            path: path.clone(),
-            reason,
+        let store = Self::try_open(&path).map_err(|refusal| match refusal {
+            Refusal::InUse => Error::StoreInUse { path: path.clone() },
+            Refusal::Unusable(reason) => Error::StoreUnusable {
+                path: path.clone(),
+                reason,
+            },
         })?;
         if !queued.is_empty() {
             let update = store.update()?;
