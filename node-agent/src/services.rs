@@ -63,37 +63,53 @@ pub struct ObservedUnit {
     pub record: Record,
 }
 
-/// The units matching `pattern`, sorted by name, plus the errors met.
+/// What could not be read while observing units: the unit whose state is therefore unknown, or
+/// `None` when it could be any unit (a unit directory or the enablement links unreadable).
+/// Either way its stored state is kept: not knowing is not the same as removed or changed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnitError {
+    pub unit: Option<String>,
+    pub kind: FsErrorKind,
+}
+
+/// The units matching `pattern` whose state is known, sorted by name, plus what could not be
+/// read. A unit with an error is left out of the first list; when any unit could be affected
+/// (an unreadable unit directory or `*.wants` directory), the first list is empty.
 pub fn observe_units(
     root: &HostRoot,
     pattern: &GlobMatcher,
     limits: HashLimits,
     now: i64,
-) -> (Vec<ObservedUnit>, Vec<(String, FsErrorKind)>) {
+) -> (Vec<ObservedUnit>, Vec<UnitError>) {
     let mut errors = Vec::new();
     let enabled = enabled_units(root, &mut errors);
     let mut drop_ins = DropIns::default();
     let mut units: BTreeMap<String, Record> = BTreeMap::new();
+    let mut unknown: BTreeSet<String> = BTreeSet::new();
     for dir_name in UNIT_DIRS {
-        let dir = match root.open_dir(&components(dir_name)) {
-            Ok(dir) => dir,
+        let listed = root
+            .open_dir(&components(dir_name))
+            .and_then(|dir| hostfs::list_sorted(&dir).map(|names| (dir, names)));
+        let (dir, names) = match listed {
+            Ok(listed) => listed,
             Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => continue,
             Err(errno) => {
-                errors.push((format!("/{dir_name}"), FsErrorKind::from_errno(errno)));
-                continue;
-            }
-        };
-        let names = match hostfs::list_sorted(&dir) {
-            Ok(names) => names,
-            Err(errno) => {
-                errors.push((format!("/{dir_name}"), FsErrorKind::from_errno(errno)));
+                // Which units this directory holds, and so which copy of a unit wins, is unknown.
+                errors.push(UnitError {
+                    unit: None,
+                    kind: FsErrorKind::from_errno(errno),
+                });
                 continue;
             }
         };
         drop_ins.note_dirs(dir_name, &names);
         for name in names {
             let unit = String::from_utf8_lossy(name.to_bytes()).into_owned();
-            if !is_unit_name(&unit) || !pattern.is_match(&unit) || units.contains_key(&unit) {
+            if !is_unit_name(&unit)
+                || !pattern.is_match(&unit)
+                || units.contains_key(&unit)
+                || unknown.contains(&unit)
+            {
                 continue;
             }
             match observe_unit(&dir, &name, limits, now, enabled.contains(&unit)) {
@@ -101,18 +117,34 @@ pub fn observe_units(
                     units.insert(unit, record);
                 }
                 Ok(None) => {}
-                Err(kind) => errors.push((format!("/{dir_name}/{unit}"), kind)),
+                // A lower-precedence copy must not stand in for the unreadable one.
+                Err(kind) => {
+                    unknown.insert(unit.clone());
+                    errors.push(UnitError {
+                        unit: Some(unit),
+                        kind,
+                    });
+                }
             }
         }
     }
-    let units = units
-        .into_iter()
-        .map(|(name, mut record)| {
-            record.drop_ins = drop_ins.of(root, &name, limits, &mut errors);
-            ObservedUnit { name, record }
-        })
-        .collect();
-    (units, errors)
+    if errors.iter().any(|e| e.unit.is_none()) {
+        return (Vec::new(), errors);
+    }
+    let mut observed = Vec::with_capacity(units.len());
+    for (name, mut record) in units {
+        match drop_ins.of(root, &name, limits) {
+            Ok(applying) => {
+                record.drop_ins = applying;
+                observed.push(ObservedUnit { name, record });
+            }
+            Err(kind) => errors.push(UnitError {
+                unit: Some(name),
+                kind,
+            }),
+        }
+    }
+    (observed, errors)
 }
 
 /// The drop-in directories of the unit directories, listed once per scan.
@@ -120,8 +152,8 @@ pub fn observe_units(
 struct DropIns {
     /// Per unit directory (in precedence order), the names of its `*.d` entries.
     dirs: Vec<(&'static str, BTreeSet<String>)>,
-    /// The `*.conf` names of each drop-in directory read so far.
-    listed: BTreeMap<String, Vec<CString>>,
+    /// The `*.conf` names of each drop-in directory read so far, or why it could not be read.
+    listed: BTreeMap<String, Result<Vec<CString>, FsErrorKind>>,
 }
 
 impl DropIns {
@@ -134,60 +166,44 @@ impl DropIns {
         self.dirs.push((dir_name, dirs));
     }
 
-    /// The drop-ins that apply to `unit`, by file name.
-    fn of(
-        &mut self,
-        root: &HostRoot,
-        unit: &str,
-        limits: HashLimits,
-        errors: &mut Vec<(String, FsErrorKind)>,
-    ) -> Vec<DropIn> {
+    /// The drop-ins that apply to `unit`, by file name; the first error met when one that may
+    /// apply cannot be read (the unit's effective definition is then unknown).
+    fn of(&mut self, root: &HostRoot, unit: &str, limits: HashLimits) -> Result<Vec<DropIn>, FsErrorKind> {
         let variants = drop_in_dir_names(unit);
         let mut applying: BTreeMap<Vec<u8>, DropIn> = BTreeMap::new();
         for (dir_name, present) in &self.dirs {
             for variant in variants.iter().filter(|v| present.contains(*v)) {
                 let path = format!("{dir_name}/{variant}");
-                let names = match self.listed.get(&path) {
-                    Some(names) => names.clone(),
-                    None => {
-                        let names = match root
+                let names = self
+                    .listed
+                    .entry(path.clone())
+                    .or_insert_with(|| {
+                        match root
                             .open_dir(&components(&path))
                             .and_then(|d| hostfs::list_sorted(&d))
                         {
-                            Ok(names) => names,
-                            Err(errno) => {
-                                if FsErrorKind::from_errno(errno) != FsErrorKind::Vanished {
-                                    errors.push((format!("/{path}"), FsErrorKind::from_errno(errno)));
-                                }
-                                Vec::new()
+                            Ok(names) => Ok(names
+                                .into_iter()
+                                .filter(|n| n.to_bytes().ends_with(b".conf"))
+                                .collect()),
+                            Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => {
+                                Ok(Vec::new())
                             }
-                        };
-                        let names: Vec<CString> = names
-                            .into_iter()
-                            .filter(|n| n.to_bytes().ends_with(b".conf"))
-                            .collect();
-                        self.listed.insert(path.clone(), names.clone());
-                        names
-                    }
-                };
+                            Err(errno) => Err(FsErrorKind::from_errno(errno)),
+                        }
+                    })
+                    .clone()?;
                 for name in names {
                     if applying.contains_key(name.to_bytes()) {
                         continue;
                     }
-                    match observe_drop_in(root, &path, &name, limits) {
-                        Ok(Some(drop_in)) => {
-                            applying.insert(name.to_bytes().to_vec(), drop_in);
-                        }
-                        Ok(None) => {}
-                        Err(kind) => errors.push((
-                            format!("/{path}/{}", String::from_utf8_lossy(name.to_bytes())),
-                            kind,
-                        )),
+                    if let Some(drop_in) = observe_drop_in(root, &path, &name, limits)? {
+                        applying.insert(name.to_bytes().to_vec(), drop_in);
                     }
                 }
             }
         }
-        applying.into_values().collect()
+        Ok(applying.into_values().collect())
     }
 }
 
@@ -276,8 +292,9 @@ fn observe_unit(
     }))
 }
 
-/// Units linked from `*.wants` / `*.requires` under /etc/systemd/system.
-fn enabled_units(root: &HostRoot, errors: &mut Vec<(String, FsErrorKind)>) -> BTreeSet<String> {
+/// Units linked from `*.wants` / `*.requires` under /etc/systemd/system. A link directory that
+/// cannot be read leaves any unit's enablement unknown.
+fn enabled_units(root: &HostRoot, errors: &mut Vec<UnitError>) -> BTreeSet<String> {
     let mut enabled = BTreeSet::new();
     let Ok(dir) = root.open_dir(&components(ENABLEMENT_DIR)) else {
         return enabled;
@@ -297,10 +314,10 @@ fn enabled_units(root: &HostRoot, errors: &mut Vec<(String, FsErrorKind)>) -> BT
                     .map(|l| String::from_utf8_lossy(l.to_bytes()).into_owned()),
             ),
             Err(errno) if FsErrorKind::from_errno(errno) == FsErrorKind::Vanished => {}
-            Err(errno) => errors.push((
-                format!("/{ENABLEMENT_DIR}/{text}"),
-                FsErrorKind::from_errno(errno),
-            )),
+            Err(errno) => errors.push(UnitError {
+                unit: None,
+                kind: FsErrorKind::from_errno(errno),
+            }),
         }
     }
     enabled

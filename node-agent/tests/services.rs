@@ -246,3 +246,92 @@ fn user_units_generators_and_systemd_configuration_are_recommended_file_items() 
     fs::remove_file(fx.path(drop_in)).unwrap();
     assert_eq!(only_change(&fx.detect(&ws), drop_in).category, C::Removed);
 }
+
+/// What nobody cannot read is not known, and not knowing is neither removed nor changed: an
+/// unreadable unit file (a lower-precedence copy must not stand in for it), an unreadable
+/// drop-in and an unreadable unit directory keep the stored units as they are.
+#[test]
+fn units_nobody_can_read_are_kept_not_reported_removed_or_changed() {
+    use std::{os::unix::fs::PermissionsExt, process::Command};
+    assert_root("drop to nobody");
+    let fx = Fixture::new();
+    ssh(&fx);
+    fx.write(
+        "/etc/systemd/system/ssh.service",
+        "[Service]\nExecStart=/usr/sbin/sshd -D -e\n",
+    );
+    fx.write(
+        "/usr/lib/systemd/system/cron.service",
+        "[Service]\nExecStart=/usr/sbin/cron\n",
+    );
+    fx.write(
+        "/etc/systemd/system/cron.service.d/limits.conf",
+        "[Service]\nLimitNOFILE=1024\n",
+    );
+    fx.write(
+        "/run/systemd/system/atd.service",
+        "[Service]\nExecStart=/usr/sbin/atd\n",
+    );
+    let config = fx.state.path().join("units.yaml");
+    fs::write(
+        &config,
+        "apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: ws}\nspec: {recommended: {enabled: false}}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {name: units}\nspec: {workspace: ws, type: LinuxService, path: '*.service'}\n",
+    )
+    .unwrap();
+    for dir in [fx.host.path(), fx.state.path()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let store = fx.state.path().join("store");
+    let agent = env!("CARGO_BIN_EXE_kubefim-agent");
+    let run = |nobody: bool, verb: &str| {
+        let mut command = if nobody {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", agent]);
+            c
+        } else {
+            Command::new(agent)
+        };
+        command
+            .args([verb, "--json", "--config"])
+            .arg(&config)
+            .arg("--host-root")
+            .arg(fx.host.path())
+            .arg("--state-dir")
+            .arg(&store)
+            .output()
+            .unwrap()
+    };
+    assert!(run(false, "init").status.success());
+    std::os::unix::fs::chown(&store, Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::chown(store.join("baseline.redb"), Some(65534), Some(65534)).unwrap();
+    let unreadable =
+        |path: &str, mode: u32| fs::set_permissions(fx.path(path), fs::Permissions::from_mode(mode)).unwrap();
+    let clean = |why: &str| {
+        let output = run(true, "check");
+        assert_eq!(
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).into_owned()
+            ),
+            (Some(0), String::new()),
+            "{why}: no change may be invented; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    clean("everything readable");
+    unreadable("/etc/systemd/system/ssh.service", 0o600);
+    clean("the winning ssh.service unreadable, the vendor copy readable");
+    unreadable("/etc/systemd/system/cron.service.d/limits.conf", 0o600);
+    clean("a drop-in of cron.service unreadable");
+    unreadable("/run/systemd/system", 0o700);
+    clean("a whole unit directory unreadable");
+    // Root, who can read it all, sees that nothing changed either: nothing was lost.
+    let output = run(false, "check");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}

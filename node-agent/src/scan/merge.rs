@@ -74,18 +74,25 @@ pub(super) fn observe<'r, 'scope>(
             return Box::new(std::iter::empty());
         };
         let (units, errors) = services::observe_units(root, pattern, limits, now);
-        let errors = errors.into_iter().map(|(path, kind)| Found::Unreadable {
-            key: path.into_bytes(),
-            kind,
-        });
-        // Unit errors concern directories, never a unit key, so no stored unit is kept for them.
-        let units = units.into_iter().map(|unit| {
-            Found::Object(HostObject::Unit {
-                key: unit.name.into_bytes(),
-                record: unit.record,
+        // An error names the unit whose stored state is kept, or none: the empty key, within
+        // which every key lies, keeps them all. Units with an error are not among `units`.
+        let mut found: Vec<(Vec<u8>, Found)> = errors
+            .into_iter()
+            .map(|e| {
+                let key = e.unit.unwrap_or_default().into_bytes();
+                (key.clone(), Found::Unreadable { key, kind: e.kind })
             })
-        });
-        return Box::new(errors.chain(units));
+            .chain(units.into_iter().map(|unit| {
+                let key = unit.name.into_bytes();
+                let object = HostObject::Unit {
+                    key: key.clone(),
+                    record: unit.record,
+                };
+                (key, Found::Object(object))
+            }))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        return Box::new(found.into_iter().map(|(_, found)| found));
     }
     Box::new(ParallelWalk::new(threads, root, resolved, workers).map(Found::from))
 }
@@ -99,6 +106,46 @@ pub(super) fn observe_at<'r>(
     Box::new(Walker::at(root, resolved, target).map(Found::from))
 }
 
+/// The keys that could not be examined, in the order they were found (key order): a stored key
+/// within one of them is kept. Stored keys are asked about in increasing order, so a key whose
+/// range (the key and everything below it) lies wholly before the asked key is done with and
+/// dropped: each check is amortized constant, however many objects are unreadable.
+#[derive(Default)]
+struct Unknown(std::collections::VecDeque<Vec<u8>>);
+
+impl Unknown {
+    fn keeps(&mut self, key: &[u8]) -> bool {
+        while let Some(front) = self.0.front() {
+            if walk::key_within(key, front) {
+                return true;
+            }
+            if front.as_slice() > key {
+                return false;
+            }
+            self.0.pop_front();
+        }
+        false
+    }
+}
+
+/// Adds a step to the batch and hands a full batch on. Removals count toward the batch like
+/// comparisons: a removed tree of any size is handed on in batches, never held whole.
+fn push(
+    step: Step,
+    batch: &mut Vec<Step>,
+    pipeline: &mut hashing::Pipeline,
+    scan: &mut EntityScan<'_>,
+    tables: &mut Tables<'_, '_>,
+    sink: &mut dyn FnMut(Change),
+) -> Result<()> {
+    batch.push(step);
+    if batch.len() >= BATCH {
+        let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        pipeline.submit(scan, full, tables, sink)?;
+    }
+    Ok(())
+}
+
 /// The merge-join itself; returns how many stored entries were kept unexamined.
 pub(super) fn merge(
     scan: &mut EntityScan<'_>,
@@ -108,27 +155,32 @@ pub(super) fn merge(
     sink: &mut dyn FnMut(Change),
 ) -> Result<u64> {
     let mut next_stored = stored.next().transpose()?;
-    let mut unknown: Vec<Vec<u8>> = Vec::new();
+    let mut unknown = Unknown::default();
     let mut batch: Vec<Step> = Vec::with_capacity(BATCH);
     let mut pipeline = hashing::Pipeline::default();
     let mut kept: u64 = 0;
-    let is_kept =
-        |key: &[u8], unknown: &[Vec<u8>]| unknown.iter().any(|prefix| walk::key_within(key, prefix));
     for item in found {
         match item {
             Found::Unreadable { key, kind } => {
                 *scan.outcome.errors.entry(kind.reason()).or_default() += 1;
-                unknown.push(key);
+                unknown.0.push_back(key);
             }
             Found::Object(object) => {
                 let mut previous = None;
                 while let Some((key, record)) = next_stored.take() {
                     match key.as_slice().cmp(object.key()) {
                         std::cmp::Ordering::Less => {
-                            if is_kept(&key, &unknown) {
+                            if unknown.keeps(&key) {
                                 kept += 1;
                             } else {
-                                batch.push(Step::Removed(key, record));
+                                push(
+                                    Step::Removed(key, record),
+                                    &mut batch,
+                                    &mut pipeline,
+                                    scan,
+                                    tables,
+                                    sink,
+                                )?;
                             }
                             next_stored = stored.next().transpose()?;
                         }
@@ -143,19 +195,29 @@ pub(super) fn merge(
                         }
                     }
                 }
-                batch.push(Step::Compare(previous, object));
-                if batch.len() >= BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    pipeline.submit(scan, full, tables, sink)?;
-                }
+                push(
+                    Step::Compare(previous, object),
+                    &mut batch,
+                    &mut pipeline,
+                    scan,
+                    tables,
+                    sink,
+                )?;
             }
         }
     }
     while let Some((key, record)) = next_stored.take() {
-        if is_kept(&key, &unknown) {
+        if unknown.keeps(&key) {
             kept += 1;
         } else {
-            batch.push(Step::Removed(key, record));
+            push(
+                Step::Removed(key, record),
+                &mut batch,
+                &mut pipeline,
+                scan,
+                tables,
+                sink,
+            )?;
         }
         next_stored = stored.next().transpose()?;
     }
