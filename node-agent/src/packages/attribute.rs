@@ -13,7 +13,7 @@
 //!   changed is also explained by an operated package owning a path directly in it (replacing a
 //!   file touches its directory, which the package may not own);
 //! - for a package database file: some package of that manager was operated (for a file of one
-//!   package, such as `info/<package>.md5sums`, that package).
+//!   package, such as `info/<package>.md5sums`, that package, which the database must know).
 //!
 //! A digest mismatch is never explained; neither is anything seen before the workspace's
 //! baseline had a view of the packages.
@@ -269,11 +269,13 @@ impl<'s> Attributor<'s> {
             present: true,
             gone_at: 0,
         };
-        match package.filter(|p| then.contains_key(*p) || now.contains_key(*p)) {
-            Some(name) => {
+        match package {
+            Some(name) if then.contains_key(name) || now.contains_key(name) => {
                 let versions = self.operated(manager, name)?;
                 Some(attribution(&owner(name), versions, false))
             }
+            // A file of a package the database never held (`info/evil.postinst`): planted.
+            Some(_) => None,
             None => match operated.as_slice() {
                 [] => None,
                 [one] => {
