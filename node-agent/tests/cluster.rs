@@ -61,6 +61,38 @@ async fn the_config_watch_then_a_first_baseline_reports_nothing() {
     nothing_more(&mut handle).await;
 }
 
+/// Started with the configuration it saved before (an API outage at start), the agent learns
+/// from the first list that its ConfigMap was deleted meanwhile: no Delete event ever comes.
+#[tokio::test]
+async fn a_configmap_deleted_while_the_agent_was_down_empties_the_saved_configuration() {
+    let (client, mut handle) = mock();
+    let saved = AgentConfig::new("n1", vec![prod()]);
+    let (sender, mut configs) = tokio::sync::watch::channel(saved);
+    tokio::spawn(cluster::watch_config(
+        client.clone(),
+        "kubefim-system".into(),
+        "n1".into(),
+        sender,
+    ));
+    let (list, send) = next_request(&mut handle).await;
+    assert!(
+        list.uri()
+            .to_string()
+            .contains("fieldSelector=metadata.name%3Dkubefim-node-n1")
+    );
+    respond(
+        send,
+        200,
+        json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "9"}, "items": []}),
+    );
+    let (_watch, _held_open) = next_request(&mut handle).await;
+    tokio::time::timeout(Duration::from_secs(5), configs.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(*configs.borrow(), AgentConfig::new("n1", vec![]));
+}
+
 #[tokio::test]
 async fn one_modification_gives_exactly_one_post_with_its_labels_and_owner() {
     let (client, mut handle) = mock();

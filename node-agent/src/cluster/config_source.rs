@@ -18,10 +18,30 @@ use crate::{Error, Result};
 /// starts while the API server is unreachable monitors what it monitored before.
 pub const LAST_CONFIG_FILE: &str = "agent-config.yaml";
 
-/// The last configuration this node applied, if any (and if it is this node's).
+/// The last configuration this node applied, if any (and if it is this node's). A copy that
+/// cannot be read or parsed, or that is another node's, is logged and not used: the agent then
+/// waits for the API server, as on a first start.
 pub fn load_last_config(state_dir: &std::path::Path, node: &str) -> Option<AgentConfig> {
-    let text = std::fs::read_to_string(state_dir.join(LAST_CONFIG_FILE)).ok()?;
-    AgentConfig::from_yaml(&text).ok().filter(|c| c.node == node)
+    let path = state_dir.join(LAST_CONFIG_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "the last applied configuration cannot be read; waiting for the API server");
+            return None;
+        }
+    };
+    match AgentConfig::from_yaml(&text) {
+        Ok(config) if config.node == node => Some(config),
+        Ok(config) => {
+            tracing::error!(path = %path.display(), for_node = %config.node, "the last applied configuration is another node's; waiting for the API server");
+            None
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %error_chain(&e), "the last applied configuration cannot be parsed; waiting for the API server");
+            None
+        }
+    }
 }
 
 /// Keeps `config` as the last applied one (written to a temporary file, then renamed).
@@ -40,7 +60,8 @@ pub fn save_last_config(state_dir: &std::path::Path, config: &AgentConfig) -> Re
 }
 
 /// Follows this node's ConfigMap and publishes each configuration it holds. A ConfigMap that
-/// disappears means no workspace; one that cannot be parsed is logged and the current
+/// disappears, or that a (re)list does not find (deleted while the agent was down or its watch
+/// was broken), means no workspace; one that cannot be parsed is logged and the current
 /// configuration kept.
 pub async fn watch_config(
     client: Client,
@@ -52,15 +73,34 @@ pub async fn watch_config(
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = watcher(api, config).boxed();
+    let mut listed = false;
+    let nothing = |why: &str| {
+        if !configs.borrow().workspaces.is_empty() {
+            tracing::warn!(configmap = %name, why, "monitoring nothing until the operator writes the configuration again");
+            let _ = configs.send(AgentConfig::new(node.clone(), Vec::new()));
+        }
+    };
     while let Some(event) = events.next().await {
         let cm = match event {
-            Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => cm,
-            Ok(watcher::Event::Delete(_)) => {
-                tracing::warn!(configmap = %name, "configuration removed: monitoring nothing until the operator writes it again");
-                let _ = configs.send(AgentConfig::new(node.clone(), Vec::new()));
+            Ok(watcher::Event::Init) => {
+                listed = false;
                 continue;
             }
-            Ok(_) => continue,
+            Ok(watcher::Event::InitApply(cm)) => {
+                listed = true;
+                cm
+            }
+            Ok(watcher::Event::InitDone) => {
+                if !listed {
+                    nothing("the configuration does not exist");
+                }
+                continue;
+            }
+            Ok(watcher::Event::Apply(cm)) => cm,
+            Ok(watcher::Event::Delete(_)) => {
+                nothing("the configuration was removed");
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(configmap = %name, error = %e, "watching the configuration failed; retrying");
                 tokio::time::sleep(Duration::from_secs(5)).await;
