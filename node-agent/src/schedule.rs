@@ -153,7 +153,7 @@ pub async fn run_loop(
         }
         tracing::info!(revision = %config.revision, workspaces = config.workspaces.len(), "configuration applied");
         let workspaces = Arc::new(config.workspaces.clone());
-        let (event_sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let (event_sender, mut events) = tokio::sync::mpsc::channel(crate::realtime::PENDING_BATCHES);
         // Watches go up before the first scan, so nothing changed during it slips between the two.
         let realtime = if once {
             None

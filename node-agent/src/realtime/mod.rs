@@ -17,7 +17,7 @@ use std::{
 };
 
 use kubefim_crds::{WorkspaceConfig, nodestatus::RealtimeStatus};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{Receiver, Sender, error::TrySendError};
 pub use watcher::{RawEvent, Signal, WatchedEntity, Watcher, read_events, wait_readable};
 
 use crate::{agent::Agent, config::WorkspaceKey, lock, resolve};
@@ -26,6 +26,10 @@ use crate::{agent::Agent, config::WorkspaceKey, lock, resolve};
 const DEBOUNCE_QUIET: Duration = Duration::from_millis(20);
 /// ...or this long after the first, so a steady stream of writes is still reported promptly.
 const DEBOUNCE_MAX: Duration = Duration::from_millis(100);
+/// Batches of events read but not yet taken by the scan loop. While a scan runs, the reader
+/// stops here and the kernel's queue fills instead; when it overflows, the overflow asks for a
+/// full rescan. A write storm costs a rescan, never unbounded memory.
+pub const PENDING_BATCHES: usize = 16;
 
 /// Realtime detection for one configuration: the watcher and the thread reading its events.
 #[derive(Debug)]
@@ -42,7 +46,7 @@ impl Session {
         agent: &Agent,
         workspaces: &[WorkspaceConfig],
         max_watches: usize,
-        events: UnboundedSender<Vec<RawEvent>>,
+        events: Sender<Vec<RawEvent>>,
     ) -> Option<Self> {
         if !workspaces.iter().any(|w| w.scan.realtime) {
             return None;
@@ -71,15 +75,25 @@ impl Session {
         match watcher.reader_fd() {
             Ok(fd) => {
                 let stop = Arc::new(AtomicBool::new(false));
-                let reader = spawn_reader(fd, events, stop.clone());
+                let watcher = Arc::new(Mutex::new(watcher));
+                let degraded = agent.metrics.realtime_degraded.clone();
+                let failed = {
+                    let watcher = watcher.clone();
+                    move |reason: String| {
+                        lock(&watcher).degraded = Some(reason);
+                        degraded.set(1);
+                    }
+                };
+                let reader = spawn_reader(fd, events, stop.clone(), failed);
                 Some(Self {
-                    watcher: Arc::new(Mutex::new(watcher)),
+                    watcher,
                     stop,
                     reader,
                 })
             }
             Err(errno) => {
                 tracing::error!(error = %errno, "cannot read inotify events; periodic scans go on");
+                agent.metrics.realtime_degraded.set(1);
                 None
             }
         }
@@ -91,21 +105,24 @@ impl Session {
         let _ = self.reader.join();
     }
 
+    /// Active while its reader runs; a reader that failed leaves it inactive, saying why.
     pub fn status(&self) -> RealtimeStatus {
         let watcher = lock(&self.watcher);
         RealtimeStatus {
-            active: true,
+            active: !self.reader.is_finished(),
             watches: watcher.watch_count() as u64,
             degraded_reason: watcher.degraded.clone(),
         }
     }
 }
 
-/// Reads inotify events on a thread of its own and forwards them, until `stop` is set.
+/// Reads inotify events on a thread of its own and forwards them, until `stop` is set; calls
+/// `failed` with the reason if reading fails for good.
 fn spawn_reader(
     fd: std::os::fd::OwnedFd,
-    events: UnboundedSender<Vec<RawEvent>>,
+    events: Sender<Vec<RawEvent>>,
     stop: Arc<AtomicBool>,
+    failed: impl FnOnce(String) + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buffer = vec![MaybeUninit::<u8>::uninit(); 256 << 10];
@@ -117,13 +134,24 @@ fn spawn_reader(
             };
             match batch {
                 Ok(batch) if batch.is_empty() => {}
-                Ok(batch) => {
-                    if events.send(batch).is_err() {
-                        return;
+                Ok(mut batch) => loop {
+                    match events.try_send(batch) {
+                        Ok(()) => break,
+                        Err(TrySendError::Closed(_)) => return,
+                        Err(TrySendError::Full(back)) => {
+                            if stop.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            batch = back;
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
                     }
-                }
+                },
                 Err(errno) => {
                     tracing::error!(error = %errno, "reading inotify events failed; periodic scans go on");
+                    failed(format!(
+                        "reading inotify events failed ({errno}); only periodic scans detect changes"
+                    ));
                     return;
                 }
             }
@@ -132,7 +160,7 @@ fn spawn_reader(
 }
 
 /// Gathers the events that closely follow the first one (DEBOUNCE_QUIET, DEBOUNCE_MAX).
-pub async fn debounce(first: Vec<RawEvent>, events: &mut UnboundedReceiver<Vec<RawEvent>>) -> Vec<RawEvent> {
+pub async fn debounce(first: Vec<RawEvent>, events: &mut Receiver<Vec<RawEvent>>) -> Vec<RawEvent> {
     let mut batch = first;
     let deadline = tokio::time::Instant::now() + DEBOUNCE_MAX;
     loop {
