@@ -111,7 +111,13 @@ impl<'t> OutboxWriter<'t> {
             .counts
             .get(key.as_str())
             .map_err(|e| store.error(e))?
-            .and_then(|v| serde_json::from_slice(v.value()).ok())
+            .and_then(|v| {
+                serde_json::from_slice(v.value())
+                    .inspect_err(|e| {
+                        tracing::error!(key = %key, error = %e, "a daily change count is unreadable; counting this day again from 0");
+                    })
+                    .ok()
+            })
             .unwrap_or(DailyChangeCount {
                 day,
                 ..Default::default()
@@ -350,7 +356,13 @@ impl ChangeOutbox<'_> {
             let mut rejected = txn.open_table(REJECTED)?;
             let mut counts: Rejections = rejected
                 .get(key.as_str())?
-                .and_then(|v| serde_json::from_slice(v.value()).ok())
+                .and_then(|v| {
+                    serde_json::from_slice(v.value())
+                        .inspect_err(|e| {
+                            tracing::error!(key = %key, error = %e, "a rejection count is unreadable; counting again from 0");
+                        })
+                        .ok()
+                })
                 .unwrap_or_default();
             counts.count += 1;
             counts.last_at = Some(at);

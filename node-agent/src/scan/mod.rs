@@ -43,7 +43,8 @@ pub enum ScanMode {
     /// As Detect, each difference reported as accepted (`update`): attribution
     /// BaselineAccepted.
     Accept,
-    /// Report differences, write nothing (`check`).
+    /// Report differences and leave the baseline as it is (`check`); the store's package
+    /// ledger is still brought up to date, since it records the databases, not the files.
     Check,
     /// Record the current state as the baseline, report nothing (`init`).
     Init,
@@ -339,7 +340,16 @@ impl Scanner<'_> {
     ) -> Result<()> {
         let key = scan.key();
         let identity = scan.identity();
-        let existing = snapshot.entity_baseline(&key)?;
+        let existing = match snapshot.entity_baseline(&key) {
+            Ok(existing) => existing,
+            // Its stored state stays as it is, unscanned, and the entity says why.
+            Err(error @ crate::Error::CorruptRecord { .. }) => {
+                scan.outcome.state = EntityState::Error;
+                scan.outcome.message = Some(error.to_string());
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
         // A new baseline revision with the same scope: what differs is reported as accepted,
         // never wiped silently (a history that a revision bump could erase is no audit trail).
         let new_revision = existing.as_ref().is_some_and(|e| {

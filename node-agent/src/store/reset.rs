@@ -31,7 +31,16 @@ impl BaselineStore {
             .into_iter()
             .filter_map(|(key, value)| {
                 let (namespace, name) = key.strip_prefix(RESET_PREFIX)?.split_once('/')?;
-                let reset = serde_json::from_slice(&value).ok()?;
+                // A reset whose record cannot be read is still a reset: it stays unsettled,
+                // with what is known of it, rather than vanishing from the node's status.
+                let reset = serde_json::from_slice(&value).unwrap_or_else(|e| {
+                    tracing::error!(%key, error = %e, "a baseline reset record is unreadable; it is kept until a baseline is accepted");
+                    BaselineReset {
+                        previous_generation: "unknown (unreadable record)".into(),
+                        detected_at: jiff::Timestamp::UNIX_EPOCH,
+                        baseline_revision: String::new(),
+                    }
+                });
                 Some((WorkspaceKey::new(namespace, name), reset))
             })
             .collect())
