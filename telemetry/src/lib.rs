@@ -75,8 +75,14 @@ pub fn answer(path: &str, source: &dyn Exposition) -> (u16, &'static str, String
 /// Serves the endpoint on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, source: Arc<dyn Exposition>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, say: wait rather than spin on the same error.
+                tracing::warn!(error = %e, "the metrics endpoint cannot accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                continue;
+            }
         };
         let source = source.clone();
         tokio::spawn(async move {

@@ -60,6 +60,16 @@ pub async fn publish_entity_errors(
     published: &mut BTreeSet<(WorkspaceKey, String, String)>,
 ) {
     let workspace = WorkspaceKey::of(&done.workspace);
+    // Forget what this workspace no longer reports, so the set holds only current errors and an
+    // error that comes back after a recovery is announced again.
+    published.retain(|(w, entity, message)| {
+        *w != workspace
+            || done.outcome.entities.iter().any(|e| {
+                &e.name == entity
+                    && e.state == kubefim_crds::nodestatus::EntityState::Error
+                    && e.message.as_deref().unwrap_or_default() == message
+            })
+    });
     for entity in done
         .outcome
         .entities

@@ -98,15 +98,18 @@ fn report_errors(ws: &WorkspaceConfig, outcome: &mut ScanOutcome, errors: &[Pack
         .join("; ");
     for entity in &mut outcome.entities {
         *entity.errors.entry("package_database_unreadable").or_default() += 1;
-        let path = ws
+        // The entity's path without its trailing slash: "" for an entity on `/`, which holds
+        // every database file.
+        let base = ws
             .entities
             .iter()
             .find(|e| e.name == entity.name)
-            .map(|e| e.path.trim_end_matches('/'))
-            .unwrap_or_default();
-        let monitors_database = errors.iter().any(|e| {
-            let file = e.file();
-            !path.is_empty() && (file == path || file.starts_with(&format!("{path}/")))
+            .map(|e| e.path.trim_end_matches('/'));
+        let monitors_database = base.is_some_and(|base| {
+            errors.iter().any(|e| {
+                let file = e.file();
+                file == base || file.starts_with(&format!("{base}/"))
+            })
         });
         if monitors_database && entity.state == EntityState::Active {
             entity.state = EntityState::Error;
