@@ -80,10 +80,7 @@ fn chmod_names_mode_and_ctime_only() {
 
 #[test]
 fn chown_names_owner_and_group() {
-    if !is_root() {
-        eprintln!("chown_names_owner_and_group needs root to change ownership; CI runs as root");
-        return;
-    }
+    assert_root("change ownership");
     let (fx, ws) = tree();
     std::os::unix::fs::chown(fx.path("/srv/app/keep"), Some(4242), Some(4343)).unwrap();
     let changes = fx.detect(&ws);

@@ -358,12 +358,10 @@ fn the_watch_limit_is_reported_in_metrics() {
 
 #[test]
 fn host_writes_under_a_read_only_bind_mount_are_seen() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!(
-            "host_writes_under_a_read_only_bind_mount_are_seen needs root to bind-mount; CI runs as root"
-        );
-        return;
-    }
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root to bind-mount; run it as root (CI does)"
+    );
     let host = host_with_tree();
     let view = tempfile::tempdir().unwrap();
     let mount = |args: &[&str]| {

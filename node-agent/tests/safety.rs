@@ -249,10 +249,7 @@ fn proc_sys_and_dev_are_never_descended() {
 
 #[test]
 fn one_filesystem_per_entity() {
-    if !is_root() {
-        eprintln!("one_filesystem_per_entity needs root to mount a tmpfs; CI runs as root");
-        return;
-    }
+    assert_root("mount a tmpfs");
     let fx = Fixture::new();
     fx.write("/srv/local", "x");
     fs::create_dir_all(fx.path("/srv/mnt")).unwrap();
@@ -278,12 +275,7 @@ fn one_filesystem_per_entity() {
 
 #[test]
 fn unreadable_files_and_directories_are_kept_not_reported() {
-    if !is_root() {
-        eprintln!(
-            "unreadable_files_and_directories_are_kept_not_reported needs root to drop to nobody; CI runs as root"
-        );
-        return;
-    }
+    assert_root("drop to nobody");
     let fx = Fixture::new();
     fx.write("/srv/public", "p");
     fx.write("/srv/secret", "s");

@@ -64,6 +64,8 @@ fn tree(fx: &Fixture) {
     fs::create_dir_all(fx.path("/srv/empty")).unwrap();
     std::os::unix::fs::symlink("d01", fx.path("/srv/link-to-dir")).unwrap();
     std::os::unix::fs::symlink("..", fx.path("/srv/d03/up")).unwrap();
+    // Unreadable to an unprivileged run only: as root (CI) it is walked like any directory, and
+    // the order of `Unreadable` items is checked by the safety tests' unreadable-directory case.
     fx.write("/srv/locked/secret", "x");
     fs::set_permissions(fx.path("/srv/locked"), fs::Permissions::from_mode(0o000)).unwrap();
 }

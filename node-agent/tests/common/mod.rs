@@ -151,6 +151,10 @@ pub fn set_mtime(path: &Path, seconds: i64) {
     .unwrap();
 }
 
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+/// A test that needs root fails without it (CI runs as root): it never passes by skipping.
+pub fn assert_root(needs: &str) {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root to {needs}; run it as root (CI does)"
+    );
 }
