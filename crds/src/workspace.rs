@@ -318,10 +318,11 @@ pub struct FimWorkspaceStatus {
     /// such as Windows nodes): they cannot report and do not count against readiness.
     #[serde(default)]
     pub nodes_unsupported: u32,
-    /// `reporting/selected`, for the printer column.
+    /// `reporting/supported` (supported: selected nodes the agent runs on), for the printer
+    /// column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes_summary: Option<String>,
-    /// Enabled entities, recommended items included.
+    /// Entities, recommended items included, that some reporting node monitors.
     #[serde(default)]
     pub entities_active: u32,
     /// Changes detected across the selected nodes.

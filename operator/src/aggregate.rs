@@ -31,7 +31,8 @@ async fn warn_once(
     reason: &'static str,
     note: String,
 ) {
-    if !ctx.first_report(key, reason) || !ctx.is_leader() {
+    // A standby announces nothing and records nothing: the leader it may become announces it.
+    if !ctx.is_leader() || !ctx.first_report(key, reason) {
         return;
     }
     let event = Event {
@@ -91,6 +92,8 @@ pub async fn update_status(ctx: &Context, nodes: &[Arc<Node>], now: jiff::Timest
     let mut entities = valid(&ctx.stores.entities);
     entities.sort_by_key(|e| validate::key_of(e.as_ref()));
     let reports = valid(&ctx.stores.node_statuses);
+    // Set again below for every workspace there is: a deleted workspace's series go.
+    ctx.metrics.nodes.reset();
     let problems = validate::entity_problems(&ctx.served_workspaces(), &ctx.served_entities());
     let mut first_error: Option<Error> = None;
     let mut keep = |result: Result<()>, what: &dyn std::fmt::Display| {
@@ -130,7 +133,7 @@ pub async fn update_status(ctx: &Context, nodes: &[Arc<Node>], now: jiff::Timest
         ] {
             ctx.metrics
                 .nodes
-                .with_label_values(&[key.1.as_str(), state])
+                .with_label_values(&[key.0.as_str(), key.1.as_str(), state])
                 .set(i64::from(count));
         }
         if workspace.status.as_ref() != Some(&next) && ctx.is_leader() {
@@ -139,6 +142,7 @@ pub async fn update_status(ctx: &Context, nodes: &[Arc<Node>], now: jiff::Timest
                 &format!("FimWorkspace {}/{}", key.0, key.1),
             );
         }
+        let interval = status::scan_interval(workspace);
         let oses: BTreeSet<TargetOs> = supported.iter().map(|n| node_os(n)).collect();
         for entity in entities
             .iter()
@@ -161,7 +165,7 @@ pub async fn update_status(ctx: &Context, nodes: &[Arc<Node>], now: jiff::Timest
                     None => EntityServing::Served,
                 },
             };
-            let next = status::entity_status(entity, &entity_serving, &mine, now);
+            let next = status::entity_status(entity, &entity_serving, &mine, interval, now);
             if entity.status.as_ref() != Some(&next) && ctx.is_leader() {
                 keep(
                     apply::apply_entity_status(&ctx.client, entity, &next).await,
@@ -177,7 +181,13 @@ pub async fn update_status(ctx: &Context, nodes: &[Arc<Node>], now: jiff::Timest
             continue;
         };
         if matches!(problem, validate::Problem::MissingWorkspace { .. }) {
-            let next = status::entity_status(entity, &EntityServing::Problem(problem), &[], now);
+            let next = status::entity_status(
+                entity,
+                &EntityServing::Problem(problem),
+                &[],
+                std::time::Duration::ZERO,
+                now,
+            );
             if entity.status.as_ref() != Some(&next) && ctx.is_leader() {
                 keep(
                     apply::apply_entity_status(&ctx.client, entity, &next).await,

@@ -35,6 +35,14 @@ pub fn is_reporting(report: &FimNodeStatus, interval: std::time::Duration, now: 
     )
 }
 
+/// The workspace's scan interval, which sets how fresh a heartbeat must be. Admission refuses
+/// an interval that does not parse (a CEL rule of the CRD); an object stored before that rule
+/// existed is read with the schema's default, 15 minutes, here; the agents refuse a
+/// configuration holding it, so its nodes show as not reporting.
+pub fn scan_interval(workspace: &FimWorkspace) -> std::time::Duration {
+    units::parse_duration(&workspace.spec.scan.interval).unwrap_or(std::time::Duration::from_secs(15 * 60))
+}
+
 /// Whether and where a workspace is served, before any report is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Serving {
@@ -106,8 +114,7 @@ pub fn workspace_status(
         .as_ref()
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
-    let interval =
-        units::parse_duration(&workspace.spec.scan.interval).unwrap_or(std::time::Duration::from_secs(900));
+    let interval = scan_interval(workspace);
     let reporting: Vec<&Arc<FimNodeStatus>> = reports
         .iter()
         .filter(|r| is_reporting(r, interval, now))
@@ -115,7 +122,9 @@ pub fn workspace_status(
     let nodes_reporting = u32::try_from(reporting.len()).unwrap_or(u32::MAX);
     let statuses = || reports.iter().filter_map(|r| r.status.as_ref());
     let changes = nodestatus::last_7_days(statuses().flat_map(|s| s.change_counts.iter()), now);
-    let mut active: Vec<&str> = statuses()
+    let mut active: Vec<&str> = reporting
+        .iter()
+        .filter_map(|r| r.status.as_ref())
         .flat_map(|s| s.entities.iter())
         .filter(|e| e.state == EntityState::Active)
         .map(|e| e.name.as_str())
@@ -232,10 +241,13 @@ pub enum EntityServing<'p> {
 }
 
 /// The status of an entity from how it is served and the reports of its workspace's nodes.
+/// Only a node whose heartbeat is fresh (two scan `interval`s) counts as monitoring it or as
+/// having an error: the last report of a node that went silent says what was, not what is.
 pub fn entity_status(
     entity: &MonitoredEntity,
     serving: &EntityServing<'_>,
     reports: &[Arc<FimNodeStatus>],
+    interval: std::time::Duration,
     now: jiff::Timestamp,
 ) -> MonitoredEntityStatus {
     let previous = entity
@@ -245,7 +257,7 @@ pub fn entity_status(
         .unwrap_or_default();
     let name = entity.name_any();
     let mut status = MonitoredEntityStatus::default();
-    let mut unsupported = 0;
+    let (mut unsupported, mut silent, mut erring) = (0, 0, 0);
     for report in reports {
         let Some(state) = report
             .status
@@ -260,18 +272,28 @@ pub fn entity_status(
         {
             status.last_change_time = Some(Time(time.0));
         }
+        let fresh = is_reporting(report, interval, now);
         match state.state {
-            EntityState::Active => status.nodes_active += 1,
             EntityState::Unsupported => unsupported += 1,
-            EntityState::Error if status.errors.len() < MAX_ENTITY_ERRORS => {
-                status.errors.push(NodeError {
-                    node: report.spec.node_name.clone(),
-                    message: state.message.clone().unwrap_or_else(|| "Error".into()),
-                });
+            EntityState::Active | EntityState::Error if !fresh => silent += 1,
+            EntityState::Active => status.nodes_active += 1,
+            EntityState::Error => {
+                erring += 1;
+                if status.errors.len() < MAX_ENTITY_ERRORS {
+                    status.errors.push(NodeError {
+                        node: report.spec.node_name.clone(),
+                        message: state.message.clone().unwrap_or_else(|| "Error".into()),
+                    });
+                }
             }
-            _ => {}
+            EntityState::Disabled => {}
         }
     }
+    let silent_note = if silent > 0 {
+        format!("; {silent} more nodes that monitored it sent no heartbeat within two scan intervals")
+    } else {
+        String::new()
+    };
     let (ready, reason, message) = match serving {
         EntityServing::Problem(problem) => (false, problem.reason(), problem.to_string()),
         EntityServing::NamespaceNotAllowed(message) => {
@@ -287,10 +309,18 @@ pub fn entity_status(
             ),
         ),
         EntityServing::Served if !entity.spec.enabled => (false, "Disabled", "the entity is disabled".into()),
-        EntityServing::Served if !status.errors.is_empty() => (
+        EntityServing::Served if erring > 0 => (
             false,
             "NodeErrors",
-            format!("{} nodes report errors; see status.errors", status.errors.len()),
+            format!(
+                "{erring} nodes report errors; status.errors lists {}",
+                status.errors.len()
+            ),
+        ),
+        EntityServing::Served if status.nodes_active == 0 && silent > 0 => (
+            false,
+            "NodesNotReporting",
+            format!("the {silent} nodes that monitored it sent no heartbeat within two scan intervals"),
         ),
         EntityServing::Served if status.nodes_active == 0 && unsupported > 0 => (
             false,
@@ -306,7 +336,7 @@ pub fn entity_status(
         EntityServing::Served => (
             true,
             "Monitored",
-            format!("monitored on {} nodes", status.nodes_active),
+            format!("monitored on {} nodes{silent_note}", status.nodes_active),
         ),
     };
     status.conditions = vec![condition("Ready", ready, reason, message, &previous, now)];

@@ -16,6 +16,9 @@ use kubefim_operator::{
     validate::Problem,
 };
 
+/// The scan interval of the entities' workspace: a heartbeat older than two is stale.
+const INTERVAL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 fn now() -> jiff::Timestamp {
     "2026-11-25T12:00:00Z".parse().unwrap()
 }
@@ -295,15 +298,20 @@ fn entity_status_sums_files_and_bounds_errors() {
         ));
     }
     let app = entity("LinuxFile", "$HOME/app");
-    let status = entity_status(&app, &EntityServing::Served, &reports, now());
+    let status = entity_status(&app, &EntityServing::Served, &reports, INTERVAL, now());
     assert_eq!((status.nodes_active, status.files_monitored), (1, 10));
     assert_eq!(status.errors.len(), MAX_ENTITY_ERRORS);
     assert_eq!(status.conditions[0].reason, "NodeErrors");
+    assert_eq!(
+        status.conditions[0].message,
+        format!("30 nodes report errors; status.errors lists {MAX_ENTITY_ERRORS}"),
+        "every erring node is counted, not only those listed"
+    );
     let problem = Problem::MissingWorkspace {
         namespace: "fim".into(),
         workspace: "ws".into(),
     };
-    let invalid = entity_status(&app, &EntityServing::Problem(&problem), &reports, now());
+    let invalid = entity_status(&app, &EntityServing::Problem(&problem), &reports, INTERVAL, now());
     assert_eq!(
         (
             invalid.conditions[0].status.as_str(),
@@ -320,6 +328,7 @@ fn an_entity_no_node_serves_is_not_ready() {
         &registry,
         &EntityServing::Unsupported(EntityType::WindowsRegistry),
         &[],
+        INTERVAL,
         now(),
     );
     assert_eq!(
@@ -337,9 +346,15 @@ fn an_entity_no_node_serves_is_not_ready() {
         &[],
         vec![state("app", EntityState::Unsupported, 0, Some("not on Linux"))],
     )];
-    let status = entity_status(&registry, &EntityServing::Served, &reports, now());
+    let status = entity_status(&registry, &EntityServing::Served, &reports, INTERVAL, now());
     assert_eq!(status.conditions[0].reason, "Unsupported");
-    let pending = entity_status(&entity("LinuxFile", "/srv"), &EntityServing::Served, &[], now());
+    let pending = entity_status(
+        &entity("LinuxFile", "/srv"),
+        &EntityServing::Served,
+        &[],
+        INTERVAL,
+        now(),
+    );
     assert_eq!(
         (
             pending.conditions[0].status.as_str(),
@@ -360,11 +375,69 @@ fn an_entity_keeps_the_time_of_its_newest_change_on_any_node() {
         &entity("LinuxFile", "/srv"),
         &EntityServing::Served,
         &[report("a", 1, &[], vec![on_a]), report("b", 1, &[], vec![on_b])],
+        INTERVAL,
         now(),
     );
     assert_eq!(status.last_change_time, at("2026-11-22T00:00:00Z"));
     assert_eq!(
         (status.conditions[0].reason.as_str(), status.nodes_active),
         ("Monitored", 2)
+    );
+}
+
+#[test]
+fn an_entity_monitored_only_by_silent_nodes_is_not_ready() {
+    let app = entity("LinuxFile", "/srv");
+    // The only node's last report said Active an hour ago: two intervals (30 min) have passed.
+    let silent = [report(
+        "a",
+        60,
+        &[],
+        vec![state("app", EntityState::Active, 10, None)],
+    )];
+    let status = entity_status(&app, &EntityServing::Served, &silent, INTERVAL, now());
+    assert_eq!(
+        (
+            status.conditions[0].status.as_str(),
+            status.conditions[0].reason.as_str(),
+            status.nodes_active
+        ),
+        ("False", "NodesNotReporting", 0)
+    );
+    assert!(
+        status.conditions[0].message.contains("the 1 nodes"),
+        "{:?}",
+        status.conditions[0]
+    );
+    // A silent node's old error is no longer known to hold either.
+    let old_error = [report(
+        "a",
+        60,
+        &[],
+        vec![state("app", EntityState::Error, 0, Some("gone"))],
+    )];
+    let status = entity_status(&app, &EntityServing::Served, &old_error, INTERVAL, now());
+    assert!(status.errors.is_empty(), "{:?}", status.errors);
+    assert_eq!(status.conditions[0].reason, "NodesNotReporting");
+    // One fresh node keeps it Ready, and the message names the silent ones.
+    let mixed = [
+        report("a", 60, &[], vec![state("app", EntityState::Active, 10, None)]),
+        report("b", 1, &[], vec![state("app", EntityState::Active, 10, None)]),
+    ];
+    let status = entity_status(&app, &EntityServing::Served, &mixed, INTERVAL, now());
+    assert_eq!(
+        (
+            status.conditions[0].status.as_str(),
+            status.conditions[0].reason.as_str(),
+            status.nodes_active
+        ),
+        ("True", "Monitored", 1)
+    );
+    assert!(
+        status.conditions[0]
+            .message
+            .contains("1 more nodes that monitored it sent no heartbeat"),
+        "{:?}",
+        status.conditions[0]
     );
 }
