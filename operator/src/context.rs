@@ -162,6 +162,12 @@ impl Context {
         self.settings.policy.allows(namespace, labels.as_ref())
     }
 
+    /// The valid workspaces of every namespace. Retention goes by these: the FileChanges a
+    /// workspace's nodes wrote while its namespace was allowed age out after it is refused too.
+    pub fn valid_workspaces(&self) -> Vec<Arc<FimWorkspace>> {
+        valid(&self.stores.workspaces)
+    }
+
     /// The valid workspaces in allowed namespaces.
     pub fn served_workspaces(&self) -> Vec<Arc<FimWorkspace>> {
         valid(&self.stores.workspaces)

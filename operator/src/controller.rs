@@ -83,13 +83,16 @@ where
     let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
     tracing::error!(kind = %K::kind(&()), %namespace, %name, error = %invalid.error,
         "an object cannot be read and is ignored until it is fixed");
-    if !ctx.first_report(
-        (
-            namespace.clone(),
-            format!("{}/{name}: {}", K::kind(&()), invalid.error),
-        ),
-        "Malformed",
-    ) {
+    // A standby announces nothing and records nothing: the leader it may become announces it.
+    if !ctx.is_leader()
+        || !ctx.first_report(
+            (
+                namespace.clone(),
+                format!("{}/{name}: {}", K::kind(&()), invalid.error),
+            ),
+            "Malformed",
+        )
+    {
         return;
     }
     let reference = ObjectReference {
@@ -110,9 +113,9 @@ where
         action: "Read".into(),
         secondary: None,
     };
-    let (recorder, leader) = (ctx.recorder.clone(), ctx.is_leader());
+    let recorder = ctx.recorder.clone();
     tokio::spawn(async move {
-        if leader && let Err(e) = recorder.publish(&event, &reference).await {
+        if let Err(e) = recorder.publish(&event, &reference).await {
             tracing::warn!(error = %e, "cannot publish an event");
         }
     });
@@ -279,7 +282,7 @@ pub async fn run(
                     }
                     _ = retention_tick.tick() => {
                         if !ctx.is_leader() { continue; }
-                        for workspace in ctx.served_workspaces() {
+                        for workspace in ctx.valid_workspaces() {
                             match retention::sweep(&ctx.client, &workspace, jiff::Timestamp::now()).await {
                                 Ok(deleted) => ctx.metrics.filechanges_collected_total.inc_by(deleted),
                                 Err(e) => tracing::warn!(workspace = %workspace.name_any(), error = %kubefim_telemetry::error_chain(&e), "retention failed"),

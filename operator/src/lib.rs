@@ -38,7 +38,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// The `kind` label of the error metric.
     /// Whether retrying the same request cannot succeed: the API server refused it for good (a
     /// 4xx other than conflicts, throttling and authentication), or a value is invalid.
     pub fn is_permanent(&self) -> bool {
@@ -51,6 +50,7 @@ impl Error {
         }
     }
 
+    /// The `kind` label of the error metric.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Kube(_) => "api",

@@ -52,8 +52,11 @@ impl Metrics {
         )
         .expect("valid");
         let nodes = IntGaugeVec::new(
-            Opts::new("nodes", "Nodes per workspace and state (selected, reporting)."),
-            &["workspace", "state"],
+            Opts::new(
+                "nodes",
+                "Nodes per workspace and state (selected, reporting, unsupported).",
+            ),
+            &["namespace", "workspace", "state"],
         )
         .expect("valid");
         let filechanges_collected_total =
