@@ -502,5 +502,39 @@ fn the_admission_policy_tests_for_the_node_name_with_has_first() {
         .find(|d| kind(d) == "ValidatingAdmissionPolicy")
         .unwrap();
     let rule = policy["spec"]["validations"][0]["expression"].as_str().unwrap();
-    assert!(rule.starts_with("has(request.userInfo.extra) &&"), "{rule}");
+    // CEL's && evaluates left to right here: each test guards the index after it.
+    let conjuncts: Vec<&str> = rule.split("&&").map(str::trim).collect();
+    assert_eq!(conjuncts.len(), 3, "{rule}");
+    assert_eq!(conjuncts[0], "has(request.userInfo.extra)", "{rule}");
+    assert_eq!(
+        conjuncts[1], r#""authentication.kubernetes.io/node-name" in request.userInfo.extra"#,
+        "{rule}"
+    );
+    assert!(
+        conjuncts[2].starts_with(
+            "object.spec.nodeName == request.userInfo.extra[\"authentication.kubernetes.io/node-name\"][0]"
+        ),
+        "the index comes last: {rule}"
+    );
+}
+
+/// Whether the operator's ClusterRole grants anything on Namespaces.
+fn operator_reads_namespaces(docs: &[Value]) -> bool {
+    docs.iter()
+        .filter(|d| kind(d) == "ClusterRole" && d["metadata"]["name"] == "kubefim-operator")
+        .flat_map(|d| d["rules"].as_sequence().cloned().unwrap_or_default())
+        .any(|rule| {
+            rule["resources"]
+                .as_sequence()
+                .is_some_and(|r| r.iter().any(|r| r == "namespaces"))
+        })
+}
+
+#[test]
+fn the_operator_reads_namespaces_only_to_match_a_namespace_selector() {
+    assert!(
+        !operator_reads_namespaces(&template(None)),
+        "named namespaces need no Namespace read"
+    );
+    assert!(operator_reads_namespaces(&template(Some(&all_toggles()))));
 }
