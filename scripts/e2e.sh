@@ -37,14 +37,16 @@ cleanup() {
   echo "e2e: removing what the run installed"
   helm uninstall "$release" -n "$install" --wait >/dev/null 2>&1 || true
   kubectl delete namespace "$install" --ignore-not-found --wait=true --timeout=120s >/dev/null 2>&1 || true
-  # Namespaces and Nodes of tests that did not clean up (a test process killed mid-way).
-  kubectl get namespaces -o name | grep '^namespace/fim-' | xargs -r kubectl delete --wait=true --timeout=120s >/dev/null 2>&1 || true
+  # Namespaces and Nodes of tests that did not clean up (a test process killed mid-way): the
+  # suite labels everything it creates kubefim-e2e, and nothing else is touched.
+  kubectl delete namespaces -l kubefim-e2e --wait=true --timeout=120s >/dev/null 2>&1 || true
   kubectl delete nodes -l kubefim-e2e --wait=true >/dev/null 2>&1 || true
   if [ "$crds_existed" = no ]; then
     kubectl delete crd "${crds[@]}" --ignore-not-found --wait=true >/dev/null 2>&1 || true
   fi
   left=$( (kubectl get clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings -o name 2>/dev/null | grep kubefim; \
-           kubectl get namespaces -o name | grep -E "^namespace/(fim-|$install$)"; \
+           kubectl get namespaces -l kubefim-e2e -o name; \
+           kubectl get namespaces -o name | grep -x "namespace/$install"; \
            kubectl get nodes -l kubefim-e2e -o name) || true)
   if [ -n "$left" ]; then
     echo "e2e: left behind:" >&2
@@ -59,8 +61,11 @@ trap cleanup EXIT
 
 kubectl apply --server-side --force-conflicts -f charts/kubefim/crds >/dev/null
 kubectl wait --for=condition=Established --timeout=60s "${crds[@]/#/crd/}" >/dev/null
+# A namespace selector, as the tenancy scenario that allows namespaces by label uses: with one
+# the chart lets the operator list and watch Namespaces, without one it does not.
 helm install "$release" charts/kubefim -n "$install" --create-namespace --skip-crds --wait \
-  --set operator.enabled=false --set agent.enabled=false >/dev/null
+  --set operator.enabled=false --set agent.enabled=false \
+  --set workspaceNamespaceSelector=kubefim-e2e.dev/monitoring >/dev/null
 # A new admission policy takes about a second to be enforced (DESIGN §12).
 sleep 3
 

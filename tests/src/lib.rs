@@ -251,6 +251,23 @@ pub fn suite_kubeconfig() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read KUBECONFIG {path}: {e}"))
 }
 
+/// The label on every namespace and Node the suite creates, valued with the test's namespace:
+/// scripts/e2e.sh removes what a killed test left behind by this label and by nothing else.
+pub const SUITE_LABEL: &str = "kubefim-e2e";
+
+fn create_suite_namespace(name: &str, test_namespace: &str) {
+    kubectl_ok(&["create", "namespace", name], None);
+    kubectl_ok(
+        &[
+            "label",
+            "namespace",
+            name,
+            &format!("{SUITE_LABEL}={test_namespace}"),
+        ],
+        None,
+    );
+}
+
 impl Env {
     /// Connects to the cluster KUBECONFIG names and creates the test's namespace. The chart
     /// must have been installed by scripts/e2e.sh.
@@ -266,13 +283,13 @@ impl Env {
             "the chart is not installed in namespace {install}: run the suite through scripts/e2e.sh"
         );
         let namespace = unique_name(&format!("fim-{test}"));
-        kubectl_ok(&["create", "namespace", &namespace], None);
+        create_suite_namespace(&namespace, &namespace);
         let dir = tempfile::tempdir().expect("a temporary directory");
         Self {
             client,
             namespace: namespace.clone(),
             install,
-            node_label: ("kubefim-e2e".into(), namespace.clone()),
+            node_label: (SUITE_LABEL.into(), namespace.clone()),
             nodes: Vec::new(),
             namespaces: vec![namespace],
             processes: Vec::new(),
@@ -283,7 +300,7 @@ impl Env {
     /// Another namespace for this test, removed with it.
     pub fn create_namespace(&mut self, prefix: &str, labels: &[(&str, &str)]) -> String {
         let name = unique_name(prefix);
-        kubectl_ok(&["create", "namespace", &name], None);
+        create_suite_namespace(&name, &self.namespace);
         for (key, value) in labels {
             kubectl_ok(&["label", "namespace", &name, &format!("{key}={value}")], None);
         }

@@ -56,8 +56,8 @@ pub async fn changes_in(env: &Env, namespace: &str, node: &str) -> Vec<FileChang
     let api: Api<FileChange> = Api::namespaced(env.client.clone(), namespace);
     api.list(&ListParams::default().labels(&format!("{}={node}", keys::LABEL_NODE)))
         .await
-        .map(|l| l.items)
-        .unwrap_or_default()
+        .unwrap_or_else(|e| panic!("cannot list the FileChanges of {node} in {namespace}: {e}"))
+        .items
 }
 
 /// The FileChanges of `node` in the test's namespace.

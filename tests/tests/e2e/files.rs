@@ -271,7 +271,17 @@ async fn an_agent_restarted_while_the_api_server_is_unreachable_loses_no_change(
     )
     .unwrap();
     let offline = env.start_agent(&node, Some(&unreachable), &[]);
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    let printed = |env: &Env| {
+        env.agent_lines(&node)
+            .iter()
+            .any(|line| line["path"] == "/srv/app/during-outage")
+    };
+    // The offline agent detects the change (its JSON line) and can only queue it.
+    eventually(SLOW, "the offline agent detecting the change", || {
+        let seen = printed(&env);
+        async move { seen.then_some(()) }
+    })
+    .await;
     env.stop(offline);
     assert!(
         change_at(&env, &node, "/srv/app/during-outage", ChangeCategory::Added)
@@ -283,4 +293,10 @@ async fn an_agent_restarted_while_the_api_server_is_unreachable_loses_no_change(
         change_at(&env, &node, "/srv/app/during-outage", ChangeCategory::Added)
     })
     .await;
+    // The restarted agent found it in its baseline already: the FileChange is the queued one,
+    // sent from the outbox, not a new detection.
+    assert!(
+        !printed(&env),
+        "the restarted agent detected the change again instead of sending the queued one"
+    );
 }
