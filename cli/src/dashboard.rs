@@ -1,5 +1,5 @@
-//! The workspace dashboard of `kubectl fim status`: a pure rendering of a workspace's status
-//! and of the changes of a period, testable without a cluster.
+//! The workspace dashboard of `kubectl fim status`: a rendering of a workspace's status and of
+//! the changes of a period (ages are counted from now), testable without a cluster.
 
 use std::fmt::Write as _;
 

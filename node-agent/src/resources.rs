@@ -1,7 +1,8 @@
 //! How much of the node the agent takes. A FIM agent shares every node with the workloads it
 //! watches, so it is a good neighbour by default:
-//! - its scan threads follow the container's CPU quota (cgroup v2 `cpu.max`, or v1
-//!   `cpu.cfs_quota_us`), not the host's core count;
+//! - its hashing threads, and its walking threads, each number the container's CPU quota
+//!   (cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us`), not the host's core count; walkers mostly
+//!   wait on the kernel, and the quota itself caps the CPU time of both together;
 //! - they run at the lowest CPU priority (nice 19) and in the idle I/O class, so a busy node
 //!   gives the scan only what is left over (`--scan-priority normal` turns this off);
 //! - a workspace's `scan.maxReadRate` caps the bytes per second its scans read, so a daily

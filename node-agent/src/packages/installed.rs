@@ -114,8 +114,9 @@ pub fn fingerprint(root: &HostRoot, manager: PackageManager) -> Result<String, P
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-/// Reads the database of `manager`, handing each installed package to `each` in turn (one
-/// package in memory at a time).
+/// Reads the database of `manager`, handing each installed package to `each` in turn (for
+/// dpkg and rpm one package in memory at a time; apk's single `installed` file is parsed whole,
+/// within the size bound of its read).
 pub fn read(
     root: &HostRoot,
     manager: PackageManager,

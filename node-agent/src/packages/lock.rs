@@ -4,11 +4,12 @@
 
 use crate::hostfs::{FileMeta, HostRoot};
 
-/// Whether a package manager is in the middle of an operation on `root`: it holds the lock on
-/// its database (dpkg's `lock`, rpm's `.rpm.lock`, apk's `lock`). Files half-unpacked (dpkg's
-/// `.dpkg-new`) are then on disk, so a scan waits for the operation to end.
+/// Whether a package manager is in the middle of an operation on `root`: it holds the POSIX lock
+/// on its database (dpkg's `lock`, rpm's `.rpm.lock`). Files half-unpacked (dpkg's `.dpkg-new`)
+/// are then on disk, so a scan waits for the operation to end. apk's lock is a `flock`, which
+/// `F_GETLK` cannot see: an apk operation is not waited for (docs/packages.md).
 pub fn in_progress(root: &HostRoot) -> bool {
-    ["/var/lib/dpkg/lock", "/var/lib/rpm/.rpm.lock", "/lib/apk/db/lock"]
+    ["/var/lib/dpkg/lock", "/var/lib/rpm/.rpm.lock"]
         .iter()
         .any(|path| locked(root, path))
 }
