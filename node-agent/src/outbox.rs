@@ -15,7 +15,7 @@ use kubefim_crds::{
     nodestatus::{DailyChangeCount, utc_day},
 };
 pub use records::{DeadLetter, Fold, OutboxPolicy, OutboxRecord, Rejections};
-use records::{count_change, counts_key, lane_from_key, lane_key};
+use records::{count_change, counter, counts_key, lane_from_key, lane_key};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
 
 use crate::{
@@ -111,13 +111,7 @@ impl<'t> OutboxWriter<'t> {
             .counts
             .get(key.as_str())
             .map_err(|e| store.error(e))?
-            .and_then(|v| {
-                serde_json::from_slice(v.value())
-                    .inspect_err(|e| {
-                        tracing::error!(key = %key, error = %e, "a daily change count is unreadable; counting this day again from 0");
-                    })
-                    .ok()
-            })
+            .and_then(|v| counter(v.value(), &key))
             .unwrap_or(DailyChangeCount {
                 day,
                 ..Default::default()
@@ -356,13 +350,7 @@ impl ChangeOutbox<'_> {
             let mut rejected = txn.open_table(REJECTED)?;
             let mut counts: Rejections = rejected
                 .get(key.as_str())?
-                .and_then(|v| {
-                    serde_json::from_slice(v.value())
-                        .inspect_err(|e| {
-                            tracing::error!(key = %key, error = %e, "a rejection count is unreadable; counting again from 0");
-                        })
-                        .ok()
-                })
+                .and_then(|v| counter(v.value(), &key))
                 .unwrap_or_default();
             counts.count += 1;
             counts.last_at = Some(at);
@@ -400,7 +388,7 @@ impl ChangeOutbox<'_> {
         })?;
         Ok(value
             .flatten()
-            .and_then(|v| serde_json::from_slice(&v).ok())
+            .and_then(|v| counter(&v, &key))
             .unwrap_or_default())
     }
 

@@ -215,3 +215,12 @@ impl Fold {
         }
     }
 }
+
+/// A stored count, or None (counting again from 0) when it cannot be read: said in the log.
+pub(super) fn counter<T: serde::de::DeserializeOwned>(bytes: &[u8], key: &str) -> Option<T> {
+    let read = serde_json::from_slice(bytes);
+    read.inspect_err(
+        |e| tracing::error!(%key, error = %e, "a stored count is unreadable; counting again from 0"),
+    )
+    .ok()
+}

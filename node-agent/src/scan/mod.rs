@@ -2,14 +2,14 @@
 //! the stored baseline in key order, only what the fast path cannot vouch for is hashed (in
 //! parallel), one Change is emitted per difference, and only what changed is written, in one
 //! update per scan. Memory is bounded by the batch size and the walk depth, never by the number
-//! of files. Split by job:
+//! of files (unreadable keys aside: one per object that could not be examined). Split by job:
 //! - `merge`: what is on the host (walk or units) against what is stored, in key order;
 //! - `hashing`: the parallel hashing that turns a merged batch into current states;
 //! - `record`: comparing a current state with the stored one, emitting the change, writing it;
 //! - `targets`: realtime rescans of only what events point at.
 //!
-//! It never prints, never talks to the API server and never opens a table of the store: changes go to
-//! the caller's sink (and the outbox, when there is one), storage goes through the store.
+//! It never prints, never talks to the API server and never opens a table of the store: changes
+//! go to the caller's sink (and the outbox, when there is one), storage goes through the store.
 
 mod attributing;
 mod hashing;
@@ -43,8 +43,7 @@ pub enum ScanMode {
     /// As Detect, each difference reported as accepted (`update`): attribution
     /// BaselineAccepted.
     Accept,
-    /// Report differences and leave the baseline as it is (`check`); the store's package
-    /// ledger is still brought up to date, since it records the databases, not the files.
+    /// Report differences, leave the baseline as it is (`check`); the package ledger is updated.
     Check,
     /// Record the current state as the baseline, report nothing (`init`).
     Init,
@@ -341,14 +340,12 @@ impl Scanner<'_> {
         let key = scan.key();
         let identity = scan.identity();
         let existing = match snapshot.entity_baseline(&key) {
-            Ok(existing) => existing,
             // Its stored state stays as it is, unscanned, and the entity says why.
-            Err(error @ crate::Error::CorruptRecord { .. }) => {
-                scan.outcome.state = EntityState::Error;
-                scan.outcome.message = Some(error.to_string());
+            Err(error @ Error::CorruptRecord { .. }) => {
+                (scan.outcome.state, scan.outcome.message) = (EntityState::Error, Some(error.to_string()));
                 return Ok(());
             }
-            Err(error) => return Err(error),
+            other => other?,
         };
         // A new baseline revision with the same scope: what differs is reported as accepted,
         // never wiped silently (a history that a revision bump could erase is no audit trail).
