@@ -221,6 +221,9 @@ async fn a_disabled_workspace_empties_the_configs_and_a_deleted_one_takes_its_hi
 async fn retention_deletes_changes_beyond_the_per_node_limit() {
     let (env, node) = monitored_node("retention", "  retention: {maxAge: 14d, maxChangesPerNode: 1}\n").await;
     for name in ["r1", "r2", "r3"] {
+        // Retention orders changes by creation time, which has a one-second resolution: changes
+        // a second apart, so that the newest one is the one kept.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         let path = format!("/srv/app/{name}");
         std::fs::write(host_path(&env, &node, &path), "x").unwrap();
         eventually(SLOW, name, || {
