@@ -143,6 +143,22 @@ impl Read {
             content: keep.then(Vec::new),
         }
     }
+
+    /// Counts `n` more bytes read; true when they take the file past `size`, its size when
+    /// opened (it grew: the read stops there).
+    fn grows_past(&mut self, n: usize, size: u64) -> bool {
+        self.bytes += n as u64;
+        self.grew = self.bytes > size;
+        self.grew
+    }
+
+    /// Hashes `chunk` (on several threads when `parallel`) and keeps it when asked to.
+    fn feed(&mut self, chunk: &[u8], parallel: bool) {
+        self.hasher.update(chunk, parallel);
+        if let Some(content) = self.content.as_mut() {
+            content.extend_from_slice(chunk);
+        }
+    }
 }
 
 /// Reads a small file through this thread's reusable buffer.
@@ -161,15 +177,10 @@ fn read_small(
             if n == 0 {
                 return Ok(read);
             }
-            read.bytes += n as u64;
-            if read.bytes > size {
-                read.grew = true;
+            if read.grows_past(n, size) {
                 return Ok(read);
             }
-            read.hasher.update(&buffer[..n], false);
-            if let Some(content) = read.content.as_mut() {
-                content.extend_from_slice(&buffer[..n]);
-            }
+            read.feed(&buffer[..n], false);
         }
     })
 }
@@ -187,22 +198,11 @@ fn read_large(
     let (mut current, mut next) = (vec![0u8; LARGE_BUFFER], vec![0u8; LARGE_BUFFER]);
     let mut n = read_full(file, &mut current, throttle)?;
     while n > 0 {
-        read.bytes += n as u64;
-        if read.bytes > size {
-            read.grew = true;
+        if read.grows_past(n, size) {
             return Ok(read);
         }
         let chunk = &current[..n];
-        let (hasher, content) = (&mut read.hasher, &mut read.content);
-        let (_, following) = rayon::join(
-            || {
-                hasher.update(chunk, true);
-                if let Some(content) = content.as_mut() {
-                    content.extend_from_slice(chunk);
-                }
-            },
-            || read_full(file, &mut next, throttle),
-        );
+        let (_, following) = rayon::join(|| read.feed(chunk, true), || read_full(file, &mut next, throttle));
         n = following?;
         std::mem::swap(&mut current, &mut next);
     }

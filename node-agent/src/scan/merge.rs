@@ -128,22 +128,63 @@ impl Unknown {
     }
 }
 
-/// Adds a step to the batch and hands a full batch on. Removals count toward the batch like
-/// comparisons: a removed tree of any size is handed on in batches, never held whole.
-fn push(
-    step: Step,
-    batch: &mut Vec<Step>,
-    pipeline: &mut hashing::Pipeline,
-    scan: &mut EntityScan<'_>,
-    tables: &mut Tables<'_, '_>,
-    sink: &mut dyn FnMut(Change),
-) -> Result<()> {
-    batch.push(step);
-    if batch.len() >= BATCH {
-        let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
-        pipeline.submit(scan, full, tables, sink)?;
+/// The steps of a merge on their way to hashing: the batch being filled, the batches in flight,
+/// and what could not be examined.
+#[derive(Default)]
+struct Pending {
+    batch: Vec<Step>,
+    pipeline: hashing::Pipeline,
+    unknown: Unknown,
+    /// Stored entries kept unexamined (within something that could not be examined).
+    kept: u64,
+}
+
+impl Pending {
+    /// Adds a step to the batch and hands a full batch on. Removals count toward the batch like
+    /// comparisons: a removed tree of any size is handed on in batches, never held whole.
+    fn push(
+        &mut self,
+        step: Step,
+        scan: &mut EntityScan<'_>,
+        tables: &mut Tables<'_, '_>,
+        sink: &mut dyn FnMut(Change),
+    ) -> Result<()> {
+        self.batch.push(step);
+        if self.batch.len() >= BATCH {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            self.pipeline.submit(scan, full, tables, sink)?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// A stored entry the host no longer shows: kept when it lies within something that could
+    /// not be examined, removed otherwise.
+    fn gone(
+        &mut self,
+        key: Vec<u8>,
+        record: Record,
+        scan: &mut EntityScan<'_>,
+        tables: &mut Tables<'_, '_>,
+        sink: &mut dyn FnMut(Change),
+    ) -> Result<()> {
+        if self.unknown.keeps(&key) {
+            self.kept += 1;
+            return Ok(());
+        }
+        self.push(Step::Removed(key, record), scan, tables, sink)
+    }
+
+    /// Hands on what is left and records every batch in flight.
+    fn finish(
+        mut self,
+        scan: &mut EntityScan<'_>,
+        tables: &mut Tables<'_, '_>,
+        sink: &mut dyn FnMut(Change),
+    ) -> Result<u64> {
+        self.pipeline.submit(scan, self.batch, tables, sink)?;
+        self.pipeline.finish(scan, tables, sink)?;
+        Ok(self.kept)
+    }
 }
 
 /// The merge-join itself; returns how many stored entries were kept unexamined.
@@ -155,33 +196,19 @@ pub(super) fn merge(
     sink: &mut dyn FnMut(Change),
 ) -> Result<u64> {
     let mut next_stored = stored.next().transpose()?;
-    let mut unknown = Unknown::default();
-    let mut batch: Vec<Step> = Vec::with_capacity(BATCH);
-    let mut pipeline = hashing::Pipeline::default();
-    let mut kept: u64 = 0;
+    let mut pending = Pending::default();
     for item in found {
         match item {
             Found::Unreadable { key, kind } => {
                 *scan.outcome.errors.entry(kind.reason()).or_default() += 1;
-                unknown.0.push_back(key);
+                pending.unknown.0.push_back(key);
             }
             Found::Object(object) => {
                 let mut previous = None;
                 while let Some((key, record)) = next_stored.take() {
                     match key.as_slice().cmp(object.key()) {
                         std::cmp::Ordering::Less => {
-                            if unknown.keeps(&key) {
-                                kept += 1;
-                            } else {
-                                push(
-                                    Step::Removed(key, record),
-                                    &mut batch,
-                                    &mut pipeline,
-                                    scan,
-                                    tables,
-                                    sink,
-                                )?;
-                            }
+                            pending.gone(key, record, scan, tables, sink)?;
                             next_stored = stored.next().transpose()?;
                         }
                         std::cmp::Ordering::Equal => {
@@ -195,33 +222,13 @@ pub(super) fn merge(
                         }
                     }
                 }
-                push(
-                    Step::Compare(previous, object),
-                    &mut batch,
-                    &mut pipeline,
-                    scan,
-                    tables,
-                    sink,
-                )?;
+                pending.push(Step::Compare(previous, object), scan, tables, sink)?;
             }
         }
     }
     while let Some((key, record)) = next_stored.take() {
-        if unknown.keeps(&key) {
-            kept += 1;
-        } else {
-            push(
-                Step::Removed(key, record),
-                &mut batch,
-                &mut pipeline,
-                scan,
-                tables,
-                sink,
-            )?;
-        }
+        pending.gone(key, record, scan, tables, sink)?;
         next_stored = stored.next().transpose()?;
     }
-    pipeline.submit(scan, batch, tables, sink)?;
-    pipeline.finish(scan, tables, sink)?;
-    Ok(kept)
+    pending.finish(scan, tables, sink)
 }
