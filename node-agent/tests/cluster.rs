@@ -16,17 +16,23 @@ use kubefim_crds::{AgentConfig, filechange::change_name};
 use kubefim_testkit::{body_of, mock, next_request, nothing_more, respond};
 use serde_json::json;
 
-#[tokio::test]
-async fn the_config_watch_then_a_first_baseline_reports_nothing() {
-    let (client, mut handle) = mock();
-    let config = AgentConfig::new("n1", vec![prod()]);
-    let (sender, mut configs) = tokio::sync::watch::channel(AgentConfig::new("n1", vec![]));
+/// Node n1's configuration watch, started from `current`; what it publishes.
+fn watching(client: &kube::Client, current: AgentConfig) -> tokio::sync::watch::Receiver<AgentConfig> {
+    let (sender, configs) = tokio::sync::watch::channel(current);
     tokio::spawn(cluster::watch_config(
         client.clone(),
         "kubefim-system".into(),
         "n1".into(),
         sender,
     ));
+    configs
+}
+
+#[tokio::test]
+async fn the_config_watch_then_a_first_baseline_reports_nothing() {
+    let (client, mut handle) = mock();
+    let config = AgentConfig::new("n1", vec![prod()]);
+    let mut configs = watching(&client, AgentConfig::new("n1", vec![]));
     let (list, send) = next_request(&mut handle).await;
     assert_eq!(list.method(), Method::GET);
     let uri = list.uri().to_string();
@@ -67,13 +73,7 @@ async fn the_config_watch_then_a_first_baseline_reports_nothing() {
 async fn a_configmap_deleted_while_the_agent_was_down_empties_the_saved_configuration() {
     let (client, mut handle) = mock();
     let saved = AgentConfig::new("n1", vec![prod()]);
-    let (sender, mut configs) = tokio::sync::watch::channel(saved);
-    tokio::spawn(cluster::watch_config(
-        client.clone(),
-        "kubefim-system".into(),
-        "n1".into(),
-        sender,
-    ));
+    let mut configs = watching(&client, saved);
     let (list, send) = next_request(&mut handle).await;
     assert!(
         list.uri()

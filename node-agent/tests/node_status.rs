@@ -56,6 +56,19 @@ fn scan_done(node: &Node) -> ScanDone {
     }
 }
 
+/// A heartbeat that has published the node's first scan (its FimNodeStatus created, the
+/// status applied), with the body of that status patch.
+async fn first_published(client: &Client, node: &Node, handle: &mut Handle) -> (Heartbeat, Value) {
+    let mut publisher = heartbeat(client, node);
+    let done = scan_done(node);
+    let task = tokio::spawn(async move {
+        publisher.scanned(done).await;
+        publisher
+    });
+    let patch = expect_create_then_patch(handle).await;
+    (task.await.unwrap(), patch)
+}
+
 /// Answers the create and the status patch of a first publication; returns the patch body.
 async fn expect_create_then_patch(handle: &mut Handle) -> Value {
     let (request, send) = next_request(handle).await;
@@ -99,14 +112,7 @@ fn condition<'a>(patch: &'a Value, type_: &str) -> &'a Value {
 async fn fim_node_status_is_created_then_its_status_applied() {
     let (client, mut handle) = mock();
     let node = Node::new();
-    let mut publisher = heartbeat(&client, &node);
-    let done = scan_done(&node);
-    let task = tokio::spawn(async move {
-        publisher.scanned(done).await;
-        publisher
-    });
-    let patch = expect_create_then_patch(&mut handle).await;
-    let mut publisher = task.await.unwrap();
+    let (mut publisher, patch) = first_published(&client, &node, &mut handle).await;
     assert_eq!(
         (patch["apiVersion"].as_str(), patch["kind"].as_str()),
         (Some("kubefim.dev/v1alpha1"), Some("FimNodeStatus"))
@@ -142,14 +148,7 @@ async fn fim_node_status_is_created_then_its_status_applied() {
 async fn counts_follow_a_realtime_change_without_waiting_for_a_full_scan() {
     let (client, mut handle) = mock();
     let node = Node::new();
-    let mut publisher = heartbeat(&client, &node);
-    let done = scan_done(&node);
-    let task = tokio::spawn(async move {
-        publisher.scanned(done).await;
-        publisher
-    });
-    let first = expect_create_then_patch(&mut handle).await;
-    let mut publisher = task.await.unwrap();
+    let (mut publisher, first) = first_published(&client, &node, &mut handle).await;
     assert!(
         first["status"].get("changeCounts").is_none(),
         "a silent baseline counts nothing"
@@ -184,14 +183,7 @@ async fn counts_follow_a_realtime_change_without_waiting_for_a_full_scan() {
 async fn a_fim_node_status_that_disappeared_is_created_again() {
     let (client, mut handle) = mock();
     let node = Node::new();
-    let mut publisher = heartbeat(&client, &node);
-    let done = scan_done(&node);
-    let task = tokio::spawn(async move {
-        publisher.scanned(done).await;
-        publisher
-    });
-    expect_create_then_patch(&mut handle).await;
-    let mut publisher = task.await.unwrap();
+    let (mut publisher, _) = first_published(&client, &node, &mut handle).await;
 
     // The workspace was deleted and re-created: its FimNodeStatus went with it.
     let config = AgentConfig::new("n1", vec![prod()]);
@@ -217,14 +209,7 @@ async fn a_fim_node_status_that_disappeared_is_created_again() {
 async fn a_workspace_that_left_the_configuration_is_no_longer_published() {
     let (client, mut handle) = mock();
     let node = Node::new();
-    let mut publisher = heartbeat(&client, &node);
-    let done = scan_done(&node);
-    let task = tokio::spawn(async move {
-        publisher.scanned(done).await;
-        publisher
-    });
-    expect_create_then_patch(&mut handle).await;
-    let mut publisher = task.await.unwrap();
+    let (mut publisher, _) = first_published(&client, &node, &mut handle).await;
     publisher.beat(&AgentConfig::new("n1", vec![])).await;
     nothing_more(&mut handle).await;
 }
@@ -312,14 +297,7 @@ async fn an_accepted_baseline_settles_a_reset() {
         baseline_revision: String::new(),
     };
     node.agent.store.set_reset(&key, Some(&reset)).unwrap();
-    let mut publisher = heartbeat(&client, &node);
-    let done = scan_done(&node);
-    let task = tokio::spawn(async move {
-        publisher.scanned(done).await;
-        publisher
-    });
-    let patch = expect_create_then_patch(&mut handle).await;
-    let mut publisher = task.await.unwrap();
+    let (mut publisher, patch) = first_published(&client, &node, &mut handle).await;
     assert_eq!(condition(&patch, "Degraded")["reason"], reasons::BASELINE_RESET);
 
     // kubectl fim baseline accept: a new baseline.revision reaches the node.
@@ -342,14 +320,7 @@ async fn an_accepted_baseline_settles_a_reset() {
 async fn an_accept_reports_what_it_accepted_with_a_normal_event_and_nothing_more() {
     let (client, mut handle) = mock();
     let node = Node::new();
-    let mut publisher = heartbeat(&client, &node);
-    let done = scan_done(&node);
-    let task = tokio::spawn(async move {
-        publisher.scanned(done).await;
-        publisher
-    });
-    expect_create_then_patch(&mut handle).await;
-    let mut publisher = task.await.unwrap();
+    let (mut publisher, _) = first_published(&client, &node, &mut handle).await;
 
     // Realtime off; the file changes, then kubectl fim baseline accept lands before a scan.
     node.write("/srv/app.conf", "changed before the accept\n");

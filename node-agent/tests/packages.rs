@@ -376,8 +376,8 @@ fn apk_v1() -> Vec<Item> {
     ]
 }
 
-#[test]
-fn an_apk_upgrade_is_explained_and_a_hand_change_is_not() {
+/// kfdemo 1.0 installed by apk, baselined by a Summarize workspace on its database.
+fn apk_fixture() -> (Fixture, WorkspaceConfig) {
     let fx = Fixture::new();
     apk_install(
         fx.host.path(),
@@ -389,6 +389,12 @@ fn an_apk_upgrade_is_explained_and_a_hand_change_is_not() {
     );
     let ws = ws(AttributionMode::Summarize, "/lib/apk/db");
     fx.init(&ws);
+    (fx, ws)
+}
+
+#[test]
+fn an_apk_upgrade_is_explained_and_a_hand_change_is_not() {
+    let (fx, ws) = apk_fixture();
     let v2 = [
         file("/usr/bin/kfdemo", "#!/bin/sh\necho kfdemo 2.0\n"),
         symlink("/usr/bin/kfdemo-link", "kfdemo"),
@@ -467,17 +473,7 @@ fn an_apk_binary_and_its_checksum_rewritten_by_hand_are_unexplained_and_a_remova
 
 #[test]
 fn a_malformed_apk_database_is_an_entity_error() {
-    let fx = Fixture::new();
-    apk_install(
-        fx.host.path(),
-        &[ApkPackage {
-            name: "kfdemo",
-            version: "1.0-r0",
-            items: &apk_v1(),
-        }],
-    );
-    let ws = ws(AttributionMode::Summarize, "/lib/apk/db");
-    fx.init(&ws);
+    let (fx, ws) = apk_fixture();
     std::fs::write(
         fx.path("/lib/apk/db/installed"),
         "P:kfdemo\nV:1.0-r0\nR:kfdemo\nZ:not-a-checksum\n",

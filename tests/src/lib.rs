@@ -20,6 +20,7 @@ use std::{
 
 use k8s_openapi::api::core::v1::Node;
 use kube::{Api, Client, api::PostParams};
+use kubefim_crds::keys;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -324,6 +325,34 @@ impl Env {
         name
     }
 
+    /// Deletes the operator's Lease in the install namespace, if there is one.
+    fn delete_operator_lease(&self) {
+        let _ = kubectl(
+            &[
+                "delete",
+                "lease",
+                keys::OPERATOR_LEASE,
+                "-n",
+                &self.install,
+                "--ignore-not-found",
+            ],
+            None,
+        );
+    }
+
+    /// Starts the agent of `node` with a kubeconfig naming its own identity but a server that
+    /// does not answer: it detects and queues, and reports nothing. Returns its process index.
+    pub fn start_offline_agent(&mut self, node: &str) -> usize {
+        let own = self.kubeconfig_as(
+            &format!("agent-{node}-offline.kubeconfig"),
+            &Identity::agent(&self.install, node),
+        );
+        let unreachable = self.dir.path().join(format!("{node}-unreachable.kubeconfig"));
+        let text = std::fs::read_to_string(&own).expect("the kubeconfig just written");
+        std::fs::write(&unreachable, unreachable_kubeconfig(&text)).expect("the test directory is writable");
+        self.start_agent(node, Some(&unreachable), &[])
+    }
+
     /// A kubeconfig of the suite's cluster acting as `identity`, written in the test's directory.
     pub fn kubeconfig_as(&self, file: &str, identity: &Identity) -> PathBuf {
         let path = self.dir.path().join(file);
@@ -336,17 +365,7 @@ impl Env {
     /// what `args` add), with short status and retention periods.
     pub fn start_operator(&mut self, args: &[&str]) {
         // The previous test's operator may have died holding the Lease: start afresh.
-        let _ = kubectl(
-            &[
-                "delete",
-                "lease",
-                "kubefim-operator",
-                "-n",
-                &self.install,
-                "--ignore-not-found",
-            ],
-            None,
-        );
+        self.delete_operator_lease();
         let kubeconfig = self.kubeconfig_as(
             "operator.kubeconfig",
             &Identity::service_account(&self.install, "kubefim-operator"),
@@ -497,17 +516,7 @@ fn output_file(dir: &Path, name: &str) -> Stdio {
 impl Drop for Env {
     fn drop(&mut self) {
         self.processes.clear();
-        let _ = kubectl(
-            &[
-                "delete",
-                "lease",
-                "kubefim-operator",
-                "-n",
-                &self.install,
-                "--ignore-not-found",
-            ],
-            None,
-        );
+        self.delete_operator_lease();
         for node in &self.nodes {
             let _ = kubectl(&["delete", "node", node, "--wait=false"], None);
         }

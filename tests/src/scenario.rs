@@ -123,15 +123,22 @@ pub async fn monitored_node(test: &str, workspace_extra: &str) -> (Env, String) 
     );
     env.host_root(&node);
     std::fs::write(host_path(&env, &node, "/srv/app/old.txt"), "old\n").expect("seed file");
+    start_agent_once_configured(&mut env, &node, 2).await;
+    (env, node)
+}
+
+/// Once the configuration of `node` holds workspace `ws` with its `entities` entities, starts
+/// the node's agent and waits for its first (silent) scan. Returns the agent's process index.
+pub async fn start_agent_once_configured(env: &mut Env, node: &str, entities: usize) -> usize {
     eventually(SLOW, "the node's configuration", || async {
-        node_config(&env, &node)
+        node_config(env, node)
             .await
-            .filter(|(_, c)| c.workspaces.iter().any(|w| w.entities.len() == 2))
+            .filter(|(_, c)| c.workspaces.iter().any(|w| w.entities.len() == entities))
     })
     .await;
-    env.start_agent(&node, None, &[]);
-    eventually(SLOW, "the first scan", || node_status(&env, "ws", &node)).await;
-    (env, node)
+    let agent = env.start_agent(node, None, &[]);
+    eventually(SLOW, "the first scan", || node_status(env, "ws", node)).await;
+    agent
 }
 
 /// The value of the first series of `metric` (with `labels` among its labels) in a Prometheus

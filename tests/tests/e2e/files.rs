@@ -8,7 +8,7 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use kubefim_crds::{ChangeCategory, FimWorkspace, MonitoredEntity, keys};
-use kubefim_e2e::{Env, Identity, eventually, kubectl, scenario::*, unreachable_kubeconfig};
+use kubefim_e2e::{Env, eventually, kubectl, scenario::*};
 
 #[tokio::test]
 async fn a_workspace_with_recommended_items_and_a_custom_entity_renders_the_node_configmap() {
@@ -266,14 +266,7 @@ async fn an_agent_restarted_while_the_api_server_is_unreachable_loses_no_change(
     // The agent is the last process started by monitored_node.
     env.stop(1);
     std::fs::write(host_path(&env, &node, "/srv/app/during-outage"), "x").unwrap();
-    let own = env.kubeconfig_as("agent-outage.kubeconfig", &Identity::agent(&env.install, &node));
-    let unreachable = env.dir.path().join("unreachable.kubeconfig");
-    std::fs::write(
-        &unreachable,
-        unreachable_kubeconfig(&std::fs::read_to_string(&own).unwrap()),
-    )
-    .unwrap();
-    let offline = env.start_agent(&node, Some(&unreachable), &[]);
+    let offline = env.start_offline_agent(&node);
     let printed = |env: &Env| {
         env.agent_lines(&node)
             .iter()

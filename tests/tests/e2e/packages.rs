@@ -76,14 +76,7 @@ async fn a_dpkg_upgrade_is_reported_explained_and_a_hand_change_unexplained() {
     std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
     let debs = env.dir.path().join("debs");
     dpkg_install(&root, &build_deb(&debs, "1.0", "#!/bin/sh\necho 1.0\n"));
-    eventually(SLOW, "the node's configuration", || async {
-        node_config(&env, &node)
-            .await
-            .filter(|(_, c)| c.workspaces.iter().any(|w| w.entities.len() == 2))
-    })
-    .await;
-    env.start_agent(&node, None, &[]);
-    eventually(SLOW, "the first scan", || node_status(&env, "ws", &node)).await;
+    start_agent_once_configured(&mut env, &node, 2).await;
 
     dpkg_install(&root, &build_deb(&debs, "2.0", "#!/bin/sh\necho 2.0, improved\n"));
     let report = eventually(SLOW, "the upgrade's explained report", || async {

@@ -4,49 +4,56 @@
 use std::time::Duration;
 
 use kubefim_crds::ChangeCategory;
-use kubefim_e2e::{Env, Identity, eventually, free_port, kubectl_ok, scenario::*, unreachable_kubeconfig};
+use kubefim_e2e::{Env, eventually, free_port, kubectl_ok, scenario::*};
+
+/// The operator serving the test's namespace and `other`; in each, workspace `workspace` (its
+/// spec with `extra`) monitoring /srv/app; the agent of `node` started once both are in its
+/// configuration, and its first scan of each done. Returns the agent's process index.
+async fn one_workspace_name_in_two_namespaces(
+    env: &mut Env,
+    node: &str,
+    other: &str,
+    workspace: &str,
+    extra: &str,
+) -> usize {
+    env.start_operator(&[&format!(
+        "--workspace-namespaces={},{},{other}",
+        env.install, env.namespace
+    )]);
+    for namespace in [env.namespace.as_str(), other] {
+        apply_ok_in(env, namespace, &workspace_yaml(env, workspace, extra));
+        apply_ok_in(
+            env,
+            namespace,
+            &entity_yaml("app", workspace, "LinuxFile", "/srv/app", true),
+        );
+    }
+    eventually(SLOW, "both workspaces on the node", || async {
+        node_config(env, node)
+            .await
+            .filter(|(_, c)| c.workspaces.len() == 2)
+    })
+    .await;
+    env.host_root(node);
+    let agent = env.start_agent(node, None, &[]);
+    for namespace in [env.namespace.as_str(), other] {
+        eventually(SLOW, "the first scans", || {
+            node_status_in(env, namespace, workspace, node)
+        })
+        .await;
+    }
+    agent
+}
 
 #[tokio::test]
 async fn a_change_queued_for_a_deleted_namespace_is_refused_and_the_others_still_go_out() {
     let mut env = Env::new("deleted-namespace").await;
     let node = env.create_node("node").await;
     let doomed = env.create_namespace("fim-doomed", &[]);
-    env.start_operator(&[&format!(
-        "--workspace-namespaces={},{},{doomed}",
-        env.install, env.namespace
-    )]);
-    for namespace in [env.namespace.clone(), doomed.clone()] {
-        apply_ok_in(&env, &namespace, &workspace_yaml(&env, "ws", ""));
-        apply_ok_in(
-            &env,
-            &namespace,
-            &entity_yaml("app", "ws", "LinuxFile", "/srv/app", true),
-        );
-    }
-    eventually(SLOW, "both workspaces on the node", || async {
-        node_config(&env, &node)
-            .await
-            .filter(|(_, c)| c.workspaces.len() == 2)
-    })
-    .await;
-    env.host_root(&node);
-    let agent = env.start_agent(&node, None, &[]);
-    for namespace in [&env.namespace, &doomed] {
-        eventually(SLOW, "the first scans", || {
-            node_status_in(&env, namespace, "ws", &node)
-        })
-        .await;
-    }
+    let agent = one_workspace_name_in_two_namespaces(&mut env, &node, &doomed, "ws", "").await;
     // The agent cannot reach the API server while the change happens: it stays queued.
     env.stop(agent);
-    let own = env.kubeconfig_as("agent-offline.kubeconfig", &Identity::agent(&env.install, &node));
-    let unreachable = env.dir.path().join("unreachable.kubeconfig");
-    std::fs::write(
-        &unreachable,
-        unreachable_kubeconfig(&std::fs::read_to_string(&own).unwrap()),
-    )
-    .unwrap();
-    let offline = env.start_agent(&node, Some(&unreachable), &[]);
+    let offline = env.start_offline_agent(&node);
     tokio::time::sleep(Duration::from_secs(3)).await;
     std::fs::write(host_path(&env, &node, "/srv/app/queued"), "x").unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -85,35 +92,10 @@ async fn two_workspaces_of_one_name_in_two_namespaces_each_see_every_change() {
     let mut env = Env::new("same-name").await;
     let node = env.create_node("node").await;
     let other = env.create_namespace("fim-same-name", &[]);
-    env.start_operator(&[&format!(
-        "--workspace-namespaces={},{},{other}",
-        env.install, env.namespace
-    )]);
     // Realtime off: the change must be found by a scan, which used to drop the other
     // workspace's baselines.
     let extra = "  scan: {interval: 1m, realtime: false}\n";
-    for namespace in [env.namespace.clone(), other.clone()] {
-        apply_ok_in(&env, &namespace, &workspace_yaml(&env, "default", extra));
-        apply_ok_in(
-            &env,
-            &namespace,
-            &entity_yaml("app", "default", "LinuxFile", "/srv/app", true),
-        );
-    }
-    eventually(SLOW, "both workspaces on the node", || async {
-        node_config(&env, &node)
-            .await
-            .filter(|(_, c)| c.workspaces.len() == 2)
-    })
-    .await;
-    env.host_root(&node);
-    env.start_agent(&node, None, &[]);
-    for namespace in [&env.namespace, &other] {
-        eventually(SLOW, "the first scans", || {
-            node_status_in(&env, namespace, "default", &node)
-        })
-        .await;
-    }
+    one_workspace_name_in_two_namespaces(&mut env, &node, &other, "default", extra).await;
     std::fs::write(host_path(&env, &node, "/srv/app/between-scans"), "x").unwrap();
     for namespace in [&env.namespace, &other] {
         eventually(Duration::from_secs(150), "the change in each namespace", || {
