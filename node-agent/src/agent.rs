@@ -32,7 +32,8 @@ const PACKAGE_OPERATION_WAIT: std::time::Duration = std::time::Duration::from_se
 pub struct Agent {
     pub node: String,
     pub root: HostRoot,
-    pub store: BaselineStore,
+    /// Shared with the in-cluster mode's async side, which reaches it through `StoreAccess`.
+    pub store: Arc<BaselineStore>,
     pub metrics: Metrics,
     /// One scan at a time: a full scan and a realtime rescan running together could both report
     /// the same change.
@@ -51,7 +52,7 @@ impl Agent {
         Self {
             node: node.to_string(),
             root,
-            store,
+            store: Arc::new(store),
             metrics: Metrics::new(node),
             scan_lock: Mutex::new(()),
             outbox: None,
@@ -88,7 +89,7 @@ impl Agent {
                 self.outbox_filled.notify_one();
             }
             // The gauge follows every commit, not only the reporter's passes.
-            let depth = crate::outbox::ChangeOutbox { store: &self.store }.depth()?;
+            let depth = self.store.queue().depth()?;
             self.metrics
                 .outbox_depth
                 .set(i64::try_from(depth).unwrap_or(i64::MAX));

@@ -7,7 +7,7 @@ use kubefim_crds::{
     filechange::{AggregatedChanges, ChangedAttribute, ContentWithheld, DropInState},
 };
 
-use crate::store::Record;
+use crate::records::Record;
 
 /// One detected change, before it is reported.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,7 +2,8 @@
 //! `config` (what to monitor) → `resolve` (entity paths) → `hostfs` / `walk` / `services` (what
 //! is on the host, safely) → `hash` → `store` (the baseline) → `scan` (the merge-join, split by
 //! job) → `diff` (what changed) → `outbox` (queued for the API) → `output` (JSON lines, the
-//! readable listing). `agent` runs scans for every mode, `schedule` is the loop the long-running
+//! readable listing). `records` holds the types the node's state is made of; `store` is the
+//! one owner of where they are kept. `agent` runs scans for every mode, `schedule` is the loop the long-running
 //! modes share, `realtime` owns inotify; `cluster`, `standalone` and `oneshot` are the modes.
 
 pub mod agent;
@@ -17,6 +18,7 @@ pub mod outbox;
 pub mod output;
 pub mod packages;
 pub mod realtime;
+pub mod records;
 pub mod resolve;
 pub mod resources;
 pub mod scan;
@@ -100,6 +102,13 @@ pub enum Error {
 
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+
+    #[error("cannot encode {what} for the store; this is a bug in kubefim-agent, please report it")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
 
     #[error("internal error: {0}; this is a bug in kubefim-agent, please report it")]
     Internal(&'static str),

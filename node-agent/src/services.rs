@@ -23,7 +23,7 @@ use kubefim_crds::FileType;
 use crate::{
     hash::{self, HashLimits},
     hostfs::{self, FsErrorKind, HostRoot},
-    store::{DropIn, Record},
+    records::{DropIn, Record},
 };
 
 /// Unit directories in systemd's precedence order (the first that has a unit wins).

@@ -1,6 +1,14 @@
-//! BaselineStore: the agent's durable state on the node, in one redb file under `--state-dir`.
-//! It is the only module besides the outbox that knows redb: the scan reads a [`Snapshot`] and
-//! writes through an [`Update`], and never sees a table.
+//! BaselineStore: the one owner of the node's state, one redb file under `--state-dir`. It is
+//! the only module that knows redb: the scan reads a [`Snapshot`] and writes through an
+//! [`Update`], the outbox queues through a [`QueueWriter`], the reporter reads and settles
+//! through [`QueueView`], and none of them sees a table. The types it persists are in
+//! `records`; this module owns how and where they are kept.
+//!
+//! Its table families: the baseline (`base/…`, `content/…`; `store/entity_tables`), the
+//! entities' identities, the format, the generation and unsettled resets (`meta`;
+//! `store/entity`, `store/lifecycle`, `store/reset`), the queue, dead letters, refusal counts,
+//! per-day counts and newest changes (`store/queue`), the package ledger's byte tables
+//! ([`KvTable`]), and the one-time migration of format 1 (`store/migration`).
 //!
 //! Layout (format 2): table `meta` (format marker, the store's generation, per-entity
 //! fingerprint and baseline revision, unaccepted baseline resets), and per (namespace,
@@ -16,14 +24,15 @@
 //! still had queued for the API server is carried over when redb can read it, and the new store
 //! gets a new generation, so the cluster learns that the baseline was lost.
 //!
-//! Other modules that keep state of their own beside the baseline (the package ledger) get
-//! named byte tables, `KvRead` in a snapshot and `KvWrite` in an update, and never a redb type.
+//! Other modules that keep state of their own beside the baseline (the package ledger) get the
+//! byte tables [`KvTable`] names, `KvRead` in a snapshot and `KvWrite` in an update, and never a
+//! redb type. Nothing that fails to encode is written: it is an error.
 
 mod entity;
 mod entity_tables;
 mod lifecycle;
 mod migration;
-mod record;
+mod queue;
 mod reset;
 
 use std::{
@@ -31,15 +40,14 @@ use std::{
     sync::atomic::AtomicBool,
 };
 
-pub use entity::{EntityBaseline, EntityKey};
+pub use entity::EntityKey;
 pub use entity_tables::{EntityWriter, StoredEntity, StoredRecords};
 pub use lifecycle::OpenOutcome;
 pub use migration::Migration;
-pub use record::{DropIn, Record};
+pub use queue::{DEAD_LETTER_BOUND, Pending, QueueView, QueueWriter, Settlement};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
-pub use reset::BaselineReset;
 
-use crate::{Error, Result};
+use crate::{Error, Result, records::EntityBaseline};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const FORMAT_KEY: &str = "format";
@@ -56,6 +64,24 @@ type Bytes = &'static [u8];
 
 fn table(name: &str) -> TableDefinition<'_, Bytes, Bytes> {
     TableDefinition::new(name)
+}
+
+/// The byte tables other modules keep their own state in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvTable {
+    /// The package ledger's per-path owners.
+    LedgerFiles,
+    /// The package ledger's database fingerprints and installed packages.
+    LedgerState,
+}
+
+impl KvTable {
+    fn name(self) -> &'static str {
+        match self {
+            Self::LedgerFiles => "ledger/files",
+            Self::LedgerState => "ledger/state",
+        }
+    }
 }
 
 /// The baseline database.
@@ -173,14 +199,9 @@ impl BaselineStore {
         Ok(out)
     }
 
-    /// The database itself, for the outbox's own tables.
-    pub(crate) fn db(&self) -> &Database {
-        &self.db
-    }
-
-    /// The value of `key` in byte table `name` as the store is now, outside any snapshot.
-    pub(crate) fn kv_get(&self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.snapshot()?.kv(name)?.get(key)
+    /// The value of `key` in byte table `table` as the store is now, outside any snapshot.
+    pub(crate) fn kv_get(&self, table: KvTable, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.snapshot()?.kv(table)?.get(key)
     }
 
     pub(crate) fn error(&self, source: impl Into<redb::Error>) -> Error {
@@ -226,8 +247,12 @@ impl Snapshot<'_> {
         }
     }
 
-    /// Byte table `name` as this snapshot sees it.
-    pub(crate) fn kv(&self, name: &str) -> Result<KvRead<'_>> {
+    /// Byte table `table` as this snapshot sees it.
+    pub(crate) fn kv(&self, table: KvTable) -> Result<KvRead<'_>> {
+        self.kv_named(table.name())
+    }
+
+    fn kv_named(&self, name: &str) -> Result<KvRead<'_>> {
         Ok(KvRead {
             store: self.store,
             table: self.open(name)?,
@@ -311,13 +336,12 @@ impl<'s> Update<'s> {
         self.store
     }
 
-    /// The transaction itself, for the outbox, which queues changes in the same commit.
-    pub(crate) fn transaction(&self) -> &redb::WriteTransaction {
-        &self.txn
+    /// Byte table `table`, to read and write in this update (created on first use).
+    pub(crate) fn kv(&self, table: KvTable) -> Result<KvWrite<'_>> {
+        self.kv_named(table.name())
     }
 
-    /// Byte table `name`, to read and write in this update (created on first use).
-    pub(crate) fn kv(&self, name: &str) -> Result<KvWrite<'_>> {
+    fn kv_named(&self, name: &str) -> Result<KvWrite<'_>> {
         Ok(KvWrite {
             store: self.store,
             table: self

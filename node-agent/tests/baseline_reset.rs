@@ -62,9 +62,9 @@ async fn answer_status(handle: &mut Handle, generation: Option<&str>) {
 async fn check(node: &Node, known_generation: Option<&str>) -> Vec<serde_json::Value> {
     let (client, mut handle) = mock();
     let recorder = recorder(&client);
-    let agent = node.agent.clone();
+    let (access, metrics) = (node.access(), node.agent.metrics.clone());
     let task = tokio::spawn(async move {
-        cluster::check_baseline_reset(&client, &agent, &recorder, "n1", &[prod()]).await
+        cluster::check_baseline_reset(&client, &access, &metrics, &recorder, "n1", &[prod()]).await
     });
     answer_status(&mut handle, known_generation).await;
     let mut events = Vec::new();
@@ -98,7 +98,7 @@ fn reported_node() -> (Node, String) {
     (node, generation)
 }
 
-fn assert_reset(node: &Node, previous: &str, events: &[serde_json::Value]) {
+async fn assert_reset(node: &Node, previous: &str, events: &[serde_json::Value]) {
     let resets = node.agent.store.resets().unwrap();
     let reset = resets
         .get(&WorkspaceKey::new("fim", "prod"))
@@ -115,11 +115,12 @@ fn assert_reset(node: &Node, previous: &str, events: &[serde_json::Value]) {
     assert!(events[0]["note"].as_str().unwrap().contains(previous));
     // The next FimNodeStatus says so, until a baseline is accepted.
     let facts = NodeFacts::gather(
-        &node.agent.store,
+        &node.access(),
         &WorkspaceKey::new("fim", "prod"),
         1000,
         jiff::Timestamp::now(),
     )
+    .await
     .unwrap();
     let done = kubefim_agent::schedule::ScanDone {
         workspace: prod(),
@@ -157,7 +158,7 @@ async fn a_deleted_store_is_a_baseline_reset() {
         state,
     };
     let events = check(&node, Some(&generation)).await;
-    assert_reset(&node, &generation, &events);
+    assert_reset(&node, &generation, &events).await;
     assert_eq!(
         check(&node, Some(&generation)).await.len(),
         0,
@@ -194,7 +195,7 @@ async fn a_store_redb_can_still_read_is_drained_before_it_is_moved_aside() {
     };
     assert_eq!(node.depth(), queued, "no queued change is lost");
     let events = check(&node, Some(&generation)).await;
-    assert_reset(&node, &generation, &events);
+    assert_reset(&node, &generation, &events).await;
 }
 
 #[tokio::test]
@@ -214,7 +215,7 @@ async fn a_corrupted_store_is_a_baseline_reset() {
         state,
     };
     let events = check(&node, Some(&generation)).await;
-    assert_reset(&node, &generation, &events);
+    assert_reset(&node, &generation, &events).await;
 }
 
 #[tokio::test]
@@ -237,5 +238,5 @@ async fn a_store_replaced_by_another_one_is_a_baseline_reset() {
         state,
     };
     let events = check(&node, Some(&generation)).await;
-    assert_reset(&node, &generation, &events);
+    assert_reset(&node, &generation, &events).await;
 }

@@ -307,15 +307,26 @@ async fn past_its_bound_the_outbox_folds_changes_instead_of_dropping_them() {
         std::fs::write(host.path().join(format!("srv/f{i:02}")), "x").unwrap();
     }
     let changes = agent.scan_and_print(&prod()).unwrap().changes;
-    let pending = kubefim_agent::outbox::ChangeOutbox { store: &agent.store }
-        .pending(&WorkspaceKey::new("fim", "prod"), 100)
+    let pending = agent
+        .store
+        .queue()
+        .pending(&WorkspaceKey::new("fim", "prod"), 100, &|_| false)
         .unwrap();
     assert_eq!(
         pending.len() as u64,
         bound + 1,
         "the bound, plus one Aggregated record"
     );
-    let folded = pending.last().unwrap().1.spec.aggregated.clone().unwrap();
+    let folded = pending
+        .last()
+        .unwrap()
+        .1
+        .as_ref()
+        .unwrap()
+        .spec
+        .aggregated
+        .clone()
+        .unwrap();
     assert_eq!(folded.count, changes - bound);
 }
 

@@ -39,7 +39,15 @@ fn heartbeat(client: &Client, node: &Node) -> Heartbeat {
             instance: Some("n1".into()),
         },
     );
-    let mut heartbeat = Heartbeat::new(client.clone(), node.agent.clone(), recorder, "n1", 100_000);
+    let mut heartbeat = Heartbeat::new(
+        client.clone(),
+        node.access(),
+        node.agent.metrics.clone(),
+        node.agent.changes_seen.clone(),
+        recorder,
+        "n1",
+        100_000,
+    );
     // The store generation check has its own tests (baseline_reset.rs).
     heartbeat
         .generation_checked
@@ -247,7 +255,7 @@ fn degraded_names_every_reason_that_holds_the_most_serious_first() {
     done.realtime.degraded_reason = Some("watch limit reached".into());
     let now = jiff::Timestamp::now();
     let facts = NodeFacts {
-        rejections: kubefim_agent::outbox::Rejections {
+        rejections: kubefim_agent::records::Rejections {
             count: 3,
             last_at: Some(now - jiff::SignedDuration::from_hours(1)),
         },
@@ -270,7 +278,7 @@ fn degraded_names_every_reason_that_holds_the_most_serious_first() {
     assert_eq!(status.reporting.rejected, 3);
 
     let old = NodeFacts {
-        rejections: kubefim_agent::outbox::Rejections {
+        rejections: kubefim_agent::records::Rejections {
             count: 3,
             last_at: Some(now - jiff::SignedDuration::from_hours(25)),
         },
@@ -291,7 +299,7 @@ async fn an_accepted_baseline_settles_a_reset() {
     let (client, mut handle) = mock();
     let node = Node::new();
     let key = WorkspaceKey::new("fim", "prod");
-    let reset = kubefim_agent::store::BaselineReset {
+    let reset = kubefim_agent::records::BaselineReset {
         previous_generation: "0123456789abcdef".into(),
         detected_at: jiff::Timestamp::now(),
         baseline_revision: String::new(),
@@ -309,10 +317,15 @@ async fn an_accepted_baseline_settles_a_reset() {
         outcome: node.agent.scan_and_print(&accepted).unwrap(),
         realtime: Default::default(),
     };
-    let task = tokio::spawn(async move { publisher.scanned(done).await });
+    let task = tokio::spawn(async move {
+        publisher.scanned(done).await;
+        publisher
+    });
     let patch = expect_patch(&mut handle).await;
-    task.await.unwrap();
+    let publisher = task.await.unwrap();
     assert_eq!(condition(&patch, "Degraded")["status"], "False", "{patch:#}");
+    // Cleared through the store's writer, which never holds up the status.
+    publisher.access.flush().await;
     assert!(node.agent.store.resets().unwrap().is_empty());
 }
 
@@ -331,7 +344,7 @@ async fn an_accept_reports_what_it_accepted_with_a_normal_event_and_nothing_more
 
     // The accepted change goes to the API server as a FileChange that says so.
     let report = tokio::spawn({
-        let (node_client, agent) = (client.clone(), node.agent.clone());
+        let (node_client, agent, access) = (client.clone(), node.agent.clone(), node.access());
         async move {
             let mut reporter = cluster::Reporter::new(
                 node_client,
@@ -339,7 +352,9 @@ async fn an_accept_reports_what_it_accepted_with_a_normal_event_and_nothing_more
                 1000,
                 Duration::from_secs(5),
             );
-            reporter.pass(&agent.store, &agent.metrics).await.unwrap()
+            let pass = reporter.pass(&access, &agent.metrics).await.unwrap();
+            access.flush().await;
+            pass
         }
     });
     let (request, send) = next_request(&mut handle).await;

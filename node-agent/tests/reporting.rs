@@ -131,13 +131,12 @@ async fn a_transient_answer_defers_only_its_workspace() {
         100,
         Duration::from_secs(5),
     );
+    let access = node.access();
     let first = tokio::spawn({
-        let node = node.clone();
+        let (node, access) = (node.clone(), access.clone());
         async move {
-            let pass = reporter
-                .pass(&node.agent.store, &node.agent.metrics)
-                .await
-                .unwrap();
+            let pass = reporter.pass(&access, &node.agent.metrics).await.unwrap();
+            access.flush().await;
             (pass, reporter)
         }
     });
@@ -168,10 +167,7 @@ async fn a_transient_answer_defers_only_its_workspace() {
     assert_eq!((node.gauge(), node.reports("failed")), (3, 1));
 
     // Its lane backs off: the next pass sends nothing for it.
-    let second = reporter
-        .pass(&node.agent.store, &node.agent.metrics)
-        .await
-        .unwrap();
+    let second = reporter.pass(&access, &node.agent.metrics).await.unwrap();
     assert_eq!((second.acknowledged, second.deferred), (0, 1));
     nothing_more(&mut handle).await;
     assert_eq!(node.gauge(), 3);

@@ -11,7 +11,6 @@ mod common;
 use common::{Fixture, node::cluster_workspace, only_change};
 use kubefim_agent::{
     config::WorkspaceKey,
-    outbox::ChangeOutbox,
     scan::ScanMode,
     store::{BaselineStore, EntityKey, FILE_NAME, OpenOutcome},
 };
@@ -113,7 +112,7 @@ fn a_store_of_the_previous_format_is_migrated_once_without_a_silent_rebaseline()
     );
 
     let key = WorkspaceKey::new("fim", "prod");
-    let outbox = ChangeOutbox { store: &fx.store };
+    let outbox = fx.store.queue();
     assert_eq!(
         outbox.lanes().unwrap(),
         std::slice::from_ref(&key),
@@ -165,7 +164,7 @@ fn a_migration_drops_what_no_configured_workspace_can_own() {
     assert_eq!(migration.dropped.len(), 2);
     assert!(store.entities().unwrap().is_empty());
     assert_eq!(
-        ChangeOutbox { store: &store }.depth().unwrap(),
+        store.queue().depth().unwrap(),
         2,
         "queued records carry their namespace and are never dropped"
     );

@@ -7,8 +7,8 @@
 use kube::{Api, Client, runtime::events::Recorder};
 use kubefim_crds::{FimNodeStatus, WorkspaceConfig, keys};
 
-use super::events::publish_reset;
-use crate::{agent::Agent, config::WorkspaceKey, store::BaselineReset};
+use super::{events::publish_reset, store_access::StoreAccess};
+use crate::{config::WorkspaceKey, metrics::Metrics, records::BaselineReset};
 
 /// Why a check could not be completed.
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +28,14 @@ pub enum CheckError {
 /// records, counts and announces every reset found.
 pub async fn check(
     client: &Client,
-    agent: &Agent,
+    access: &StoreAccess,
+    metrics: &Metrics,
     recorder: &Recorder,
     node: &str,
     workspaces: &[WorkspaceConfig],
 ) -> Result<(), CheckError> {
-    let generation = agent.store.generation();
+    let generation = access.store().generation().to_string();
+    let generation = generation.as_str();
     for workspace in workspaces {
         let key = WorkspaceKey::of(workspace);
         let name = keys::node_status_name(&workspace.name, node);
@@ -50,9 +52,8 @@ pub async fn check(
         else {
             continue;
         };
-        if agent
-            .store
-            .resets()?
+        let recorded = access.read(|store| store.resets()).await?;
+        if recorded
             .get(&key)
             .is_some_and(|reset| reset.previous_generation == previous)
         {
@@ -65,8 +66,8 @@ pub async fn check(
         };
         tracing::error!(workspace = %key, previous = %reset.previous_generation, current = %generation,
             "the baseline store was lost or replaced since this node last reported: BaselineReset");
-        agent.store.set_reset(&key, Some(&reset))?;
-        agent.metrics.baseline_resets_total.inc();
+        access.set_reset(&key, Some(reset.clone())).await?;
+        metrics.baseline_resets_total.inc();
         publish_reset(recorder, node, &key, &workspace.uid, &reset, generation).await;
     }
     Ok(())

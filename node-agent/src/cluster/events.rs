@@ -14,7 +14,7 @@ use kube::{
 use kubefim_crds::{FimWorkspace, MonitoredEntity, keys};
 
 use super::reporter::Rejection;
-use crate::{config::WorkspaceKey, schedule::ScanDone, store::BaselineReset};
+use crate::{config::WorkspaceKey, records::BaselineReset, schedule::ScanDone};
 
 fn workspace_reference(workspace: &WorkspaceKey, uid: &str) -> ObjectReference {
     ObjectReference {

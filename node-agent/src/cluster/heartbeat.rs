@@ -1,7 +1,8 @@
 //! The publisher of this node's FimNodeStatus objects: after every full scan, at every
 //! heartbeat, and soon after a realtime rescan found changes (so counts never lag a scan
-//! interval). Each publish gathers what the store knows now; a workspace that left the
-//! configuration is no longer published (its status then ages out as not reporting).
+//! interval). Each publish gathers what the store knows now, through `StoreAccess`, so a long
+//! scan never delays it; a workspace that left the configuration is no longer published (its
+//! status then ages out as not reporting).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -19,8 +20,9 @@ use super::{
     baseline_reset,
     events::{publish_accepted, publish_entity_errors},
     node_status::{NodeFacts, node_status, publish_node_status, scan_is_fresh},
+    store_access::StoreAccess,
 };
-use crate::{agent::Agent, config::WorkspaceKey, schedule::ScanDone};
+use crate::{config::WorkspaceKey, metrics::Metrics, schedule::ScanDone};
 
 /// How long after a realtime change the counts are published (changes come in bursts).
 pub const AFTER_CHANGES: Duration = Duration::from_secs(1);
@@ -36,7 +38,10 @@ struct Published {
 /// Publishes FimNodeStatus objects for the workspaces this node scanned.
 pub struct Heartbeat {
     pub client: Client,
-    pub agent: Arc<Agent>,
+    pub access: StoreAccess,
+    pub metrics: Metrics,
+    /// Notified when a realtime rescan found changes.
+    pub changes_seen: Arc<tokio::sync::Notify>,
     pub recorder: Recorder,
     pub node: String,
     pub outbox_bound: u64,
@@ -57,10 +62,20 @@ impl std::fmt::Debug for Heartbeat {
 }
 
 impl Heartbeat {
-    pub fn new(client: Client, agent: Arc<Agent>, recorder: Recorder, node: &str, outbox_bound: u64) -> Self {
+    pub fn new(
+        client: Client,
+        access: StoreAccess,
+        metrics: Metrics,
+        changes_seen: Arc<tokio::sync::Notify>,
+        recorder: Recorder,
+        node: &str,
+        outbox_bound: u64,
+    ) -> Self {
         Self {
             client,
-            agent,
+            access,
+            metrics,
+            changes_seen,
             recorder,
             node: node.to_string(),
             outbox_bound,
@@ -79,7 +94,8 @@ impl Heartbeat {
             // but a lost store is still reported.
             let checked = baseline_reset::check(
                 &self.client,
-                &self.agent,
+                &self.access,
+                &self.metrics,
                 &self.recorder,
                 &self.node,
                 std::slice::from_ref(&done.workspace),
@@ -120,24 +136,29 @@ impl Heartbeat {
 
     async fn publish(&mut self, key: &WorkspaceKey) {
         let now = jiff::Timestamp::now();
-        let store = &self.agent.store;
-        let Some(entry) = self.published.get_mut(key) else {
+        let Some(entry) = self.published.get(key) else {
             return;
         };
-        // An accepted baseline (a new baseline.revision) settles a reset.
-        if let Ok(mut resets) = store.resets()
-            && let Some(reset) = resets.remove(key)
-            && reset.baseline_revision != entry.done.workspace.baseline_revision
-            && let Err(e) = store.set_reset(key, None)
-        {
-            tracing::warn!(workspace = %key, error = %error_chain(&e), "cannot clear an accepted baseline reset");
-        }
-        let facts = match NodeFacts::gather(store, key, self.outbox_bound, now) {
+        let revision = entry.done.workspace.baseline_revision.clone();
+        let mut facts = match NodeFacts::gather(&self.access, key, self.outbox_bound, now).await {
             Ok(facts) => facts,
             Err(e) => {
                 tracing::error!(workspace = %key, error = %error_chain(&e), "cannot read the node's state for FimNodeStatus");
                 return;
             }
+        };
+        // An accepted baseline (a new baseline.revision) settles a reset; the write may wait
+        // for a scan, the status need not.
+        if facts
+            .reset
+            .as_ref()
+            .is_some_and(|reset| reset.baseline_revision != revision)
+        {
+            self.access.clear_reset_later(key);
+            facts.reset = None;
+        }
+        let Some(entry) = self.published.get_mut(key) else {
+            return;
         };
         let interval = crate::config::Settings::from_config(&entry.done.workspace)
             .map(|s| s.interval)
@@ -173,7 +194,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut ticks = tokio::time::interval(every);
-    let changes = heartbeat.agent.changes_seen.clone();
+    let changes = heartbeat.changes_seen.clone();
     loop {
         tokio::select! {
             _ = stop.changed() => return,

@@ -12,6 +12,7 @@ mod events;
 mod heartbeat;
 mod node_status;
 mod reporter;
+mod store_access;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -28,6 +29,7 @@ use kubefim_crds::AgentConfig;
 use kubefim_telemetry::error_chain;
 pub use node_status::{NodeFacts, node_status, publish_node_status, scan_is_fresh};
 pub use reporter::{Answer, Backoff, Pass, RateLimiter, Rejection, Reporter, classify, file_change};
+pub use store_access::StoreAccess;
 use tokio::sync::watch;
 
 use crate::{
@@ -35,7 +37,7 @@ use crate::{
     agent::Agent,
     hostfs::HostRoot,
     metrics,
-    outbox::{ChangeOutbox, OutboxPolicy},
+    outbox::OutboxPolicy,
     schedule::{self, LoopOptions, ScanDone},
     store::{BaselineStore, OpenOutcome},
 };
@@ -92,13 +94,14 @@ fn recorder(client: &Client, node: &str) -> Recorder {
 /// passes when idle, backoff while the API is unreachable).
 async fn report(
     agent: Arc<Agent>,
+    access: StoreAccess,
     mut reporter: Reporter,
     recorder: Recorder,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut unreachable = Backoff::default();
     while !*stop.borrow() {
-        let pause = match reporter.pass(&agent.store, &agent.metrics).await {
+        let pause = match reporter.pass(&access, &agent.metrics).await {
             Ok(pass) => {
                 publish_rejections(&recorder, &agent.node, &pass.rejected).await;
                 if let Some(reason) = pass.unreachable {
@@ -140,13 +143,19 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
         bound: options.outbox_bound,
     });
     let agent = Arc::new(agent);
+    let access = StoreAccess::start(agent.store.clone())?;
     tracing::info!(node = %options.node, namespace = %options.namespace, store = %agent.store.path().display(),
         generation = %agent.store.generation(), ?opened, "kubefim agent started");
     let server = metrics::serve(&agent.metrics, options.metrics_addr.as_deref()).await?;
     // Start from the last configuration applied, so an API outage at start-up changes nothing;
     // with none (first start) wait for the operator's. Never act on a placeholder: an empty
     // configuration would drop every baseline.
-    let last = load_last_config(&options.state_dir, &options.node);
+    let last = {
+        let (state_dir, node) = (options.state_dir.clone(), options.node.clone());
+        tokio::task::spawn_blocking(move || load_last_config(&state_dir, &node))
+            .await
+            .map_err(|_| Error::Internal("reading the last configuration panicked"))?
+    };
     let started_from_last = last.is_some();
     let (config_sender, mut configs) =
         watch::channel(last.unwrap_or_else(|| AgentConfig::new(options.node.clone(), Vec::new())));
@@ -169,7 +178,9 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
     let recorder = recorder(&client, &options.node);
     let mut heartbeat = Heartbeat::new(
         client.clone(),
-        agent.clone(),
+        access.clone(),
+        agent.metrics.clone(),
+        agent.changes_seen.clone(),
         recorder.clone(),
         &options.node,
         options.outbox_bound,
@@ -178,7 +189,16 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
     let workspaces = configs.borrow().workspaces.clone();
     let deadline = tokio::time::Instant::now() + GENERATION_CHECK_WAIT;
     loop {
-        match check_baseline_reset(&client, &agent, &recorder, &options.node, &workspaces).await {
+        match check_baseline_reset(
+            &client,
+            &access,
+            &agent.metrics,
+            &recorder,
+            &options.node,
+            &workspaces,
+        )
+        .await
+        {
             Ok(()) => {
                 heartbeat
                     .generation_checked
@@ -201,7 +221,9 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
         tokio::spawn(async move {
             loop {
                 let config = configs.borrow_and_update().clone();
-                if let Err(e) = save_last_config(&state_dir, &config) {
+                let state_dir = state_dir.clone();
+                let saved = tokio::task::spawn_blocking(move || save_last_config(&state_dir, &config)).await;
+                if let Ok(Err(e)) = saved {
                     tracing::warn!(error = %error_chain(&e), "cannot keep the configuration in the state directory");
                 }
                 if configs.changed().await.is_err() {
@@ -215,6 +237,7 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
     // completes (or times out) before the agent stops.
     let reporter = tokio::spawn(report(
         agent.clone(),
+        access.clone(),
         Reporter::new(
             client.clone(),
             RateLimiter::per_second(options.reports_per_second),
@@ -246,9 +269,11 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
     if let Some(server) = server {
         server.abort();
     }
-    tracing::info!(
-        queued = ChangeOutbox { store: &agent.store }.depth().unwrap_or(0),
-        "kubefim agent stopped"
-    );
+    // What the reporter settled is written before the agent stops (the scan loop is over, so
+    // the writer is free).
+    access.flush().await;
+    let queued = access.depth(None).await.unwrap_or(0);
+    let _ = tokio::task::spawn_blocking(move || access.close()).await;
+    tracing::info!(queued, "kubefim agent stopped");
     result
 }

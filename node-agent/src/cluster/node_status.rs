@@ -28,13 +28,12 @@ use kubefim_crds::{
 };
 use serde_json::json;
 
-use super::owner;
+use super::{owner, store_access::StoreAccess};
 use crate::{
     Result, VERSION,
     config::WorkspaceKey,
-    outbox::{ChangeOutbox, Rejections},
+    records::{BaselineReset, Rejections},
     schedule::ScanDone,
-    store::{BaselineReset, BaselineStore},
 };
 
 /// How long a refused report keeps the workspace Degraded on this node.
@@ -54,22 +53,30 @@ pub struct NodeFacts {
 }
 
 impl NodeFacts {
-    pub fn gather(
-        store: &BaselineStore,
+    /// What the store knows of `workspace` now, read off the async runtime.
+    pub async fn gather(
+        access: &StoreAccess,
         workspace: &WorkspaceKey,
         bound: u64,
         now: jiff::Timestamp,
     ) -> Result<Self> {
-        let outbox = ChangeOutbox { store };
-        Ok(Self {
-            counts: outbox.daily_counts(workspace, now)?,
-            last_changes: outbox.last_changes(workspace)?,
-            queued: outbox.depth_of(workspace)?,
-            rejections: outbox.rejections(workspace)?,
-            reset: store.resets()?.remove(workspace),
-            outbox_full: outbox.depth()? >= bound,
-            store_generation: store.generation().to_string(),
-        })
+        let queued = access.depth(Some(workspace)).await?;
+        let outbox_full = access.depth(None).await? >= bound;
+        let key = workspace.clone();
+        access
+            .read(move |store| {
+                let queue = store.queue();
+                Ok(Self {
+                    counts: queue.daily_counts(&key, now)?,
+                    last_changes: queue.last_changes(&key)?,
+                    queued,
+                    rejections: queue.rejections(&key)?,
+                    reset: store.resets()?.remove(&key),
+                    outbox_full,
+                    store_generation: store.generation().to_string(),
+                })
+            })
+            .await
     }
 }
 

@@ -14,14 +14,13 @@ use std::{collections::BTreeMap, time::Duration};
 use kube::{Api, Client, api::PostParams};
 use kubefim_crds::{FileChange, keys};
 
-use super::owner;
+use super::{owner, store_access::StoreAccess};
 use crate::{
     Result,
     config::WorkspaceKey,
     metrics::Metrics,
-    outbox::{ChangeOutbox, OutboxRecord},
+    records::{DeadLetter, OutboxRecord},
     schedule,
-    store::BaselineStore,
 };
 
 /// The FileChange object of a queued record: its deterministic name, every label, and the
@@ -190,25 +189,20 @@ impl Reporter {
     }
 
     /// One turn of every lane that is not backing off. `kubefim_outbox_depth` is set at the
-    /// end whatever happened.
-    pub async fn pass(&mut self, store: &BaselineStore, metrics: &Metrics) -> Result<Pass> {
-        let outbox = ChangeOutbox { store };
+    /// end whatever happened. Settlements go to the store's writer and do not wait for a scan
+    /// (see `store_access`).
+    pub async fn pass(&mut self, access: &StoreAccess, metrics: &Metrics) -> Result<Pass> {
         let mut pass = Pass::default();
-        let result = self.serve_lanes(&outbox, metrics, &mut pass).await;
+        let result = self.serve_lanes(access, metrics, &mut pass).await;
         metrics
             .outbox_depth
-            .set(i64::try_from(outbox.depth()?).unwrap_or(i64::MAX));
+            .set(i64::try_from(access.depth(None).await?).unwrap_or(i64::MAX));
         result.map(|()| pass)
     }
 
-    async fn serve_lanes(
-        &mut self,
-        outbox: &ChangeOutbox<'_>,
-        metrics: &Metrics,
-        pass: &mut Pass,
-    ) -> Result<()> {
+    async fn serve_lanes(&mut self, access: &StoreAccess, metrics: &Metrics, pass: &mut Pass) -> Result<()> {
         let now = tokio::time::Instant::now();
-        let lanes = outbox.lanes()?;
+        let lanes = access.lanes().await?;
         self.lanes.retain(|lane, _| lanes.contains(lane));
         for lane in lanes {
             let state = self.lanes.entry(lane.clone()).or_default();
@@ -216,7 +210,22 @@ impl Reporter {
                 pass.deferred += 1;
                 continue;
             }
-            for (seq, record) in outbox.pending(&lane, self.per_lane)? {
+            for (seq, record) in access.pending(&lane, self.per_lane).await? {
+                let record = match record {
+                    Ok(record) => record,
+                    Err(reason) => {
+                        // A record that cannot be read back would block its lane for good.
+                        tracing::error!(lane = %lane, seq, %reason, "unreadable queued record moved to the dead letters");
+                        let letter = DeadLetter {
+                            record: None,
+                            code: 0,
+                            reason,
+                            at: jiff::Timestamp::now(),
+                        };
+                        access.refuse(&lane, seq, letter).await;
+                        continue;
+                    }
+                };
                 self.limiter.acquire().await;
                 let api: Api<FileChange> = Api::namespaced(self.client.clone(), &record.namespace);
                 let params = PostParams {
@@ -234,7 +243,7 @@ impl Reporter {
                             "exists"
                         };
                         metrics.reports_total.with_label_values(&[result]).inc();
-                        outbox.ack(&lane, seq)?;
+                        access.acknowledge(&lane, seq).await;
                         *state = LaneBackoff::default();
                         pass.acknowledged += 1;
                     }
@@ -249,7 +258,13 @@ impl Reporter {
                             code,
                             reason: reason.clone(),
                         };
-                        outbox.reject(&lane, seq, Some(record), code, &reason)?;
+                        let letter = DeadLetter {
+                            record: Some(record),
+                            code,
+                            reason,
+                            at: jiff::Timestamp::now(),
+                        };
+                        access.refuse(&lane, seq, letter).await;
                         pass.rejected.push(rejection);
                     }
                     Answer::Transient(reason) => {

@@ -24,13 +24,14 @@ use crate::{
     Result,
     config::WorkspaceKey,
     hostfs::HostRoot,
-    store::{BaselineStore, Snapshot, Update},
+    records::encode_json,
+    store::{BaselineStore, KvTable, Snapshot, Update},
 };
 
 /// Path → [`Owner`].
-const FILES: &str = "ledger/files";
+const FILES: KvTable = KvTable::LedgerFiles;
 /// [`fingerprint_key`], [`installed_key`] and [`seen_key`] → what they name.
-const STATE: &str = "ledger/state";
+const STATE: KvTable = KvTable::LedgerState;
 /// How long a path no package owns any more remembers its former owner.
 const FORMER_OWNERS_KEPT: i64 = 30 * 24 * 3600;
 /// Encoding version of a FILES value.
@@ -311,7 +312,7 @@ fn rewrite(
         }?;
     }
     drop(files);
-    let encoded = serde_json::to_vec(&versions).unwrap_or_default();
+    let encoded = encode_json("the installed packages", &versions)?;
     put_state(update, &installed_key(manager), &encoded)?;
     Ok(Ok(()))
 }
@@ -386,7 +387,7 @@ pub fn remember(update: &Update<'_>, workspace: &WorkspaceKey, versions: &Versio
     put_state(
         update,
         &seen_key(workspace),
-        &serde_json::to_vec(versions).unwrap_or_default(),
+        &encode_json("the packages a baseline has seen", versions)?,
     )
 }
 

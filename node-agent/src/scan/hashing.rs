@@ -18,7 +18,7 @@ use crate::{
     diff::Change,
     hash::{self, HashLimits, Hashed},
     hostfs::FsErrorKind,
-    store::Record,
+    records::Record,
     walk::WalkEntry,
 };
 

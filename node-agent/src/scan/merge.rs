@@ -11,9 +11,10 @@ use crate::{
     diff::Change,
     hash::HashLimits,
     hostfs::{FsErrorKind, HostRoot},
+    records::Record,
     resolve::ResolvedEntity,
     services,
-    store::{Record, StoredRecords},
+    store::StoredRecords,
     walk::{self, ParallelWalk, WalkEntry, WalkItem, Walker},
 };
 

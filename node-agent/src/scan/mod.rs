@@ -30,9 +30,10 @@ use crate::{
     diff::Change,
     hostfs::HostRoot,
     outbox::{OutboxPolicy, OutboxWriter},
+    records::EntityBaseline,
     resolve::{self, ResolveError, ResolvedEntity},
     resources::Throttle,
-    store::{BaselineStore, EntityBaseline, EntityKey, Snapshot, StoredEntity, Update},
+    store::{BaselineStore, EntityKey, Snapshot, StoredEntity, Update},
 };
 
 /// What a scan does with what it finds.

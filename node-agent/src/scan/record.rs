@@ -12,7 +12,8 @@ use crate::{
     Result,
     config::Settings,
     diff::{self, Change},
-    store::{EntityWriter, Record, StoredEntity},
+    records::Record,
+    store::{EntityWriter, StoredEntity},
     walk,
 };
 

@@ -3,18 +3,12 @@
 //! and which entities the store holds, recording and forgetting them.
 //! Names are Kubernetes object names, which never hold a `/`, so `/` separates the parts.
 
-use serde::{Deserialize, Serialize};
-
 use super::{BaselineStore, Update};
-use crate::{Result, config::WorkspaceKey};
-
-/// What the store remembers about an entity's baseline.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct EntityBaseline {
-    pub fingerprint: String,
-    pub baseline_revision: String,
-}
+use crate::{
+    Result,
+    config::WorkspaceKey,
+    records::{EntityBaseline, encode_json},
+};
 
 /// Which entity's tables: (namespace, workspace, entity).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,8 +68,7 @@ impl BaselineStore {
 
 impl Update<'_> {
     pub fn set_entity_baseline(&self, entity: &EntityKey, baseline: &EntityBaseline) -> Result<()> {
-        // A struct of two strings always serializes.
-        let bytes = serde_json::to_vec(baseline).unwrap_or_default();
+        let bytes = encode_json("an entity's baseline identity", baseline)?;
         self.put_meta(&entity.meta_key(), Some(&bytes)).map(|_| ())
     }
 

@@ -3,8 +3,8 @@
 //! snapshot and written in the scan's update. It never opens a table itself: it goes through
 //! the store's byte tables.
 
-use super::{BaselineStore, EntityKey, KvRead, KvWrite, Record, Snapshot, Update};
-use crate::{Error, Result, walk};
+use super::{BaselineStore, EntityKey, KvRead, KvWrite, Snapshot, Update};
+use crate::{Error, Result, records::Record, walk};
 
 /// Stored (key, record) pairs in key order.
 pub type StoredRecords<'t> = Box<dyn Iterator<Item = Result<(Vec<u8>, Record)>> + 't>;
@@ -54,9 +54,9 @@ impl Snapshot<'_> {
     pub fn entity(&self, entity: &EntityKey, with_content: bool) -> Result<StoredEntity<'_>> {
         Ok(StoredEntity {
             store: self.store(),
-            records: self.kv(&entity.records_table())?,
+            records: self.kv_named(&entity.records_table())?,
             contents: if with_content {
-                self.kv(&entity.content_table())?
+                self.kv_named(&entity.content_table())?
             } else {
                 KvRead::empty(self.store())
             },
@@ -75,9 +75,9 @@ impl Update<'_> {
     /// An entity's tables, to write its new records (and contents when `with_content`).
     pub fn entity(&self, entity: &EntityKey, with_content: bool) -> Result<EntityWriter<'_>> {
         Ok(EntityWriter {
-            records: self.kv(&entity.records_table())?,
+            records: self.kv_named(&entity.records_table())?,
             contents: with_content
-                .then(|| self.kv(&entity.content_table()))
+                .then(|| self.kv_named(&entity.content_table()))
                 .transpose()?,
         })
     }

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{BaselineStore, FILE_NAME, FORMAT, LEGACY_FORMAT, Refusal};
-use crate::{Error, Result, outbox};
+use super::{BaselineStore, FILE_NAME, FORMAT, LEGACY_FORMAT, Refusal, queue};
+use crate::{Error, Result};
 
 /// What opening the store found.
 #[derive(Debug, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl BaselineStore {
             Err(Refusal::Unusable(reason)) => return Err(Error::StoreUnusable { path, reason }),
         };
         // Drain what the old file still holds for the API server before it is moved aside.
-        let queued = outbox::salvage(&path);
+        let queued = queue::salvage(&path);
         let moved_to = state_dir.join(format!(
             "{FILE_NAME}.unusable-{}",
             jiff::Timestamp::now().as_second()
@@ -96,7 +96,7 @@ impl BaselineStore {
         })?;
         if !queued.is_empty() {
             let update = store.update()?;
-            outbox::requeue(&update, &queued)?;
+            queue::requeue(&update, &queued)?;
             update.commit()?;
         }
         let salvaged = queued.len();

@@ -11,8 +11,9 @@ use kubefim_crds::WorkspaceConfig;
 use super::{
     BaselineStore, EntityKey, FORMAT, FORMAT_KEY,
     entity::{ENTITY_PREFIX, LegacyEntity},
+    queue,
 };
-use crate::{Result, config::WorkspaceKey, outbox};
+use crate::{Result, config::WorkspaceKey};
 
 /// What a one-time migration of a format-1 store did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -78,7 +79,7 @@ impl BaselineStore {
             migration.moved.push(new);
         }
         update.put_meta(FORMAT_KEY, Some(FORMAT))?;
-        outbox::migrate_legacy(&update, &|workspace: &str| owner(workspaces, workspace, None))?;
+        queue::migrate_legacy(&update, &|workspace: &str| owner(workspaces, workspace, None))?;
         update.commit()?;
         self.legacy.store(false, Ordering::Release);
         Ok(Some(migration))

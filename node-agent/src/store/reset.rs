@@ -4,24 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::BaselineStore;
-use crate::{Result, config::WorkspaceKey};
+use crate::{
+    Result,
+    config::WorkspaceKey,
+    records::{BaselineReset, encode_json},
+};
 
 const RESET_PREFIX: &str = "reset/";
-
-/// A lost or replaced store found on a node whose cluster record names another generation;
-/// it stands until the workspace's baseline is accepted again (a new `baseline.revision`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct BaselineReset {
-    /// The generation the cluster knew.
-    pub previous_generation: String,
-    pub detected_at: jiff::Timestamp,
-    /// The workspace's baseline.revision when the reset was found.
-    pub baseline_revision: String,
-}
 
 impl BaselineStore {
     /// The unsettled baseline resets of each workspace.
@@ -48,8 +38,7 @@ impl BaselineStore {
 
     /// Records a reset found for `workspace` (Some) or settles it once accepted (None).
     pub fn set_reset(&self, workspace: &WorkspaceKey, reset: Option<&BaselineReset>) -> Result<()> {
-        // A struct of strings and a timestamp always serializes.
-        let bytes = reset.map(|r| serde_json::to_vec(r).unwrap_or_default());
+        let bytes = reset.map(|r| encode_json("a baseline reset", r)).transpose()?;
         let update = self.update()?;
         update.put_meta(&format!("{RESET_PREFIX}{workspace}"), bytes.as_deref())?;
         update.commit()

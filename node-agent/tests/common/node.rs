@@ -6,11 +6,11 @@ use std::{sync::Arc, time::Duration};
 use kube::Client;
 use kubefim_agent::{
     agent::Agent,
-    cluster::{Pass, RateLimiter, Reporter},
+    cluster::{Pass, RateLimiter, Reporter, StoreAccess},
     config::WorkspaceKey,
     hostfs::HostRoot,
-    outbox::{ChangeOutbox, OutboxPolicy},
-    store::BaselineStore,
+    outbox::OutboxPolicy,
+    store::{BaselineStore, QueueView},
 };
 use kubefim_crds::WorkspaceConfig;
 use serde_json::{Value, json};
@@ -90,10 +90,13 @@ impl Node {
         self.scan_workspace(&prod())
     }
 
-    pub fn outbox(&self) -> ChangeOutbox<'_> {
-        ChangeOutbox {
-            store: &self.agent.store,
-        }
+    pub fn outbox(&self) -> QueueView<'_> {
+        self.agent.store.queue()
+    }
+
+    /// The async side's access to this node's store, as the in-cluster mode makes it.
+    pub fn access(&self) -> StoreAccess {
+        StoreAccess::start(self.agent.store.clone()).unwrap()
     }
 
     pub fn depth(&self) -> u64 {
@@ -106,13 +109,13 @@ impl Node {
             .unwrap()
     }
 
-    /// One pass of a fresh reporter (no lane is backing off).
+    /// One pass of a fresh reporter (no lane is backing off), its settlements written.
     pub async fn report(&self, client: &Client, timeout: Duration) -> Pass {
         let mut reporter = Reporter::new(client.clone(), RateLimiter::per_second(100_000.0), 1000, timeout);
-        reporter
-            .pass(&self.agent.store, &self.agent.metrics)
-            .await
-            .unwrap()
+        let access = self.access();
+        let pass = reporter.pass(&access, &self.agent.metrics).await.unwrap();
+        access.flush().await;
+        pass
     }
 
     pub fn reports(&self, result: &str) -> u64 {

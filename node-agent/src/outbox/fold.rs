@@ -1,6 +1,6 @@
-//! What the outbox holds, apart from how it is stored: the queued record of a change, a
-//! refused record, the counts FimNodeStatus reports, and the folding of many changes into one
-//! Aggregated record (every change still counted, up to 20 sample paths).
+//! How changes become queued records: the record of one change, the per-day counting that
+//! FimNodeStatus reports, and the folding of many changes into one Aggregated record (every
+//! change still counted, up to 20 sample paths).
 
 use std::collections::BTreeMap;
 
@@ -9,57 +9,8 @@ use kubefim_crds::{
     filechange::{AggregatedChanges, MAX_SAMPLE_PATHS, change_name},
     nodestatus::DailyChangeCount,
 };
-use serde::{Deserialize, Serialize};
 
-use crate::{config::WorkspaceKey, diff::Change};
-
-/// One queued FileChange, with what is needed to create it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct OutboxRecord {
-    /// The object name: deterministic, so a retried create meets AlreadyExists.
-    pub name: String,
-    pub namespace: String,
-    /// The workspace's uid, for the owner reference.
-    pub workspace_uid: String,
-    pub spec: FileChangeSpec,
-}
-
-impl OutboxRecord {
-    /// The record of one change of `workspace` on `node`.
-    pub fn of(change: &Change, workspace: &WorkspaceConfig, node: &str) -> Self {
-        let spec = change.to_spec(node);
-        Self {
-            name: change_name(node, &spec.path, spec.category, &spec.detected_at),
-            namespace: workspace.namespace.clone(),
-            workspace_uid: workspace.uid.clone(),
-            spec,
-        }
-    }
-
-    pub fn lane(&self) -> WorkspaceKey {
-        WorkspaceKey::new(&self.namespace, &self.spec.workspace)
-    }
-}
-
-/// A record the API server refused for good.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct DeadLetter {
-    pub record: Option<OutboxRecord>,
-    /// The HTTP status code, 0 for a record that could not even be read back.
-    pub code: u16,
-    pub reason: String,
-    pub at: jiff::Timestamp,
-}
-
-/// How many reports of a workspace were refused, and when the last one was.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Rejections {
-    pub count: u64,
-    pub last_at: Option<jiff::Timestamp>,
-}
+use crate::{diff::Change, records::OutboxRecord};
 
 /// How changes enter the outbox.
 #[derive(Clone, Debug)]
@@ -68,18 +19,15 @@ pub struct OutboxPolicy {
     pub bound: u64,
 }
 
-pub(super) fn lane_key(lane: &WorkspaceKey) -> String {
-    lane.to_string()
-}
-
-/// The workspace a [`lane_key`] names.
-pub(super) fn lane_from_key(key: &str) -> Option<WorkspaceKey> {
-    let (namespace, name) = key.split_once('/')?;
-    Some(WorkspaceKey::new(namespace, name))
-}
-
-pub(super) fn counts_key(workspace: &WorkspaceKey, day: &str) -> String {
-    format!("{workspace}/{day}")
+/// The queued record of one change of `workspace` on `node`.
+pub fn record_of(change: &Change, workspace: &WorkspaceConfig, node: &str) -> OutboxRecord {
+    let spec = change.to_spec(node);
+    OutboxRecord {
+        name: change_name(node, &spec.path, spec.category, &spec.detected_at),
+        namespace: workspace.namespace.clone(),
+        workspace_uid: workspace.uid.clone(),
+        spec,
+    }
 }
 
 /// Counts `change` into its day's counts.
@@ -214,13 +162,4 @@ impl Fold {
             spec,
         }
     }
-}
-
-/// A stored count, or None (counting again from 0) when it cannot be read: said in the log.
-pub(super) fn counter<T: serde::de::DeserializeOwned>(bytes: &[u8], key: &str) -> Option<T> {
-    let read = serde_json::from_slice(bytes);
-    read.inspect_err(
-        |e| tracing::error!(%key, error = %e, "a stored count is unreadable; counting again from 0"),
-    )
-    .ok()
 }
