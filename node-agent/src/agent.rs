@@ -19,7 +19,7 @@ use crate::{
     metrics::Metrics,
     outbox::OutboxPolicy,
     output, packages,
-    realtime::{Signal, Watcher},
+    realtime::{self, Signal, Watcher},
     scan::{ScanMode, ScanOutcome, Scanner},
     store::BaselineStore,
 };
@@ -159,16 +159,6 @@ impl Agent {
         update.commit()
     }
 
-    /// Publishes the watcher's state in the metrics.
-    pub fn record_watcher(&self, watcher: &Watcher) {
-        self.metrics
-            .realtime_watches
-            .set(i64::try_from(watcher.watch_count()).unwrap_or(i64::MAX));
-        self.metrics
-            .realtime_degraded
-            .set(i64::from(watcher.degraded.is_some()));
-    }
-
     /// Runs what a batch of events asks for: targeted rescans or, after lost events, a full
     /// rescan of every realtime workspace.
     pub fn realtime_scan(
@@ -215,7 +205,7 @@ impl Agent {
                 self.changes_seen.notify_one();
             }
         }
-        self.record_watcher(&lock(watcher));
+        realtime::publish(&self.metrics, &lock(watcher));
         Ok(())
     }
 }

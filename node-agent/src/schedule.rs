@@ -1,8 +1,9 @@
 //! The scan loop every long-running mode shares (standalone and in-cluster): each workspace is
 //! scanned on its interval with jitter, realtime batches are rescanned in between, and the loop
 //! starts over whenever the configuration changes (new entities are baselined silently,
-//! removed ones forgotten). Scans run on blocking threads; the loop itself never touches the
-//! host or the store.
+//! removed ones forgotten). Scans, and starting or stopping realtime detection, run on threads
+//! of their own; the loop itself never touches the host or the store, and never blocks the
+//! async runtime.
 
 use std::{
     collections::BTreeMap,
@@ -22,7 +23,7 @@ use crate::{
     agent::Agent,
     config::{Settings, WorkspaceKey},
     lock,
-    realtime::{self, Session},
+    realtime::{self, Session, SessionState},
     scan::ScanOutcome,
 };
 
@@ -158,8 +159,22 @@ pub async fn run_loop(
         let realtime = if once {
             None
         } else {
-            Session::start(&agent, &workspaces, max_watches, event_sender)
+            let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
+            let started = tokio::task::spawn_blocking(move || {
+                Session::start(
+                    &task_agent.root,
+                    &task_agent.metrics,
+                    &task_workspaces,
+                    max_watches,
+                    event_sender,
+                )
+            });
+            started.await.unwrap_or_else(|join| {
+                tracing::error!(error = %join, "starting realtime detection failed; periodic scans go on");
+                None
+            })
         };
+        let realtime_state = realtime.as_ref().map(Session::state);
         let mut due = schedule.plan(&workspaces, &settings, start_jitter && first);
         first = false;
         let mut scanned_once = vec![false; workspaces.len()];
@@ -179,12 +194,15 @@ pub async fn run_loop(
                 }
                 () = tokio::time::sleep(sleep) => {
                     let Some((index, _)) = next else { continue };
-                    let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
-                    let scan = crate::resources::on_scan_thread(move || task_agent.scan_and_print(&task_workspaces[index]));
+                    let (task_agent, task_workspaces, task_state) = (agent.clone(), workspaces.clone(), realtime_state.clone());
+                    let scan = crate::resources::on_scan_thread(move || {
+                        let outcome = task_agent.scan_and_print(&task_workspaces[index]);
+                        let realtime = task_state.as_ref().map(SessionState::status).unwrap_or_default();
+                        outcome.map(|outcome| (outcome, realtime))
+                    });
                     match scan.await {
-                        Ok(Ok(outcome)) => {
+                        Ok(Ok((outcome, realtime))) => {
                             if let Some(done) = &done {
-                                let realtime = realtime.as_ref().map(Session::status).unwrap_or_default();
                                 let _ = done.send(ScanDone { workspace: workspaces[index].clone(), config_revision: config.revision.clone(), outcome, realtime });
                             }
                         }
@@ -198,9 +216,11 @@ pub async fn run_loop(
                 Some(first) = events.recv(), if realtime.is_some() => {
                     let batch = realtime::debounce(first, &mut events).await;
                     let Some(watcher) = realtime.as_ref().map(|r| r.watcher.clone()) else { continue };
-                    let signal = lock(&watcher).interpret(&batch);
                     let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
-                    let scan = crate::resources::on_scan_thread(move || task_agent.realtime_scan(&task_workspaces, &watcher, signal));
+                    let scan = crate::resources::on_scan_thread(move || {
+                        let signal = lock(&watcher).interpret(&batch);
+                        task_agent.realtime_scan(&task_workspaces, &watcher, signal)
+                    });
                     match scan.await {
                         Ok(Ok(())) => {}
                         Ok(Err(error)) => tracing::error!(error = %error_chain(&error), "realtime rescan failed; the next scan covers it"),
@@ -209,10 +229,13 @@ pub async fn run_loop(
                 }
             }
         };
-        if let Some(realtime) = realtime {
-            realtime.stop();
-        }
-        let _ = std::io::stdout().flush();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(realtime) = realtime {
+                realtime.stop();
+            }
+            let _ = std::io::stdout().flush();
+        })
+        .await;
         if !reload {
             return Ok(());
         }

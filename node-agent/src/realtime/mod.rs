@@ -3,7 +3,9 @@
 //! thread that reads events, and the debounce that turns a burst of writes into one rescan.
 //!
 //! It never decides what changed and never writes the baseline: the scan loop hands each
-//! debounced batch to the agent, which rescans through the scanner.
+//! debounced batch to the agent, which rescans through the scanner. It takes what it needs (the
+//! host root, the metrics, where events go), never the agent; starting and stopping a session
+//! block (watches are added for every directory), so callers run them off the async runtime.
 
 mod watcher;
 
@@ -20,7 +22,7 @@ use kubefim_crds::{WorkspaceConfig, nodestatus::RealtimeStatus};
 use tokio::sync::mpsc::{Receiver, Sender, error::TrySendError};
 pub use watcher::{RawEvent, Signal, WatchedEntity, Watcher, read_events, wait_readable};
 
-use crate::{agent::Agent, config::WorkspaceKey, lock, resolve};
+use crate::{config::WorkspaceKey, hostfs::HostRoot, lock, metrics::Metrics, resolve};
 
 /// Events are gathered until this long passes without a new one...
 const DEBOUNCE_QUIET: Duration = Duration::from_millis(20);
@@ -36,14 +38,37 @@ pub const PENDING_BATCHES: usize = 16;
 pub struct Session {
     pub watcher: Arc<Mutex<Watcher>>,
     stop: Arc<AtomicBool>,
+    /// Set while the reader thread runs.
+    reading: Arc<AtomicBool>,
     reader: std::thread::JoinHandle<()>,
+}
+
+/// What a session's status is read from, for the thread that scans (the watcher's lock may be
+/// held by a rescan).
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    watcher: Arc<Mutex<Watcher>>,
+    reading: Arc<AtomicBool>,
+}
+
+impl SessionState {
+    /// Active while its reader runs; a reader that failed leaves it inactive, saying why.
+    pub fn status(&self) -> RealtimeStatus {
+        let watcher = lock(&self.watcher);
+        RealtimeStatus {
+            active: self.reading.load(Ordering::Acquire),
+            watches: watcher.watch_count() as u64,
+            degraded_reason: watcher.degraded.clone(),
+        }
+    }
 }
 
 impl Session {
     /// Watches every entity of the workspaces with realtime detection on; None when none has
     /// it on or inotify cannot be used (periodic scans then carry on alone).
     pub fn start(
-        agent: &Agent,
+        root: &HostRoot,
+        metrics: &Metrics,
         workspaces: &[WorkspaceConfig],
         max_watches: usize,
         events: Sender<Vec<RawEvent>>,
@@ -55,7 +80,7 @@ impl Session {
             Ok(watcher) => watcher,
             Err(errno) => {
                 tracing::error!(error = %errno, "cannot start realtime detection; periodic scans go on");
-                agent.metrics.realtime_degraded.set(1);
+                metrics.realtime_degraded.set(1);
                 return None;
             }
         };
@@ -63,11 +88,11 @@ impl Session {
             for entity in &workspace.entities {
                 if let Ok(resolved) = resolve::resolve(entity, workspace.scan.hash_algorithm, crate::env_var)
                 {
-                    watcher.add_entity(&agent.root, &WorkspaceKey::of(workspace), resolved);
+                    watcher.add_entity(root, &WorkspaceKey::of(workspace), resolved);
                 }
             }
         }
-        agent.record_watcher(&watcher);
+        publish(metrics, &watcher);
         if let Some(reason) = &watcher.degraded {
             tracing::warn!(reason = %reason, "realtime detection degraded");
         }
@@ -76,7 +101,7 @@ impl Session {
             Ok(fd) => {
                 let stop = Arc::new(AtomicBool::new(false));
                 let watcher = Arc::new(Mutex::new(watcher));
-                let degraded = agent.metrics.realtime_degraded.clone();
+                let degraded = metrics.realtime_degraded.clone();
                 let failed = {
                     let watcher = watcher.clone();
                     move |reason: String| {
@@ -84,16 +109,18 @@ impl Session {
                         degraded.set(1);
                     }
                 };
-                let reader = spawn_reader(fd, events, stop.clone(), failed);
+                let reading = Arc::new(AtomicBool::new(true));
+                let reader = spawn_reader(fd, events, stop.clone(), reading.clone(), failed);
                 Some(Self {
                     watcher,
                     stop,
+                    reading,
                     reader,
                 })
             }
             Err(errno) => {
                 tracing::error!(error = %errno, "cannot read inotify events; periodic scans go on");
-                agent.metrics.realtime_degraded.set(1);
+                metrics.realtime_degraded.set(1);
                 None
             }
         }
@@ -105,15 +132,23 @@ impl Session {
         let _ = self.reader.join();
     }
 
-    /// Active while its reader runs; a reader that failed leaves it inactive, saying why.
-    pub fn status(&self) -> RealtimeStatus {
-        let watcher = lock(&self.watcher);
-        RealtimeStatus {
-            active: !self.reader.is_finished(),
-            watches: watcher.watch_count() as u64,
-            degraded_reason: watcher.degraded.clone(),
+    /// Where its status is read from.
+    pub fn state(&self) -> SessionState {
+        SessionState {
+            watcher: self.watcher.clone(),
+            reading: self.reading.clone(),
         }
     }
+}
+
+/// Publishes the watcher's state in the metrics.
+pub fn publish(metrics: &Metrics, watcher: &Watcher) {
+    metrics
+        .realtime_watches
+        .set(i64::try_from(watcher.watch_count()).unwrap_or(i64::MAX));
+    metrics
+        .realtime_degraded
+        .set(i64::from(watcher.degraded.is_some()));
 }
 
 /// Reads inotify events on a thread of its own and forwards them, until `stop` is set; calls
@@ -122,9 +157,18 @@ fn spawn_reader(
     fd: std::os::fd::OwnedFd,
     events: Sender<Vec<RawEvent>>,
     stop: Arc<AtomicBool>,
+    reading: Arc<AtomicBool>,
     failed: impl FnOnce(String) + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        // However the thread ends, the session is no longer read.
+        struct Reading(Arc<AtomicBool>);
+        impl Drop for Reading {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _reading = Reading(reading);
         let mut buffer = vec![MaybeUninit::<u8>::uninit(); 256 << 10];
         while !stop.load(Ordering::Relaxed) {
             let batch = match wait_readable(&fd, Duration::from_millis(200)) {
