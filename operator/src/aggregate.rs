@@ -15,7 +15,7 @@ use kubefim_crds::{FimNodeStatus, FimWorkspace, MonitoredEntity, TargetOs};
 
 use crate::{
     Error, Result, apply,
-    controller::{Context, valid},
+    context::{Context, valid},
     render::node_os,
     selector,
     status::{self, EntityServing, Serving},

@@ -28,7 +28,7 @@ use kube::{
 };
 use kubefim_crds::{FimNodeStatus, FimWorkspace, MonitoredEntity, keys};
 
-pub use crate::context::{Context, Intervals, Settings, Stores, valid};
+use crate::context::{Context, Settings, Stores};
 use crate::{
     Error, Result, aggregate,
     metrics::Metrics,

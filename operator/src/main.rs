@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use kubefim_operator::{
-    controller, metrics,
+    context, controller, metrics,
     tenancy::{self, NamespacePolicy},
 };
 
@@ -75,12 +75,12 @@ async fn main() -> anyhow::Result<()> {
     } else {
         workspace_namespaces
     };
-    let settings = controller::Settings {
+    let settings = context::Settings {
         policy: NamespacePolicy::new(allowed, &workspace_namespace_selector)
             .map_err(|e| anyhow::anyhow!("--workspace-namespace-selector: {e}"))?,
         agent_nodes: tenancy::parse_selector(&agent_node_selector)
             .map_err(|e| anyhow::anyhow!("--agent-node-selector: {e}"))?,
-        intervals: controller::Intervals {
+        intervals: context::Intervals {
             status: std::time::Duration::from_secs(status_interval_seconds.max(1)),
             retention: std::time::Duration::from_secs(retention_interval_seconds.max(1)),
         },

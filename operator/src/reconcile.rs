@@ -15,7 +15,7 @@ use kube::{
 };
 use kubefim_crds::keys;
 
-use crate::{Error, Result, apply, controller::Context, metrics::ReconcileTimer, validate::ObjectKey};
+use crate::{Error, Result, apply, context::Context, metrics::ReconcileTimer, validate::ObjectKey};
 
 /// Renders `node`'s configuration and applies its ConfigMap when the revision changed.
 pub async fn reconcile_node(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action> {

@@ -15,7 +15,7 @@ use kube::{
 use kubefim_crds::{FimNodeStatus, FimWorkspace, MonitoredEntity};
 use kubefim_operator::{
     aggregate, apply,
-    controller::{Context, Settings, Stores},
+    context::{Context, Settings, Stores},
     metrics::Metrics,
     reconcile,
     render::RenderIndex,

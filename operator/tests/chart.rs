@@ -1,6 +1,7 @@
 //! The Helm chart, checked with the real tools (scripts/install-tools.sh installs them): helm
 //! lint and template with default values and every toggle on, the kinds it renders, the agent's
-//! security context, promtool on the alert rules with a unit test per alert, and every metric a
+//! security context and probes, cluster-scoped names that two releases never share, promtool on
+//! the alert rules with a unit test per alert and on every dashboard query, and every metric a
 //! dashboard or a rule queries being one the code exports.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
@@ -60,8 +61,23 @@ fn template(values: Option<&Path>) -> Vec<Value> {
     if let Some(values) = values {
         helm.arg("-f").arg(values);
     }
-    let text = run(helm);
-    serde_yaml::Deserializer::from_str(&text)
+    documents(&run(helm))
+}
+
+/// The chart rendered as release `release` in `namespace`, with `--set` values.
+fn template_as(release: &str, namespace: &str, set: &[&str]) -> Vec<Value> {
+    let mut helm = tool("helm");
+    helm.args(["template", release])
+        .arg(chart())
+        .args(["--namespace", namespace]);
+    for value in set {
+        helm.arg("--set").arg(value);
+    }
+    documents(&run(helm))
+}
+
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
         .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
         .filter(|doc: &Value| !doc.is_null())
         .collect()
@@ -207,6 +223,23 @@ fn the_agent_daemonset_is_not_privileged_and_adds_only_dac_read_search() {
         (host["mountPath"].as_str(), host["readOnly"].as_bool()),
         (Some("/host"), Some(true))
     );
+    assert_eq!(host["mountPropagation"], "HostToContainer");
+    assert!(
+        host["recursiveReadOnly"].is_null(),
+        "Kubernetes accepts recursiveReadOnly only without mount propagation"
+    );
+    // A startup probe that gives the store time to open (a large one may need repair), then
+    // liveness; readiness on /readyz; a grace period covering a scan's stop and the create in
+    // flight.
+    let startup = &container["startupProbe"];
+    assert_eq!(startup["httpGet"]["path"], "/healthz");
+    assert!(
+        startup["failureThreshold"].as_u64().unwrap() * startup["periodSeconds"].as_u64().unwrap() >= 600,
+        "{startup:?}"
+    );
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(pod["terminationGracePeriodSeconds"], 30);
     let env = container["env"].as_sequence().unwrap();
     assert!(
         env.iter()
@@ -247,7 +280,7 @@ fn the_agent_may_do_only_what_the_design_allows() {
     let docs = template(None);
     let role = docs
         .iter()
-        .find(|d| kind(d) == "ClusterRole" && d["metadata"]["name"] == "kubefim-agent")
+        .find(|d| kind(d) == "ClusterRole" && d["metadata"]["name"] == "kubefim-agent.kubefim-system")
         .unwrap();
     let mut grants: Vec<String> = Vec::new();
     for rule in role["rules"].as_sequence().unwrap() {
@@ -521,7 +554,7 @@ fn the_admission_policy_tests_for_the_node_name_with_has_first() {
 /// Whether the operator's ClusterRole grants anything on Namespaces.
 fn operator_reads_namespaces(docs: &[Value]) -> bool {
     docs.iter()
-        .filter(|d| kind(d) == "ClusterRole" && d["metadata"]["name"] == "kubefim-operator")
+        .filter(|d| kind(d) == "ClusterRole" && d["metadata"]["name"] == "kubefim-operator.kubefim-system")
         .flat_map(|d| d["rules"].as_sequence().cloned().unwrap_or_default())
         .any(|rule| {
             rule["resources"]
@@ -537,4 +570,127 @@ fn the_operator_reads_namespaces_only_to_match_a_namespace_selector() {
         "named namespaces need no Namespace read"
     );
     assert!(operator_reads_namespaces(&template(Some(&all_toggles()))));
+}
+
+const CLUSTER_SCOPED: [&str; 4] = [
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+];
+
+fn cluster_scoped_names(docs: &[Value]) -> BTreeSet<String> {
+    docs.iter()
+        .filter(|d| CLUSTER_SCOPED.contains(&kind(d)))
+        .map(|d| format!("{}/{}", kind(d), d["metadata"]["name"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn two_releases_make_no_cluster_scoped_object_of_the_same_name() {
+    let first = cluster_scoped_names(&template_as("kubefim", "team-a", &[]));
+    let same_name_elsewhere = template_as("kubefim", "team-b", &[]);
+    let other_name = cluster_scoped_names(&template_as("fim", "team-a", &[]));
+    assert_eq!(first.len(), 8, "{first:?}");
+    assert!(first.contains("ClusterRole/kubefim-agent.team-a"), "{first:?}");
+    let second = cluster_scoped_names(&same_name_elsewhere);
+    assert!(first.is_disjoint(&second), "{first:?} {second:?}");
+    assert!(first.is_disjoint(&other_name), "{first:?} {other_name:?}");
+    // Each binding names its own release's role or policy, and the policy its own agent.
+    for doc in &same_name_elsewhere {
+        match kind(doc) {
+            "ClusterRoleBinding" => {
+                assert_eq!(doc["roleRef"]["name"], doc["metadata"]["name"]);
+                assert_eq!(doc["subjects"][0]["namespace"], "team-b");
+            }
+            "ValidatingAdmissionPolicyBinding" => {
+                assert_eq!(
+                    doc["spec"]["policyName"].as_str(),
+                    Some("kubefim-agent-own-node.team-b")
+                );
+            }
+            "ValidatingAdmissionPolicy" => {
+                let condition = doc["spec"]["matchConditions"][0]["expression"].as_str().unwrap();
+                assert!(
+                    condition.contains("system:serviceaccount:team-b:kubefim-agent"),
+                    "{condition}"
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn recursive_read_only_is_refused_with_mount_propagation_and_rendered_without() {
+    let output = tool("helm")
+        .args(["template", "kubefim"])
+        .arg(chart())
+        .args(["--set", "agent.hostMount.recursiveReadOnly=IfPossible"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("mountPropagation"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let docs = template_as(
+        "kubefim",
+        "kubefim-system",
+        &[
+            "agent.hostMount.recursiveReadOnly=IfPossible",
+            "agent.hostMount.mountPropagation=None",
+        ],
+    );
+    let daemonset = docs.iter().find(|d| kind(d) == "DaemonSet").unwrap();
+    let host = daemonset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "host")
+        .unwrap();
+    assert_eq!(
+        (
+            host["readOnly"].as_bool(),
+            host["mountPropagation"].as_str(),
+            host["recursiveReadOnly"].as_str()
+        ),
+        (Some(true), Some("None"), Some("IfPossible"))
+    );
+}
+
+#[test]
+fn every_dashboard_query_is_promql_that_promtool_accepts() {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(chart().join("dashboards/kubefim.json")).unwrap())
+            .unwrap();
+    let mut rules = Vec::new();
+    for panel in json["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            // Grafana's variables as an "All" selection over a one-hour range substitutes them.
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "5m")
+                .replace("$__range", "1h")
+                .replace("$namespace", ".*")
+                .replace("$workspace", ".*")
+                .replace("$node", ".*");
+            let record = format!(
+                "dashboard:panel{}_{}",
+                panel["id"],
+                target["refId"].as_str().unwrap()
+            );
+            rules.push(serde_json::json!({ "record": record, "expr": expr }));
+        }
+    }
+    assert!(rules.len() >= 20, "{rules:#?}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard-queries.yaml");
+    let groups = serde_json::json!({ "groups": [{ "name": "dashboard", "rules": rules }] });
+    std::fs::write(&file, serde_yaml::to_string(&groups).unwrap()).unwrap();
+    let mut check = tool("promtool");
+    check.args(["check", "rules"]).arg(file);
+    run(check);
 }

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
 
+pub mod module_graph;
+
 use std::time::Duration;
 
 use http::{Method, Request, Response};
