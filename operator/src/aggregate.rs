@@ -126,9 +126,18 @@ pub async fn update_status(ctx: &Context, nodes: &[Arc<Node>], now: jiff::Timest
             .cloned()
             .collect();
         let next = status::workspace_status(workspace, &serving, &mine, now);
+        // Selected nodes that can run an agent but sent no fresh heartbeat: what the
+        // KubefimNodesNotReporting alert watches, whatever made the agent go silent (its pod
+        // deleted, a crash loop, the DaemonSet removed), since an agent that is gone exports
+        // nothing itself.
+        let not_reporting = next
+            .nodes_selected
+            .saturating_sub(next.nodes_unsupported)
+            .saturating_sub(next.nodes_reporting);
         for (state, count) in [
             ("selected", next.nodes_selected),
             ("reporting", next.nodes_reporting),
+            ("not_reporting", not_reporting),
             ("unsupported", next.nodes_unsupported),
         ] {
             ctx.metrics

@@ -300,6 +300,10 @@ pub async fn run(
             loop {
                 let holding = *leader.borrow_and_update();
                 metrics.is_leader.set(i64::from(holding));
+                if !holding {
+                    // Only the holder counts nodes; a standby's last counts would go stale.
+                    metrics.nodes.reset();
+                }
                 tracing::info!(leader = holding, "leadership");
                 if leader.changed().await.is_err() {
                     return;

@@ -54,7 +54,7 @@ impl Metrics {
         let nodes = IntGaugeVec::new(
             Opts::new(
                 "nodes",
-                "Nodes per workspace and state (selected, reporting, unsupported).",
+                "Nodes per workspace and state (selected, reporting, not_reporting, unsupported), exported by the replica that holds the lease.",
             ),
             &["namespace", "workspace", "state"],
         )

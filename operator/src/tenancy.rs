@@ -1,4 +1,4 @@
-//! Who may monitor what (DESIGN §7): watching a host file is reading it, so FIM configuration is
+//! Who may monitor what (docs/design.md, "Security posture"): watching a host file is reading it, so FIM configuration is
 //! a cluster-admin decision. The operator serves FimWorkspaces only in the namespaces the admin
 //! allowed (`--workspace-namespaces`, by default the install namespace, and optionally the
 //! namespaces a label selector matches); a workspace anywhere else is refused in its status and

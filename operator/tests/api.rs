@@ -228,6 +228,17 @@ async fn workspace_and_entity_status_are_applied_from_node_reports() {
     );
     update.await.unwrap().unwrap();
     nothing_more(&mut handle).await;
+    // The gauge the not-reporting alert reads: n2 is selected and sent no heartbeat.
+    let gauge = |state: &str| ctx.metrics.nodes.with_label_values(&["fim", "prod", state]).get();
+    assert_eq!(
+        [
+            gauge("selected"),
+            gauge("reporting"),
+            gauge("not_reporting"),
+            gauge("unsupported")
+        ],
+        [2, 1, 1, 0]
+    );
 }
 
 fn change_meta(name: &str, node: &str, created: &str) -> Value {
