@@ -66,7 +66,7 @@ kubectl wait --for=condition=Established --timeout=60s "${crds[@]/#/crd/}" >/dev
 helm install "$release" charts/kubefim -n "$install" --create-namespace --skip-crds --wait \
   --set operator.enabled=false --set agent.enabled=false \
   --set workspaceNamespaceSelector=kubefim-e2e.dev/monitoring >/dev/null
-# A new admission policy takes about a second to be enforced (DESIGN §12).
+# A new admission policy takes about a second to be enforced (docs/design.md#verified-facts).
 sleep 3
 
 # One test at a time: tests share the install namespace's Lease and RBAC.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the external tools the test suite runs for real (DESIGN §8), idempotently:
+# Installs the external tools the test suite runs for real (docs/design.md#testing), idempotently:
 #   aide, b3sum      Debian packages: the differential oracle and the benchmark baseline
 #   promtool         Debian package `prometheus`: checks and unit-tests the alert rules
 #   rpm, rpmbuild    Debian package `rpm`: the package attribution tests build and install rpms

@@ -1,4 +1,4 @@
-//! The built-in recommended catalog (DESIGN §5): Defender for Cloud's recommended Linux files,
+//! The built-in recommended catalog (docs/design.md, "Recommended catalog"): Defender for Cloud's recommended Linux files,
 //! Windows files and registry keys, plus the files an attacker of a Kubernetes node goes for.
 //! Ids are stable API: users opt out of items by id in `recommended.exclude`, so an id is never
 //! renamed or reused.

@@ -1,7 +1,7 @@
 //! Which host paths are secrets: their content is never diffed into a FileChange (or a JSON
 //! line) unless the workspace sets `content.revealSensitive`. Watching a host file is reading
 //! it, so a FileContent entity on a key or a kubeconfig must not become a way to read the host
-//! (DESIGN §7). The changes of such a path keep their hashes and say why the diff was withheld.
+//! (docs/design.md, "Security posture"). The changes of such a path keep their hashes and say why the diff was withheld.
 //! One function, shared by the agent, the docs and the tests, so the list cannot drift.
 
 /// Exact paths whose content is secret.

@@ -1,5 +1,5 @@
 //! The CEL admission rules, evaluated client-side with kube's `cel` feature (the same
-//! interpreter family the API server runs; DESIGN §9 records where they were checked against a
+//! interpreter family the API server runs; docs/design.md, "Verified facts" records where they were checked against a
 //! real server). Each refusal must be a rule that evaluated to false with the expected message,
 //! never a rule that failed to compile: a broken rule would otherwise look like a refusal.
 

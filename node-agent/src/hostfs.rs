@@ -1,5 +1,5 @@
 //! Safe access to the host filesystem. Everything the agent reads goes through here, and every
-//! rule of DESIGN §4 that concerns a single open or stat is enforced here:
+//! rule of docs/design.md, "Scanner safety" that concerns a single open or stat is enforced here:
 //! - paths are resolved with `openat2(RESOLVE_IN_ROOT)`, so no symlink or `..` can lead out of
 //!   the host root, whatever the host put there;
 //! - the final component is never followed (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`);

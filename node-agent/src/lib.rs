@@ -1,4 +1,4 @@
-//! The kubefim node agent. It reads as the data flow (DESIGN §11):
+//! The kubefim node agent. It reads as the data flow (docs/design.md, "Module map"):
 //! `config` (what to monitor) → `resolve` (entity paths) → `hostfs` / `walk` / `services` (what
 //! is on the host, safely) → `hash` → `store` (the baseline) → `scan` (the merge-join, split by
 //! job) → `diff` (what changed) → `outbox` (queued for the API) → `output` (JSON lines, the

@@ -1,4 +1,4 @@
-//! The agent's Prometheus metrics (DESIGN §6), served by kubefim-telemetry's endpoint. Every
+//! The agent's Prometheus metrics (docs/design.md, "Metrics"), served by kubefim-telemetry's endpoint. Every
 //! series carries `node`; no label ever holds a file path (paths are unbounded and sensitive).
 
 use kubefim_crds::{AttributionKind, ChangeCategory, PackageManager, nodestatus::EntityState};

@@ -1,5 +1,5 @@
 //! The AIDE-like one-shot modes: `init` records the baseline, `check` compares without writing,
-//! `update` compares and accepts the current state. Exit codes follow the DESIGN: 0 nothing
+//! `update` compares and accepts the current state. Exit codes (docs/design.md, "Agent modes"): 0 nothing
 //! changed, 1 changes found, 2 error.
 
 use std::io::Write;

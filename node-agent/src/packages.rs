@@ -1,4 +1,4 @@
-//! Package attribution (DESIGN §10): the package databases of a node, read straight from the
+//! Package attribution (docs/design.md, "Package attribution"): the package databases of a node, read straight from the
 //! host's files (never by running a package manager, never trusting what they say beyond what
 //! is checked), so that a change a package operation explains is told apart from one nothing
 //! explains.

@@ -6,7 +6,7 @@
 //! can hold, so a depth-first walk that visits siblings in bytewise order produces keys in
 //! strictly increasing bytewise order: `a`, `a\0b`, `a-c` (whereas `a/b` > `a-c` as strings).
 //!
-//! Safety (DESIGN §4): symlinks are reported, never followed; a directory is only entered with
+//! Safety (docs/design.md, "Scanner safety"): symlinks are reported, never followed; a directory is only entered with
 //! O_NOFOLLOW; the walk stays on the filesystem of the entity's base; /proc, /sys and /dev are
 //! refused at resolution; an unreadable directory is reported as `Unreadable` so its stored
 //! baseline is kept rather than reported as removed; depth is capped.

@@ -1,4 +1,4 @@
-//! Package attribution (DESIGN §10) on real package managers: packages built with dpkg-deb and
+//! Package attribution (docs/design.md, "Package attribution") on real package managers: packages built with dpkg-deb and
 //! rpmbuild, installed, upgraded, reinstalled and removed with `dpkg --root` and
 //! `rpm --root --dbpath` in a temporary host root; an apk database written in apk's format.
 //! Each shows: an operation explains its changes (one Aggregated report with Summarize) and

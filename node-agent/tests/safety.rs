@@ -1,4 +1,4 @@
-//! DESIGN §4: the host is hostile. Every rule has a test here on a real temporary tree.
+//! docs/design.md, "Scanner safety": the host is hostile. Every rule has a test here on a real temporary tree.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
 

@@ -67,7 +67,7 @@ async fn a_namespace_editor_outside_the_allowed_namespaces_reaches_no_node() {
             "alice-fim",
             "-n",
             &team,
-            "--clusterrole=kubefim-admin",
+            "--clusterrole=kubefim-e2e-admin.kubefim-e2e",
             "--user=alice",
         ],
         None,
