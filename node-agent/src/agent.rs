@@ -121,7 +121,10 @@ impl Agent {
                 );
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(500));
+            if crate::stop::requested().is_some() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
     }
 

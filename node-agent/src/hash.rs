@@ -109,6 +109,10 @@ fn io_kind(e: &std::io::Error) -> FsErrorKind {
 /// Reads until `buffer` is full or the file ends; returns how many bytes were read. With a
 /// throttle, waits after the read until the read rate allows it.
 fn read_full(file: &mut File, buffer: &mut [u8], throttle: Option<&Throttle>) -> Result<usize, FsErrorKind> {
+    // A large file is read in many calls: a stop asked for meanwhile ends the read at once.
+    if crate::stop::requested().is_some() {
+        return Err(FsErrorKind::Stopped);
+    }
     let mut filled = 0;
     while filled < buffer.len() {
         match file.read(&mut buffer[filled..]) {

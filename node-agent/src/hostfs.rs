@@ -95,6 +95,9 @@ pub enum FsErrorKind {
     TooDeep,
     /// A file that kept changing while it was hashed; the next scan tries again.
     Changing,
+    /// A signal asked the agent to stop while the file was read (`stop`): not an error of the
+    /// file, the scan is abandoned.
+    Stopped,
     /// Anything else (I/O error, too many open files...).
     Io,
 }
@@ -117,6 +120,7 @@ impl FsErrorKind {
             Self::Unresolvable => "unresolvable",
             Self::TooDeep => "too_deep",
             Self::Changing => "changing",
+            Self::Stopped => "stopped",
             Self::Io => "io",
         }
     }

@@ -25,6 +25,7 @@ pub mod scan;
 pub mod schedule;
 pub mod services;
 pub mod standalone;
+pub mod stop;
 pub mod store;
 pub mod walk;
 
@@ -109,6 +110,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+
+    #[error("stopped by {} before the end; nothing of this scan was written", stop::signal_name(*signal))]
+    Stopped { signal: i32 },
 
     #[error("internal error: {0}; this is a bug in kubefim-agent, please report it")]
     Internal(&'static str),

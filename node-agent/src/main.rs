@@ -8,7 +8,7 @@ use kubefim_agent::{
     config::LocalSetup,
     oneshot,
     resources::{self, ScanPriority},
-    standalone,
+    standalone, stop,
 };
 
 #[derive(Parser, Debug)]
@@ -149,20 +149,10 @@ impl Common {
     }
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutdown requested");
+/// Completes once a signal asked to stop (`stop::listen` logs it and stops the scan in
+/// progress).
+async fn shutdown_signal(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 fn main() -> ExitCode {
@@ -170,7 +160,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     kubefim_telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
     resources::init_scan_pool(cli.scan_priority);
-    match cli.command {
+    let (stop_sender, stopping) = tokio::sync::watch::channel(false);
+    if let Err(e) = stop::listen(move || {
+        let _ = stop_sender.send(true);
+    }) {
+        eprintln!("error: cannot listen for SIGINT and SIGTERM: {e}");
+        return ExitCode::from(2);
+    }
+    let exit = match cli.command {
         Command::Standalone(args) => {
             let options = standalone::Options {
                 local: args.common.into_setup(),
@@ -178,7 +175,7 @@ fn main() -> ExitCode {
                 once: args.once,
                 max_watches: args.max_watches,
             };
-            block_on(standalone::run(options, shutdown_signal()))
+            block_on(standalone::run(options, shutdown_signal(stopping)))
         }
         Command::Run(args) => {
             let options = cluster::Options {
@@ -193,17 +190,29 @@ fn main() -> ExitCode {
                 heartbeat: std::time::Duration::from_secs(args.heartbeat_seconds.max(1)),
                 request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds.max(1)),
             };
-            block_on(cluster::run(options, shutdown_signal()))
+            block_on(cluster::run(options, shutdown_signal(stopping)))
         }
         Command::Init(args) => run_oneshot(oneshot::Command::Init, args),
         Command::Check(args) => run_oneshot(oneshot::Command::Check, args),
         Command::Update(args) => run_oneshot(oneshot::Command::Update, args),
+    };
+    // Stopped by a signal: say so in the exit code, as a shell would.
+    match stop::requested() {
+        Some(signal) => ExitCode::from(stop::exit_code(signal)),
+        None => exit,
     }
 }
 
 /// Runs an async mode to completion: exit 0 when it stopped cleanly, 2 on error.
 fn block_on(mode: impl std::future::Future<Output = kubefim_agent::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Sized from the CPU quota, the runtime would have a single worker under the chart's limit
+    // of 1; a second keeps /healthz answering even while the other runs a long task.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -211,7 +220,7 @@ fn block_on(mode: impl std::future::Future<Output = kubefim_agent::Result<()>>) 
         }
     };
     match runtime.block_on(mode) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(kubefim_agent::Error::Stopped { .. }) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", kubefim_telemetry::error_chain(&e));
             ExitCode::from(2)
@@ -228,6 +237,10 @@ fn run_oneshot(which: oneshot::Command, args: OneShotArgs) -> ExitCode {
     };
     match oneshot::run(which, &options, &mut std::io::stdout(), &mut std::io::stderr()) {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(e @ kubefim_agent::Error::Stopped { .. }) => {
+            eprintln!("kubefim-agent: {e}; the baseline is as it was");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {}", kubefim_telemetry::error_chain(&e));
             ExitCode::from(2)

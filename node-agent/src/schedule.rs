@@ -206,6 +206,10 @@ pub async fn run_loop(
                                 let _ = done.send(ScanDone { workspace: workspaces[index].clone(), config_revision: config.revision.clone(), outcome, realtime });
                             }
                         }
+                        Ok(Err(crate::Error::Stopped { .. })) => {
+                            tracing::info!(workspace = %workspaces[index].name, "scan stopped before its end; nothing of it was written, the next start scans again");
+                            break false;
+                        }
                         Ok(Err(error)) => tracing::error!(workspace = %workspaces[index].name, error = %error_chain(&error), "scan failed"),
                         Err(join) => tracing::error!(workspace = %workspaces[index].name, error = %join, "scan task failed"),
                     }
@@ -223,6 +227,7 @@ pub async fn run_loop(
                     });
                     match scan.await {
                         Ok(Ok(())) => {}
+                        Ok(Err(crate::Error::Stopped { .. })) => break false,
                         Ok(Err(error)) => tracing::error!(error = %error_chain(&error), "realtime rescan failed; the next scan covers it"),
                         Err(join) => tracing::error!(error = %join, "realtime rescan task failed"),
                     }

@@ -199,7 +199,7 @@ fn standalone_prints_json_lines_serves_metrics_and_stops_on_sigterm() {
     )
     .unwrap();
     let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    assert_eq!(status.code(), Some(143), "stopped by SIGTERM: 128 + 15");
 }
 
 #[test]

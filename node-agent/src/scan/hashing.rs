@@ -175,6 +175,11 @@ fn record_batch(
                         record.hashed_at = if hashed.digest.is_some() { now } else { 0 };
                         content = hashed.content;
                     }
+                    Some(Err(FsErrorKind::Stopped)) => {
+                        // Nothing more of this scan is recorded: its update is dropped.
+                        crate::stop::check()?;
+                        return Err(crate::Error::Internal("a read stopped with no stop asked for"));
+                    }
                     Some(Err(FsErrorKind::Vanished)) => {
                         // Gone between the walk and the open: it is removed, if it was known.
                         if let Some(old) = old {

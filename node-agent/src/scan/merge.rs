@@ -199,6 +199,8 @@ pub(super) fn merge(
     let mut next_stored = stored.next().transpose()?;
     let mut pending = Pending::default();
     for item in found {
+        // A signal ends the scan at its next step; the caller drops its update.
+        crate::stop::check()?;
         match item {
             Found::Unreadable { key, kind } => {
                 *scan.outcome.errors.entry(kind.reason()).or_default() += 1;
@@ -228,6 +230,7 @@ pub(super) fn merge(
         }
     }
     while let Some((key, record)) = next_stored.take() {
+        crate::stop::check()?;
         pending.gone(key, record, scan, tables, sink)?;
         next_stored = stored.next().transpose()?;
     }
