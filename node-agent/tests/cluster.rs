@@ -339,11 +339,47 @@ fn the_last_applied_configuration_survives_a_restart_and_only_for_its_node() {
     );
     let config = AgentConfig::new("n1", vec![prod()]);
     cluster::save_last_config(state.path(), &config).unwrap();
-    assert_eq!(cluster::load_last_config(state.path(), "n1"), Some(config));
+    assert_eq!(
+        cluster::load_last_config(state.path(), "n1"),
+        Some(config.clone())
+    );
     assert!(
         cluster::load_last_config(state.path(), "n2").is_none(),
         "a state directory moved to another node is not trusted"
     );
     std::fs::write(state.path().join(cluster::LAST_CONFIG_FILE), "not: [yaml").unwrap();
     assert!(cluster::load_last_config(state.path(), "n1").is_none());
+    // Edited under its revision: its content no longer gives that revision.
+    let mut edited = config.clone();
+    edited.workspaces[0].entities.clear();
+    cluster::save_last_config(state.path(), &edited).unwrap();
+    assert!(cluster::revision_mismatch(&edited).is_some());
+    assert!(cluster::load_last_config(state.path(), "n1").is_none());
+}
+
+/// A ConfigMap whose content was changed by hand (its revision annotation and field kept) is
+/// not applied: the current configuration stays.
+#[tokio::test]
+async fn a_configuration_edited_under_its_revision_is_ignored() {
+    let (client, mut handle) = mock();
+    let current = AgentConfig::new("n1", vec![prod()]);
+    let configs = watching(&client, current.clone());
+    let mut edited = current.clone();
+    edited.workspaces[0].entities.clear();
+    let (_list, send) = next_request(&mut handle).await;
+    respond(
+        send,
+        200,
+        json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "7"}, "items": [{
+            "metadata": {"name": "kubefim-node-n1", "namespace": "kubefim-system", "resourceVersion": "7"},
+            "data": {"agent.yaml": edited.to_yaml().unwrap()},
+        }]}),
+    );
+    let (_watch, _held_open) = next_request(&mut handle).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        *configs.borrow(),
+        current,
+        "the edited configuration was not applied"
+    );
 }

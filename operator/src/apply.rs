@@ -18,8 +18,14 @@ use serde_json::json;
 
 use crate::{Error, Result};
 
-/// The ConfigMap that carries `config` to `node`'s agent, owned by the Node so it goes with it.
-pub fn node_config_map(node: &Node, config: &AgentConfig, namespace: &str) -> Result<ConfigMap> {
+/// The ConfigMap that carries `config` to `node`'s agent, owned by `owner` (the chart's
+/// operator ServiceAccount, so an uninstall takes it) or, without one, by the Node.
+pub fn node_config_map(
+    node: &Node,
+    config: &AgentConfig,
+    namespace: &str,
+    owner: Option<&OwnerReference>,
+) -> Result<ConfigMap> {
     let yaml = config.to_yaml().map_err(|source| Error::Spec {
         object: format!("Node {}", node.name_any()),
         source,
@@ -38,15 +44,34 @@ pub fn node_config_map(node: &Node, config: &AgentConfig, namespace: &str) -> Re
         keys::ANNOTATION_REVISION.to_string(),
         config.revision.clone(),
     )]));
-    cm.metadata.owner_references = Some(vec![OwnerReference {
+    cm.metadata.owner_references = Some(vec![owner.cloned().unwrap_or_else(|| OwnerReference {
         api_version: "v1".into(),
         kind: "Node".into(),
         name: node.name_any(),
         uid: node.uid().unwrap_or_default(),
         ..Default::default()
-    }]);
+    })]);
     cm.data = Some(BTreeMap::from([(keys::CONFIG_KEY.to_string(), yaml)]));
     Ok(cm)
+}
+
+/// Whether `current` carries exactly what `wanted` says: the configuration itself, its
+/// revision and its owner. Anyone who may edit ConfigMaps in the install namespace could
+/// otherwise change what a node monitors and keep the revision annotation.
+pub fn holds(current: &ConfigMap, wanted: &ConfigMap) -> bool {
+    current.data == wanted.data
+        && applied_revision(current) == applied_revision(wanted)
+        && current.metadata.owner_references == wanted.metadata.owner_references
+}
+
+/// Deletes a node's ConfigMap (its node is gone).
+pub async fn delete_config_map(client: &Client, namespace: &str, name: &str) -> Result<()> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
 }
 
 /// The revision a node's ConfigMap holds.

@@ -14,6 +14,7 @@ use std::{
 use k8s_openapi::{
     api::core::v1::{ConfigMap, Namespace},
     apimachinery::pkg::apis::meta::v1::LabelSelector,
+    apimachinery::pkg::apis::meta::v1::OwnerReference,
 };
 use kube::{
     Client, ResourceExt,
@@ -57,6 +58,10 @@ pub struct Settings {
     /// can never report and is counted as unsupported, not as silent.
     pub agent_nodes: LabelSelector,
     pub intervals: Intervals,
+    /// What owns the node ConfigMaps: the chart's operator ServiceAccount, so `helm uninstall`
+    /// takes them with it (a ConfigMap of a deleted node is removed by the operator itself).
+    /// None: each is owned by its Node, as when the operator runs outside the chart.
+    pub config_owner: Option<OwnerReference>,
 }
 
 impl Settings {
@@ -70,6 +75,7 @@ impl Settings {
                 ..Default::default()
             },
             intervals: Intervals::default(),
+            config_owner: None,
         }
     }
 }

@@ -32,7 +32,7 @@ use crate::context::{Context, Settings, Stores};
 use crate::{
     Error, Result, aggregate,
     metrics::Metrics,
-    reconcile::{Trigger, error_policy, nodes_to_reconcile, reconcile_node},
+    reconcile::{Trigger, error_policy, nodes_to_reconcile, reconcile_node, remove_orphaned_configs},
     retention,
 };
 
@@ -188,8 +188,12 @@ pub async fn run(
     let (trigger_sender, triggers) = futures::channel::mpsc::unbounded::<Trigger>();
     let drain = {
         let (ws_ctx, entity_ctx, status_ctx, ns_ctx) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone());
-        let (ws_sender, entity_sender, ns_sender) =
-            (trigger_sender.clone(), trigger_sender.clone(), trigger_sender);
+        let (ws_sender, entity_sender, ns_sender, cm_sender) = (
+            trigger_sender.clone(),
+            trigger_sender.clone(),
+            trigger_sender.clone(),
+            trigger_sender,
+        );
         async move {
             let ws = ws_events.for_each(move |guard| {
                 report_malformed(&ws_ctx, &guard);
@@ -225,7 +229,13 @@ pub async fn run(
                 entity,
                 statuses,
                 namespaces,
-                cm_events.for_each(|_| futures::future::ready(()))
+                // The operator owns these: one changed or deleted by anyone is compared again.
+                cm_events.for_each(move |cm| {
+                    if let Some(node) = cm.labels().get(keys::LABEL_NODE) {
+                        let _ = cm_sender.unbounded_send(Trigger::Node(node.clone()));
+                    }
+                    futures::future::ready(())
+                })
             );
         }
     };
@@ -278,6 +288,9 @@ pub async fn run(
                     _ = status_tick.tick() => {
                         if ctx.is_leader() && let Err(e) = aggregate::update_status(&ctx, &nodes.state(), jiff::Timestamp::now()).await {
                             tracing::warn!(error = %kubefim_telemetry::error_chain(&e), "status update failed; retrying next round");
+                        }
+                        if let Err(e) = remove_orphaned_configs(&ctx, &nodes.state()).await {
+                            tracing::warn!(error = %kubefim_telemetry::error_chain(&e), "cannot remove the configuration of a deleted node; retrying next round");
                         }
                     }
                     _ = retention_tick.tick() => {

@@ -54,6 +54,11 @@ enum Command {
         /// nodes outside it are counted as unsupported rather than as not reporting.
         #[arg(long, default_value = "kubernetes.io/os=linux")]
         agent_node_selector: String,
+        /// The ServiceAccount (in the install namespace) that owns the node ConfigMaps, so that
+        /// deleting it (helm uninstall) deletes them; the chart passes the operator's own. Without
+        /// it each ConfigMap is owned by its Node.
+        #[arg(long, env = "KUBEFIM_CONFIG_OWNER_SERVICE_ACCOUNT")]
+        config_owner_service_account: Option<String>,
     },
 }
 
@@ -69,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         workspace_namespaces,
         workspace_namespace_selector,
         agent_node_selector,
+        config_owner_service_account,
     } = Cli::parse().command;
     let allowed = if workspace_namespaces.is_empty() {
         vec![namespace.clone()]
@@ -84,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
             status: std::time::Duration::from_secs(status_interval_seconds.max(1)),
             retention: std::time::Duration::from_secs(retention_interval_seconds.max(1)),
         },
+        config_owner: None,
         namespace,
     };
     kubefim_telemetry::init_logging(log_format == "json");
@@ -91,6 +98,10 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("cannot reach the Kubernetes API: set KUBECONFIG or run in a pod")?;
+    let mut settings = settings;
+    if let Some(name) = config_owner_service_account {
+        settings.config_owner = Some(service_account_owner(&client, &settings.namespace, &name).await?);
+    }
     let metrics = Arc::new(metrics::Metrics::new());
     let listener = kubefim_telemetry::bind(&metrics_addr)
         .await
@@ -114,4 +125,25 @@ async fn main() -> anyhow::Result<()> {
     controller::run(client, settings, identity, metrics, stop)
         .await
         .map_err(|e| anyhow::anyhow!(kubefim_telemetry::error_chain(&e)))
+}
+
+/// The owner reference of ServiceAccount `name` in `namespace`.
+async fn service_account_owner(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    use kube::ResourceExt as _;
+    let api: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let account = api.get(name).await.with_context(|| {
+        format!("cannot read ServiceAccount {namespace}/{name}, the owner of the node ConfigMaps (--config-owner-service-account)")
+    })?;
+    Ok(k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "v1".into(),
+        kind: "ServiceAccount".into(),
+        name: name.to_string(),
+        uid: account.uid().unwrap_or_default(),
+        ..Default::default()
+    })
 }

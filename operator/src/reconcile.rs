@@ -27,15 +27,25 @@ pub async fn reconcile_node(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action
         .stores
         .config_maps
         .get(&ObjectRef::new(&name).within(&ctx.settings.namespace));
-    if current.as_deref().and_then(apply::applied_revision) == Some(revision.as_str()) {
-        ctx.metrics
-            .reconciliations_total
-            .with_label_values(&["unchanged"])
-            .inc();
-        return Ok(Action::await_change());
-    }
     let config = index.config(&node);
-    let cm = apply::node_config_map(&node, &config, &ctx.settings.namespace)?;
+    let owner = ctx.settings.config_owner.as_ref();
+    let cm = apply::node_config_map(&node, &config, &ctx.settings.namespace, owner)?;
+    // Its content is compared, not only its revision annotation: an edit by hand that kept the
+    // annotation is repaired like a deletion.
+    match current.as_deref() {
+        Some(current) if apply::holds(current, &cm) => {
+            ctx.metrics
+                .reconciliations_total
+                .with_label_values(&["unchanged"])
+                .inc();
+            return Ok(Action::await_change());
+        }
+        Some(current) if apply::applied_revision(current) == Some(revision.as_str()) => {
+            tracing::warn!(node = %node.name_any(), configmap = %name,
+                "the node's ConfigMap was changed by something other than the operator; restoring it");
+        }
+        _ => {}
+    }
     // Checked at the last moment: a replica that lost the lease must not write.
     if !ctx.is_leader() {
         ctx.metrics
@@ -94,6 +104,8 @@ pub enum Trigger {
     AllNodes,
     /// An entity of this workspace changed: only the nodes the workspace selects.
     NodesOf(ObjectKey),
+    /// The ConfigMap of this node changed or was deleted: it is compared with what it must hold.
+    Node(String),
 }
 
 /// The nodes a trigger asks to reconcile.
@@ -106,9 +118,33 @@ pub fn nodes_to_reconcile(
     let chosen: Vec<&Arc<Node>> = match trigger {
         Trigger::AllNodes => all.iter().collect(),
         Trigger::NodesOf(workspace) => ctx.index().nodes_selected_by(workspace, &all),
+        Trigger::Node(name) => all.iter().filter(|n| n.name_any() == *name).collect(),
     };
     chosen
         .into_iter()
         .map(|n| ReconcileRequest::from(ObjectRef::from_obj(n.as_ref())))
         .collect()
+}
+
+/// Deletes the ConfigMaps of nodes that no longer exist. With the ServiceAccount as their owner,
+/// a deleted Node no longer takes its ConfigMap; this does, on the leader, every status round.
+pub async fn remove_orphaned_configs(ctx: &Context, nodes: &[Arc<Node>]) -> Result<usize> {
+    if !ctx.is_leader() {
+        return Ok(0);
+    }
+    let existing: std::collections::BTreeSet<String> = nodes
+        .iter()
+        .map(|n| keys::node_config_map_name(&n.name_any()))
+        .collect();
+    let mut removed = 0;
+    for cm in ctx.stores.config_maps.state() {
+        let name = cm.name_any();
+        if existing.contains(&name) || cm.namespace().as_deref() != Some(ctx.settings.namespace.as_str()) {
+            continue;
+        }
+        apply::delete_config_map(&ctx.client, &ctx.settings.namespace, &name).await?;
+        tracing::info!(configmap = %name, "removed the configuration of a node that no longer exists");
+        removed += 1;
+    }
+    Ok(removed)
 }

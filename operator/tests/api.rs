@@ -142,11 +142,88 @@ async fn an_unchanged_revision_is_not_written_again() {
     let (client, mut handle) = mock();
     let n1 = node("n1");
     let config = RenderIndex::build(&[Arc::new(workspace())], &[Arc::new(entity())]).config(&n1);
-    let existing = apply::node_config_map(&n1, &config, "kubefim-system").unwrap();
+    let existing = apply::node_config_map(&n1, &config, "kubefim-system", None).unwrap();
     let ctx = context(client, vec![existing], vec![], true);
     let reconcile = tokio::spawn(reconcile::reconcile_node(Arc::new(n1), ctx));
     nothing_more(&mut handle).await;
     reconcile.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_config_map_edited_by_hand_under_its_revision_is_restored() {
+    let (client, mut handle) = mock();
+    let n1 = node("n1");
+    let config = RenderIndex::build(&[Arc::new(workspace())], &[Arc::new(entity())]).config(&n1);
+    let mut edited = apply::node_config_map(&n1, &config, "kubefim-system", None).unwrap();
+    // Someone who may edit ConfigMaps drops the entity, keeping the revision annotation.
+    let yaml = edited.data.as_ref().unwrap()["agent.yaml"].replace("/srv/app", "/srv/elsewhere");
+    edited.data = Some([("agent.yaml".to_string(), yaml)].into());
+    let ctx = context(client, vec![edited], vec![], true);
+    let reconcile = tokio::spawn(reconcile::reconcile_node(Arc::new(n1), ctx.clone()));
+    let body = expect(&mut handle, Method::PATCH, "/api/v1/namespaces/kubefim-system/configmaps/kubefim-node-n1?&force=true&fieldManager=kubefim-operator", 200,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubefim-node-n1", "namespace": "kubefim-system"}}),
+    )
+    .await;
+    reconcile.await.unwrap().unwrap();
+    let restored =
+        kubefim_crds::AgentConfig::from_yaml(body["data"]["agent.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        restored, config,
+        "what the workspaces say, not what was edited in"
+    );
+    assert_eq!(ctx.metrics.configmaps_applied_total.get(), 1);
+}
+
+#[tokio::test]
+async fn with_a_config_owner_the_config_maps_go_with_it_and_a_deleted_nodes_is_removed() {
+    let (client, mut handle) = mock();
+    let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "v1".into(),
+        kind: "ServiceAccount".into(),
+        name: "kubefim-operator".into(),
+        uid: "uid-sa".into(),
+        ..Default::default()
+    };
+    let gone = node("gone");
+    let config = RenderIndex::build(&[Arc::new(workspace())], &[Arc::new(entity())]).config(&gone);
+    let orphan = apply::node_config_map(&gone, &config, "kubefim-system", Some(&owner)).unwrap();
+    let (_tx, rx) = watch::channel(true);
+    let mut owned = settings();
+    owned.config_owner = Some(owner);
+    let ctx = Arc::new(Context::new(
+        client,
+        owned,
+        stores(vec![workspace()], vec![entity()], vec![], vec![orphan]),
+        rx,
+        Arc::new(Metrics::new()),
+        None,
+    ));
+    let n1 = Arc::new(node("n1"));
+    let reconcile = tokio::spawn(reconcile::reconcile_node(n1.clone(), ctx.clone()));
+    let body = expect(&mut handle, Method::PATCH, "/api/v1/namespaces/kubefim-system/configmaps/kubefim-node-n1?&force=true&fieldManager=kubefim-operator", 200,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubefim-node-n1", "namespace": "kubefim-system"}}),
+    )
+    .await;
+    reconcile.await.unwrap().unwrap();
+    assert_eq!(
+        body["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "v1", "kind": "ServiceAccount", "name": "kubefim-operator", "uid": "uid-sa"}])
+    );
+    // Node "gone" no longer exists: its ConfigMap is removed by the operator.
+    let sweep = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { reconcile::remove_orphaned_configs(&ctx, &[n1]).await }
+    });
+    expect(
+        &mut handle,
+        Method::DELETE,
+        "/api/v1/namespaces/kubefim-system/configmaps/kubefim-node-gone?",
+        200,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+    )
+    .await;
+    assert_eq!(sweep.await.unwrap().unwrap(), 1);
+    nothing_more(&mut handle).await;
 }
 
 #[tokio::test]
@@ -344,7 +421,7 @@ async fn a_workspace_in_a_namespace_not_allowed_is_refused_and_reaches_no_node()
     // An editor of namespace fim made a workspace; only kubefim-system is allowed.
     let n1 = node("n1");
     let nothing = kubefim_crds::AgentConfig::new("n1", vec![]);
-    let existing = apply::node_config_map(&n1, &nothing, "kubefim-system").unwrap();
+    let existing = apply::node_config_map(&n1, &nothing, "kubefim-system", None).unwrap();
     let ctx = Arc::new(Context::new(
         client,
         Settings::for_namespace("kubefim-system"),

@@ -18,6 +18,13 @@ use crate::{Error, Result};
 /// starts while the API server is unreachable monitors what it monitored before.
 pub const LAST_CONFIG_FILE: &str = "agent-config.yaml";
 
+/// The revision `config`'s content gives, when it is not the one it carries: a configuration
+/// edited by hand (only the operator writes it, and its revision is the digest of what it holds).
+pub fn revision_mismatch(config: &AgentConfig) -> Option<String> {
+    let computed = AgentConfig::new(config.node.clone(), config.workspaces.clone()).revision;
+    (computed != config.revision).then_some(computed)
+}
+
 /// The last configuration this node applied, if any (and if it is this node's). A copy that
 /// cannot be read or parsed, or that is another node's, is logged and not used: the agent then
 /// waits for the API server, as on a first start.
@@ -32,7 +39,14 @@ pub fn load_last_config(state_dir: &std::path::Path, node: &str) -> Option<Agent
         }
     };
     match AgentConfig::from_yaml(&text) {
-        Ok(config) if config.node == node => Some(config),
+        Ok(config) if config.node == node => match revision_mismatch(&config) {
+            None => Some(config),
+            Some(computed) => {
+                tracing::error!(path = %path.display(), revision = %config.revision, %computed,
+                    "the last applied configuration does not match its revision (changed by hand?); waiting for the API server");
+                None
+            }
+        },
         Ok(config) => {
             tracing::error!(path = %path.display(), for_node = %config.node, "the last applied configuration is another node's; waiting for the API server");
             None
@@ -115,6 +129,12 @@ pub async fn watch_config(
             .unwrap_or_default();
         match AgentConfig::from_yaml(&yaml) {
             Ok(config) if config.node == node => {
+                if let Some(computed) = revision_mismatch(&config) {
+                    // Only the operator writes it; it restores an edited one within seconds.
+                    tracing::error!(configmap = %name, revision = %config.revision, %computed,
+                        "the configuration does not match its revision: changed by something other than the operator; ignored, keeping the current one");
+                    continue;
+                }
                 if configs.borrow().revision != config.revision {
                     let _ = configs.send(config);
                 }

@@ -17,7 +17,9 @@ mod store_access;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 pub use baseline_reset::{CheckError, check as check_baseline_reset};
-pub use config_source::{LAST_CONFIG_FILE, load_last_config, save_last_config, watch_config};
+pub use config_source::{
+    LAST_CONFIG_FILE, load_last_config, revision_mismatch, save_last_config, watch_config,
+};
 pub use events::{publish_entity_errors, publish_rejections};
 pub use heartbeat::Heartbeat;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;

@@ -52,6 +52,26 @@ async fn a_workspace_with_recommended_items_and_a_custom_entity_renders_the_node
         (owner.kind.as_str(), owner.name.as_str()),
         ("Node", node.as_str())
     );
+
+    // Someone who may edit ConfigMaps in the install namespace drops the custom entity and
+    // keeps the revision annotation: the operator restores what the workspaces say.
+    let mut edited = config.clone();
+    edited.workspaces[0].entities.retain(|e| e.name != "app");
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(env.client.clone(), &env.install);
+    api.patch(
+        &cm.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"data": {keys::CONFIG_KEY: edited.to_yaml().unwrap()}})),
+    )
+    .await
+    .unwrap();
+    let (_, restored) = eventually(SLOW, "the edited ConfigMap restored", || async {
+        node_config(&env, &node)
+            .await
+            .filter(|(_, c)| c.workspaces[0].entities.iter().any(|e| e.name == "app"))
+    })
+    .await;
+    assert_eq!(restored, config);
 }
 
 #[tokio::test]
