@@ -15,11 +15,22 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // A wrapper that already prints its cause (`"{path}: {source}"`) would otherwise
+        // repeat it: each cause is said once.
+        let said = cause.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
         source = cause.source();
     }
     text
+}
+
+/// Whether stderr takes colour: a terminal, and NO_COLOR (https://no-color.org) unset or empty.
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Sends logs to stderr, as text or as JSON lines, at the level RUST_LOG sets (default info).
@@ -27,7 +38,8 @@ pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr());
     if json {
         builder.json().init();
     } else {
@@ -114,6 +126,29 @@ mod tests {
     fn an_error_chain_names_every_source_in_order() {
         let error = Outer(std::io::Error::other("disk on fire"));
         assert_eq!(error_chain(&error), "cannot read the store: disk on fire");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read /etc/x: {0}")]
+    struct SaysItsCause(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_the_message_already_says_is_not_repeated() {
+        let error = SaysItsCause(std::io::Error::from(std::io::ErrorKind::NotFound));
+        let chain = error_chain(&error);
+        assert_eq!(
+            chain,
+            format!(
+                "cannot read /etc/x: {}",
+                std::io::Error::from(std::io::ErrorKind::NotFound)
+            )
+        );
+        let error = Outer(std::io::Error::other("disk on fire"));
+        let twice = Outer(std::io::Error::other(error_chain(&error)));
+        assert_eq!(
+            error_chain(&twice),
+            "cannot read the store: cannot read the store: disk on fire"
+        );
     }
 
     struct Fixed(bool);
