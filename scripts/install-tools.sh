@@ -24,9 +24,9 @@ command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
   # --no-install-recommends keeps the prometheus package from pulling in exporters we never run.
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The prometheus package starts a server on install where an init system exists; we only want promtool.
   if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
 fi
