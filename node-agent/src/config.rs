@@ -20,6 +20,8 @@ use serde::Deserialize;
 
 use crate::{Error, Result, hash::HashLimits};
 
+mod strict;
+
 /// What a mode without a cluster works on: its configuration file, the host root, the state
 /// directory and the name it reports as.
 #[derive(Clone, Debug)]
@@ -145,16 +147,14 @@ pub fn parse_standalone(text: &str, node: &str) -> Result<AgentConfig, String> {
         let label = format!("document {} ({kind} {name})", index + 1);
         match kind.as_str() {
             "FimWorkspace" => {
-                let workspace: FimWorkspace =
-                    serde_yaml::from_value(value).map_err(|e| format!("{label}: {e}"))?;
+                let workspace: FimWorkspace = strict::parse(value).map_err(|e| format!("{label}: {e}"))?;
                 workspace
                     .validate_cel()
                     .map_err(|e| format!("{label} is refused: {}", messages(e)))?;
                 workspaces.push(workspace);
             }
             "MonitoredEntity" => {
-                let entity: MonitoredEntity =
-                    serde_yaml::from_value(value).map_err(|e| format!("{label}: {e}"))?;
+                let entity: MonitoredEntity = strict::parse(value).map_err(|e| format!("{label}: {e}"))?;
                 entity
                     .validate_cel()
                     .map_err(|e| format!("{label} is refused: {}", messages(e)))?;
@@ -170,6 +170,7 @@ pub fn parse_standalone(text: &str, node: &str) -> Result<AgentConfig, String> {
     if workspaces.is_empty() {
         return Err("no FimWorkspace in the file; add one (see examples/standalone.yaml)".into());
     }
+    refuse_duplicates(&workspaces, &entities)?;
     for entity in &entities {
         if !workspaces
             .iter()
@@ -203,6 +204,47 @@ pub fn parse_standalone(text: &str, node: &str) -> Result<AgentConfig, String> {
         })
         .collect();
     Ok(AgentConfig::new(node, rendered))
+}
+
+/// Two objects of one kind with one name (the API server would keep only the last), and two
+/// enabled entities of one workspace watching the same thing (refused as the operator refuses
+/// them).
+fn refuse_duplicates(workspaces: &[FimWorkspace], entities: &[MonitoredEntity]) -> Result<(), String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (kind, name) in workspaces
+        .iter()
+        .map(|w| ("FimWorkspace", w.metadata.name.as_deref().unwrap_or_default()))
+        .chain(
+            entities
+                .iter()
+                .map(|e| ("MonitoredEntity", e.metadata.name.as_deref().unwrap_or_default())),
+        )
+    {
+        if !names.insert((kind, name)) {
+            return Err(format!(
+                "{kind} {name:?} appears twice in the file; give each object its own name"
+            ));
+        }
+    }
+    let mut watched: std::collections::BTreeMap<(&str, String, &str), &str> =
+        std::collections::BTreeMap::new();
+    let mut sorted: Vec<&MonitoredEntity> = entities.iter().filter(|e| e.spec.enabled).collect();
+    sorted.sort_by_key(|e| e.metadata.name.clone());
+    for entity in sorted {
+        let name = entity.metadata.name.as_deref().unwrap_or_default();
+        let identity = (
+            entity.spec.workspace.as_str(),
+            entity.spec.entity_type.to_string(),
+            entity.spec.path.as_str(),
+        );
+        if let Some(first) = watched.insert(identity, name) {
+            return Err(format!(
+                "MonitoredEntity {name:?}: entity {first:?} of the same workspace already monitors {} {:?}; delete one of the two",
+                entity.spec.entity_type, entity.spec.path
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn messages(errors: kube::core::cel::ValidationErrors) -> String {

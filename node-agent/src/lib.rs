@@ -69,6 +69,16 @@ pub enum Error {
     StoreInUse { path: PathBuf },
 
     #[error(
+        "there is no baseline in {state_dir}: run `kubefim-agent init` first (or pass the --state-dir init used); nothing was scanned or written"
+    )]
+    NoBaseline { state_dir: PathBuf },
+
+    #[error(
+        "a baseline already exists at {path}: init would replace it, taking whatever changed since as the truth; run `check` to see what changed, `update` to accept it, or `init --force` to start over"
+    )]
+    BaselineExists { path: PathBuf },
+
+    #[error(
         "baseline store {path} holds an unreadable record for {key}; remove the file to rebuild the baseline"
     )]
     CorruptRecord { path: PathBuf, key: String },

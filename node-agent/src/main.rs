@@ -54,7 +54,7 @@ enum Command {
     /// Scan on each workspace's interval without a cluster: changes as JSON lines on stdout.
     Standalone(StandaloneArgs),
     /// Record the current state as the baseline.
-    Init(OneShotArgs),
+    Init(InitArgs),
     /// Compare with the baseline without changing it. Exit 0: no change, 1: changes, 2: error.
     Check(OneShotArgs),
     /// Compare with the baseline, report, and accept the current state. Exit codes as check.
@@ -135,6 +135,16 @@ struct OneShotArgs {
     json: bool,
 }
 
+#[derive(Args, Debug)]
+struct InitArgs {
+    #[command(flatten)]
+    oneshot: OneShotArgs,
+    /// Replace an existing baseline (without it, init refuses to, so that whatever changed
+    /// since is never taken as the truth by accident).
+    #[arg(long)]
+    force: bool,
+}
+
 impl Common {
     fn into_setup(self) -> LocalSetup {
         let node = self
@@ -167,6 +177,9 @@ fn main() -> ExitCode {
         eprintln!("error: cannot listen for SIGINT and SIGTERM: {e}");
         return ExitCode::from(2);
     }
+    if matches!(cli.command, Command::Standalone(_) | Command::Run(_)) {
+        kubefim_agent::scan::progress::log_every(std::time::Duration::from_secs(10));
+    }
     let exit = match cli.command {
         Command::Standalone(args) => {
             let options = standalone::Options {
@@ -192,9 +205,9 @@ fn main() -> ExitCode {
             };
             block_on(cluster::run(options, shutdown_signal(stopping)))
         }
-        Command::Init(args) => run_oneshot(oneshot::Command::Init, args),
-        Command::Check(args) => run_oneshot(oneshot::Command::Check, args),
-        Command::Update(args) => run_oneshot(oneshot::Command::Update, args),
+        Command::Init(args) => run_oneshot(oneshot::Command::Init, args.oneshot, args.force),
+        Command::Check(args) => run_oneshot(oneshot::Command::Check, args, false),
+        Command::Update(args) => run_oneshot(oneshot::Command::Update, args, false),
     };
     // Stopped by a signal: say so in the exit code, as a shell would.
     match stop::requested() {
@@ -228,12 +241,13 @@ fn block_on(mode: impl std::future::Future<Output = kubefim_agent::Result<()>>) 
     }
 }
 
-fn run_oneshot(which: oneshot::Command, args: OneShotArgs) -> ExitCode {
+fn run_oneshot(which: oneshot::Command, args: OneShotArgs, force: bool) -> ExitCode {
     // The whole process is the scan.
     resources::scan_thread_started();
     let options = oneshot::Options {
         local: args.common.into_setup(),
         json: args.json,
+        force,
     };
     match oneshot::run(which, &options, &mut std::io::stdout(), &mut std::io::stderr()) {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),

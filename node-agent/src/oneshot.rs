@@ -30,6 +30,8 @@ pub struct Options {
     pub local: LocalSetup,
     /// One JSON line per change instead of the readable listing.
     pub json: bool,
+    /// `init` replaces an existing baseline.
+    pub force: bool,
 }
 
 /// How a one-shot run ended.
@@ -50,10 +52,97 @@ impl Outcome {
     }
 }
 
+/// What the configuration asked for and nothing on this host answered: an enabled workspace
+/// with no entity, and an entity written in the file (not a recommended item, which may well be
+/// absent on a host) that matched no file. Said before the report and in the exit code, so a
+/// mistyped path is not mistaken for a quiet host.
+fn unmonitored(config: &kubefim_crds::AgentConfig, outcomes: &[ScanOutcome]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if config.workspaces.is_empty() {
+        problems.push("no enabled FimWorkspace in the configuration: nothing is monitored".to_string());
+    }
+    for workspace in &config.workspaces {
+        if workspace.entities.is_empty() {
+            problems.push(format!(
+                "workspace {} monitors nothing: it has no MonitoredEntity and no recommended item",
+                workspace.name
+            ));
+        }
+    }
+    for outcome in outcomes {
+        for entity in &outcome.entities {
+            if entity.state == EntityState::Active
+                && entity.files == 0
+                && !entity.name.starts_with(kubefim_crds::keys::RECOMMENDED_PREFIX)
+            {
+                problems.push(format!(
+                    "entity {}/{} matched nothing on this host: check its path",
+                    outcome.workspace, entity.name
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// While it lives, a line on the terminal saying how far the scan is; on anything else, a log
+/// line every 10 s instead.
+#[derive(Debug)]
+pub struct ProgressLine {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressLine {
+    pub fn start() -> Self {
+        use std::{io::IsTerminal, sync::atomic::Ordering};
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if !std::io::stderr().is_terminal() {
+            crate::scan::progress::log_every(std::time::Duration::from_secs(10));
+            return Self { done, thread: None };
+        }
+        let flag = done.clone();
+        let thread = std::thread::Builder::new()
+            .name("progress-line".into())
+            .spawn(move || {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                while !flag.load(Ordering::Acquire) {
+                    if let Some(now) = crate::scan::progress::snapshot() {
+                        bar.set_message(now.to_string());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                bar.finish_and_clear();
+            })
+            .ok();
+        Self { done, thread }
+    }
+}
+
+impl Drop for ProgressLine {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Runs `command`, writing the listing (or JSON lines) to `out` and problems to `err`.
 pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome> {
     let config = config::load_standalone(&options.local.config, &options.local.node)?;
     let root = HostRoot::open(&options.local.host_root)?;
+    let state_dir = &options.local.state_dir;
+    match (command, BaselineStore::existing(state_dir)) {
+        (Command::Check | Command::Update, None) => {
+            return Err(crate::Error::NoBaseline {
+                state_dir: state_dir.clone(),
+            });
+        }
+        (Command::Init, Some(path)) if !options.force => return Err(crate::Error::BaselineExists { path }),
+        _ => {}
+    }
     let (store, opened) = BaselineStore::open(&options.local.state_dir)?;
     if let crate::store::OpenOutcome::Rebuilt { reason, moved_to, .. } = &opened {
         let _ = writeln!(
@@ -82,6 +171,7 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
         Command::Check => ScanMode::Check,
         Command::Update => ScanMode::Accept,
     };
+    let progress = ProgressLine::start();
     let mut outcomes: Vec<ScanOutcome> = Vec::new();
     let mut changes: Vec<Change> = Vec::new();
     let mut write_error = None;
@@ -97,6 +187,7 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
         })?;
         outcomes.push(outcome);
     }
+    drop(progress);
     if let Some(e) = write_error {
         return Err(e);
     }
@@ -104,6 +195,10 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
         .iter()
         .flat_map(|r| r.entities.iter())
         .any(|e| e.state == EntityState::Error);
+    let unmonitored = unmonitored(&config, &outcomes);
+    for problem in &unmonitored {
+        let _ = writeln!(err, "problem: {problem}");
+    }
     let change_count: u64 = outcomes.iter().map(|r| r.changes).sum();
     match command {
         Command::Init => {
@@ -147,7 +242,7 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
             );
         }
     }
-    Ok(if failed {
+    Ok(if failed || !unmonitored.is_empty() {
         Outcome::Failed
     } else if change_count > 0 {
         Outcome::Changed

@@ -83,11 +83,21 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
             count(Some(AttributionKind::Package)),
             count(Some(AttributionKind::BaselineAccepted)),
         );
-        let _ = writeln!(
-            out,
-            "\n{} changes found: {unexplained} unexplained, {packages} explained by package operations, {accepted} accepted as the new baseline.",
-            unexplained + packages + accepted
-        );
+        if accepted > 0 {
+            // An accepted change is still one nothing else explained: say how many, so a
+            // planted file among routine ones is read, not waved through.
+            let _ = writeln!(
+                out,
+                "\n{} changes found and accepted as the new baseline: {accepted} explained by nothing but this update (review each below), {packages} explained by package operations, {unexplained} left unexplained.",
+                unexplained + packages + accepted
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "\n{} changes found: {unexplained} unexplained, {packages} explained by package operations.",
+                unexplained + packages
+            );
+        }
     }
     let _ = writeln!(
         out,

@@ -170,6 +170,7 @@ fn record_batch(
                 match hashed {
                     Some(Ok(hashed)) => {
                         scan.bytes_hashed += hashed.bytes_read;
+                        super::progress::bytes(hashed.bytes_read);
                         record.meta = hashed.meta;
                         record.digest = hashed.digest;
                         record.hashed_at = if hashed.digest.is_some() { now } else { 0 };

@@ -131,6 +131,7 @@ pub(super) fn observed(
     } = current;
     scan.files_scanned += 1;
     scan.outcome.files += 1;
+    super::progress::file();
     let changed_record = old.as_ref() != Some(&record);
     // The store keeps the last known digest so that a change made while a file could not be
     // hashed is still caught later; what is reported says the digest is unknown now.

@@ -59,6 +59,12 @@ impl BaselineStore {
         &self.generation
     }
 
+    /// The store file `open` would use in `state_dir`, when there is one.
+    pub fn existing(state_dir: &Path) -> Option<PathBuf> {
+        let path = state_dir.join(FILE_NAME);
+        path.exists().then_some(path)
+    }
+
     /// Opens (or creates) the store in `state_dir`, rebuilding it when it is corrupt or foreign.
     pub fn open(state_dir: &Path) -> Result<(Self, OpenOutcome)> {
         std::fs::create_dir_all(state_dir).map_err(|source| Error::StateDir {
