@@ -11,7 +11,7 @@ use kubefim_crds::{
 pub use crate::dashboard::render_dashboard;
 use crate::{
     Result, api,
-    output::{self, Colour, Format},
+    output::{self, Colour, Format, ReadFormat},
     query::ChangeQuery,
     summary::{self, Dimension},
 };
@@ -231,12 +231,23 @@ pub fn render_change(change: &FileChange, width: usize) -> String {
 }
 
 /// `kubectl fim status [WORKSPACE]`.
-pub async fn status(client: &Client, scope: &Scope, workspace: Option<&str>, since: &str) -> Result<String> {
+pub async fn status(
+    client: &Client,
+    scope: &Scope,
+    workspace: Option<&str>,
+    since: &str,
+    format: ReadFormat,
+) -> Result<String> {
     let window = units::parse_duration(since).map_err(|e| crate::Error::Usage(format!("--since: {e}")))?;
     let workspaces = match workspace {
         Some(name) => vec![api::get_workspace(client, scope.one(), name).await?],
         None => api::workspaces(client, scope.ns()).await?,
     };
+    match format {
+        ReadFormat::Json => return output::json(&workspaces),
+        ReadFormat::Yaml => return output::yaml(&workspaces),
+        ReadFormat::Table | ReadFormat::Wide => {}
+    }
     if workspaces.is_empty() {
         return Ok("No FimWorkspace here: create one (examples/workspace.yaml) or pass -n / -A.\n".into());
     }
@@ -307,8 +318,18 @@ pub async fn changes(
 }
 
 /// `kubectl fim nodes [WORKSPACE]`.
-pub async fn nodes(client: &Client, scope: &Scope, workspace: Option<&str>) -> Result<String> {
+pub async fn nodes(
+    client: &Client,
+    scope: &Scope,
+    workspace: Option<&str>,
+    format: ReadFormat,
+) -> Result<String> {
     let reports = api::node_statuses(client, scope.ns(), workspace).await?;
+    match format {
+        ReadFormat::Json => return output::json(&reports),
+        ReadFormat::Yaml => return output::yaml(&reports),
+        ReadFormat::Table | ReadFormat::Wide => {}
+    }
     let interval = match workspace {
         Some(name) => units::parse_duration(
             &api::get_workspace(client, scope.one(), name)
@@ -325,36 +346,55 @@ pub async fn nodes(client: &Client, scope: &Scope, workspace: Option<&str>) -> R
         &reports,
         interval,
         jiff::Timestamp::now(),
-        output::terminal_width(),
+        format.width(),
         output::use_colour(),
     ))
 }
 
 /// `kubectl fim entities [WORKSPACE]`.
-pub async fn entities(client: &Client, scope: &Scope, workspace: Option<&str>) -> Result<String> {
+pub async fn entities(
+    client: &Client,
+    scope: &Scope,
+    workspace: Option<&str>,
+    format: ReadFormat,
+) -> Result<String> {
     let workspaces = match workspace {
         Some(name) => vec![api::get_workspace(client, scope.one(), name).await?],
         None => api::workspaces(client, scope.ns()).await?,
     };
     let all = api::entities(client, scope.ns()).await?;
+    let mine = |ws: &FimWorkspace| -> Vec<MonitoredEntity> {
+        all.iter()
+            .filter(|e| e.namespace() == ws.namespace() && e.spec.workspace == ws.name_any())
+            .cloned()
+            .collect()
+    };
+    if matches!(format, ReadFormat::Json | ReadFormat::Yaml) {
+        let listed: Vec<serde_json::Value> = workspaces
+            .iter()
+            .map(|ws| serde_json::json!({"workspace": ws, "entities": mine(ws)}))
+            .collect();
+        return if format == ReadFormat::Json {
+            output::json(&listed)
+        } else {
+            output::yaml(&listed)
+        };
+    }
     let mut out = String::new();
     for ws in &workspaces {
-        let mine: Vec<MonitoredEntity> = all
-            .iter()
-            .filter(|e| e.namespace() == ws.namespace())
-            .cloned()
-            .collect();
         let _ = writeln!(out, "Workspace {}:", ws.name_any());
-        out.push_str(&render_entities(ws, &mine, output::terminal_width()));
+        out.push_str(&render_entities(ws, &mine(ws), format.width()));
         out.push('\n');
     }
     Ok(out)
 }
 
 /// `kubectl fim show CHANGE`.
-pub async fn show(client: &Client, scope: &Scope, name: &str) -> Result<String> {
-    Ok(render_change(
-        &api::get_change(client, scope.one(), name).await?,
-        output::terminal_width(),
-    ))
+pub async fn show(client: &Client, scope: &Scope, name: &str, format: ReadFormat) -> Result<String> {
+    let change = api::get_change(client, scope.one(), name).await?;
+    match format {
+        ReadFormat::Json => output::json(&change),
+        ReadFormat::Yaml => output::yaml(&change),
+        ReadFormat::Table | ReadFormat::Wide => Ok(render_change(&change, format.width())),
+    }
 }

@@ -7,6 +7,26 @@ use serde::Serialize;
 
 use crate::{Error, Result};
 
+/// Output formats of `kubectl fim status`, `nodes`, `entities` and `show`: `wide` is the table
+/// at its full width, whatever the terminal's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadFormat {
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+impl ReadFormat {
+    /// The width a table is fitted to.
+    pub fn width(self) -> usize {
+        match self {
+            Self::Wide => usize::MAX,
+            _ => terminal_width(),
+        }
+    }
+}
+
 /// Output formats of `kubectl fim changes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -33,27 +53,64 @@ pub fn use_colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// Cuts `text` to `width` characters, marking the cut with `…` at the start (paths end in what
-/// matters).
+/// How many terminal columns `text` takes (a CJK character two, a combining mark none, the
+/// colour codes of [`paint`] none).
+pub fn display_width(text: &str) -> usize {
+    let mut width = 0;
+    let mut in_escape = false;
+    for c in text.chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, c) => width += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0),
+        }
+    }
+    width
+}
+
+/// Cuts `text` to `width` terminal columns, marking the cut with `…` at the start (paths end in
+/// what matters).
 fn fit(text: &str, width: usize) -> String {
-    let count = text.chars().count();
-    if count <= width {
+    if display_width(text) <= width {
         return text.to_string();
     }
-    if width <= 1 {
-        return "…".chars().take(width).collect();
+    if width == 0 {
+        return String::new();
     }
-    let tail: String = text.chars().skip(count - (width - 1)).collect();
+    // Keep the longest tail that fits beside the one-column ellipsis.
+    let mut tail = Vec::new();
+    let mut used = 1;
+    for c in text.chars().rev() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width {
+            break;
+        }
+        used += w;
+        tail.push(c);
+    }
+    let tail: String = tail.into_iter().rev().collect();
     format!("…{tail}")
 }
 
-/// An aligned table; the last column gives way when the rows are wider than `width`.
+/// `cell` padded with spaces to `width` columns.
+fn pad(cell: &str, width: usize) -> String {
+    let mut out = cell.to_string();
+    out.extend(std::iter::repeat_n(
+        ' ',
+        width.saturating_sub(display_width(cell)),
+    ));
+    out
+}
+
+/// An aligned table; the last column gives way when the rows are wider than `width`. Widths
+/// are counted in terminal columns, not characters.
 pub fn table(headers: &[&str], rows: &[Vec<String>], width: usize) -> String {
     let columns = headers.len();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| display_width(h)).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate().take(columns) {
-            widths[i] = widths[i].max(cell.chars().count());
+            widths[i] = widths[i].max(display_width(cell));
         }
     }
     let fixed: usize = widths[..columns - 1].iter().map(|w| w + 3).sum();
@@ -69,7 +126,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], width: usize) -> String {
                 if i + 1 == columns {
                     cell
                 } else {
-                    format!("{cell:<w$}", w = widths[i])
+                    pad(&cell, widths[i])
                 }
             })
             .collect();
