@@ -361,7 +361,7 @@ async fn main() -> ExitCode {
             let mut source = std::error::Error::source(&e);
             while let Some(cause) = source {
                 let said = cause.to_string();
-                if !message.ends_with(&said) {
+                if !message.contains(&said) {
                     message.push_str(&format!(": {said}"));
                 }
                 source = cause.source();

@@ -15,10 +15,10 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        // A wrapper that already prints its cause (`"{path}: {source}"`) would otherwise
-        // repeat it: each cause is said once.
+        // A wrapper that already prints its cause (`"{path}: {source}; do this"`) would
+        // otherwise repeat it: each cause is said once.
         let said = cause.to_string();
-        if !text.ends_with(&said) {
+        if !text.contains(&said) {
             text.push_str(": ");
             text.push_str(&said);
         }
