@@ -127,6 +127,7 @@ pub fn load_standalone(path: &Path, node: &str) -> Result<AgentConfig> {
 pub fn parse_standalone(text: &str, node: &str) -> Result<AgentConfig, String> {
     let mut workspaces: Vec<FimWorkspace> = Vec::new();
     let mut entities: Vec<MonitoredEntity> = Vec::new();
+    strict::bounded(text)?;
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value =
             serde_yaml::Value::deserialize(document).map_err(|e| format!("document {}: {e}", index + 1))?;

@@ -10,6 +10,7 @@ pub mod agent;
 pub mod cluster;
 pub mod config;
 pub mod diff;
+pub mod handover;
 pub mod hash;
 pub mod hostfs;
 pub mod metrics;
@@ -72,6 +73,11 @@ pub enum Error {
         "there is no baseline in {state_dir}: run `kubefim-agent init` first (or pass the --state-dir init used); nothing was scanned or written"
     )]
     NoBaseline { state_dir: PathBuf },
+
+    #[error(
+        "baseline reset: the baseline store was unusable ({reason}); it was moved to {moved_to} for inspection, and there is no baseline to compare with: run `kubefim-agent init` to build a new one"
+    )]
+    BaselineReset { reason: String, moved_to: PathBuf },
 
     #[error(
         "a baseline already exists at {path}: init would replace it, taking whatever changed since as the truth; run `check` to see what changed, `update` to accept it, or `init --force` to start over"

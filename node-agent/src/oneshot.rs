@@ -16,6 +16,10 @@ use crate::{
     store::BaselineStore,
 };
 
+/// The most accepted changes `update` queues one by one for the next start to report (beyond
+/// it they are folded, as the in-cluster outbox folds).
+const ACCEPTED_BOUND: u64 = 100_000;
+
 /// Which one-shot mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -73,6 +77,7 @@ fn unmonitored(config: &kubefim_crds::AgentConfig, outcomes: &[ScanOutcome]) -> 
         for entity in &outcome.entities {
             if entity.state == EntityState::Active
                 && entity.files == 0
+                && entity.errors.is_empty()
                 && !entity.name.starts_with(kubefim_crds::keys::RECOMMENDED_PREFIX)
             {
                 problems.push(format!(
@@ -143,7 +148,21 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
         (Command::Init, Some(path)) if !options.force => return Err(crate::Error::BaselineExists { path }),
         _ => {}
     }
+    let previous = crate::handover::recorded_generation(state_dir);
     let (store, opened) = BaselineStore::open(&options.local.state_dir)?;
+    if let crate::store::OpenOutcome::Rebuilt { reason, moved_to, .. } = &opened
+        && command != Command::Init
+    {
+        // Nothing to compare with: the fresh store goes too, so that the next run says so again
+        // instead of taking an empty store for a baseline.
+        let path = store.path().to_path_buf();
+        drop(store);
+        let _ = std::fs::remove_file(&path);
+        return Err(crate::Error::BaselineReset {
+            reason: reason.clone(),
+            moved_to: moved_to.clone(),
+        });
+    }
     if let crate::store::OpenOutcome::Rebuilt { reason, moved_to, .. } = &opened {
         let _ = writeln!(
             err,
@@ -159,11 +178,32 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
             migration.dropped.len()
         );
     }
+    if let Some(previous) = previous.as_deref()
+        && previous != store.generation()
+        && command != Command::Init
+    {
+        let _ = writeln!(
+            err,
+            "warning: the baseline store in {} is of generation {}, not {previous} as the last run recorded: it was replaced since",
+            state_dir.display(),
+            store.generation()
+        );
+    }
+    // check writes nothing, not even this record.
+    if command != Command::Check {
+        crate::handover::record_generation(state_dir, &store)?;
+    }
+    // What update accepts is queued in the same transaction, for the next standalone start (or
+    // the in-cluster agent) to report: accepted by hand is never absorbed without a trace.
+    let policy = crate::outbox::OutboxPolicy {
+        node: options.local.node.clone(),
+        bound: ACCEPTED_BOUND,
+    };
     let scanner = Scanner {
         root: &root,
         store: &store,
         env: &crate::env_var,
-        outbox: None,
+        outbox: (command == Command::Update).then_some(&policy),
         walkers: crate::resources::walk_threads(),
     };
     let mode = match command {

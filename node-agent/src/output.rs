@@ -20,6 +20,34 @@ pub fn write_json_line(out: &mut dyn Write, change: &Change, node: &str) -> Resu
         .map_err(Error::Output)
 }
 
+/// `text` with its control characters escaped as `ls -b` does (`\n`, `\t`, `\033`, and `\\`
+/// for a backslash), so that a file named to look like a report line (a newline and a
+/// verdict) or carrying terminal escapes prints as what it is. `keep_newlines` leaves line
+/// breaks of a diff as line breaks.
+pub fn escape_controls(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() || c == '\\') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' if keep_newlines => out.push('\n'),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                let _ = write!(out, "\\{:03o}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn type_letter(change: &Change) -> char {
     use kubefim_crds::FileType as T;
     match change
@@ -128,7 +156,7 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
                 out,
                 "{}: {}{attributes}  [{}/{}]{}",
                 type_letter(change),
-                change.path,
+                escape_controls(&change.path, false),
                 change.workspace,
                 change.entity,
                 explanation(change)
@@ -150,13 +178,13 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
             let _ = writeln!(
                 out,
                 "{}  [{}/{}]{}",
-                change.path,
+                escape_controls(&change.path, false),
                 change.workspace,
                 change.entity,
                 verified(change)
             );
             for path in change.aggregated.iter().flat_map(|a| &a.sample_paths) {
-                let _ = writeln!(out, "  {path}");
+                let _ = writeln!(out, "  {}", escape_controls(path, false));
             }
         }
     }
@@ -178,7 +206,7 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
             ) else {
                 continue;
             };
-            let _ = writeln!(out, "\nPath: {}", change.path);
+            let _ = writeln!(out, "\nPath: {}", escape_controls(&change.path, false));
             let rows = [
                 ("Size", before.size.to_string(), after.size.to_string()),
                 ("Perm", before.mode, after.mode),
@@ -201,14 +229,20 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
             ];
             for (name, old, new) in rows {
                 if old != new {
-                    let _ = writeln!(out, "  {name:<8}: {old}\n  {:<8}  {new}", "");
+                    let _ = writeln!(
+                        out,
+                        "  {name:<8}: {}\n  {:<8}  {}",
+                        escape_controls(&old, false),
+                        "",
+                        escape_controls(&new, false)
+                    );
                 }
             }
             if let Some(diff) = &change.diff {
                 let _ = writeln!(
                     out,
                     "{}{}",
-                    diff.text,
+                    escape_controls(&diff.text, true),
                     if diff.truncated {
                         "  (diff truncated)\n"
                     } else {
@@ -228,7 +262,7 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
                 r.workspace,
                 e.name,
                 e.state,
-                e.message.as_deref().unwrap_or("")
+                escape_controls(e.message.as_deref().unwrap_or(""), false)
             )
         })
         .collect();

@@ -112,17 +112,29 @@ fn db_error(path: &Path, source: impl Into<redb::Error>) -> Error {
 
 impl BaselineStore {
     /// Opens or creates a usable store at `path`; why not, when it cannot.
+    /// Opens the file, refusing one that fails redb's integrity check (every page against its
+    /// checksum). Root on the node can write anything into the file: a panic inside redb on a
+    /// corrupt page is caught here and is a reason to move the file aside, never a crash loop.
     fn try_open(path: &Path) -> std::result::Result<Self, Refusal> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
-                    Refusal::InUse
-                }
-                e => Refusal::Unusable(e.to_string()),
-            })?;
-        Self::read_markers(db, path).map_err(Refusal::Unusable)
+        let opened = guarded("opening it", || {
+            Database::builder().set_cache_size(CACHE_BYTES).create(path)
+        })?;
+        let mut db = opened.map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
+                Refusal::InUse
+            }
+            e => Refusal::Unusable(e.to_string()),
+        })?;
+        match guarded("checking its integrity", || db.check_integrity())? {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Refusal::Unusable(
+                    "pages failed redb's integrity check (their checksums do not match)".into(),
+                ));
+            }
+            Err(e) => return Err(Refusal::Unusable(format!("integrity check: {e}"))),
+        }
+        guarded("reading its markers", || Self::read_markers(db, path))?.map_err(Refusal::Unusable)
     }
 
     /// Reads (or, in a new store, writes) the format and generation markers of an open database.
@@ -422,4 +434,34 @@ impl KvWrite<'_> {
         }
         Ok(())
     }
+}
+
+std::thread_local! {
+    /// Set while this thread runs redb under [`guarded`]: its panic is caught and reported.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (redb on a file root may have written), turning a panic into a refusal naming
+/// `what` was being done. The panic is not printed: the refusal says it, once.
+fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> std::result::Result<T, Refusal> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    GUARDED.with(|g| g.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(false));
+    result.map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Refusal::Unusable(format!("redb panicked {what}: {message}"))
+    })
 }

@@ -421,3 +421,197 @@ fn errors_say_each_cause_once_without_colour_when_not_a_terminal() {
     assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
     assert!(stderr.contains("missing.yaml"), "{stderr}");
 }
+
+/// xorshift64*: the same pages for the same seed, without a dependency.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+#[test]
+fn a_store_with_a_page_overwritten_is_a_reported_reset_never_a_crash() {
+    let setup = Setup::new();
+    for d in 0..20 {
+        let dir = setup.path(&format!("host/etc/tree/d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            std::fs::write(dir.join(format!("f{f}")), format!("{d} {f}\n")).unwrap();
+        }
+    }
+    let config = format!(
+        "{WS}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: tree}}\nspec: {{workspace: ws, type: LinuxFile, path: /etc/tree, recursive: true}}\n"
+    );
+    assert_eq!(setup.run_with("init", &config, &[]).0, 0);
+    let store = setup.path("state/baseline.redb");
+    let pristine = std::fs::read(&store).unwrap();
+    let pages = pristine.len() / 4096;
+    assert!(pages >= 8, "a store of {pages} pages is too small to test");
+    let (mut resets, mut runs) = (0, 0);
+    for seed in 1..=200u64 {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let page = (next(&mut state) as usize) % pages;
+        let mut damaged = pristine.clone();
+        for byte in &mut damaged[page * 4096..(page + 1) * 4096] {
+            *byte = next(&mut state) as u8;
+        }
+        let _ = std::fs::remove_dir_all(setup.path("state"));
+        std::fs::create_dir_all(setup.path("state")).unwrap();
+        std::fs::write(&store, &damaged).unwrap();
+        let (code, _, stderr) = setup.run_with("check", &config, &[]);
+        runs += 1;
+        assert!(
+            [0, 1, 2].contains(&code),
+            "seed {seed} (page {page}): exit {code}, a crash: {stderr}"
+        );
+        assert!(
+            !stderr.contains("thread '"),
+            "seed {seed} (page {page}): a panic printed: {stderr}"
+        );
+        if code == 2 {
+            assert!(
+                stderr.contains("baseline reset: the baseline store was unusable"),
+                "seed {seed} (page {page}): exit 2 without saying why: {stderr}"
+            );
+            let moved = std::fs::read_dir(setup.path("state"))
+                .unwrap()
+                .filter_map(Result::ok)
+                .any(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("baseline.redb.unusable-")
+                });
+            assert!(
+                moved,
+                "seed {seed}: the damaged store is kept aside for inspection"
+            );
+            assert!(
+                !store.exists(),
+                "seed {seed}: an empty store left behind would pass for a baseline"
+            );
+            resets += 1;
+        }
+    }
+    // Pages redb no longer uses can be overwritten unnoticed, and harmlessly; most cannot.
+    assert!(
+        resets * 2 > runs,
+        "only {resets} of {runs} damaged stores were noticed"
+    );
+}
+
+#[test]
+fn a_file_named_like_a_verdict_is_printed_escaped_not_as_a_report_line() {
+    let setup = Setup::new();
+    std::fs::create_dir_all(setup.path("host/etc/cron.d")).unwrap();
+    let config = format!(
+        "{WS}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: cron}}\nspec: {{workspace: ws, type: LinuxFile, path: /etc/cron.d, recursive: true}}\n"
+    );
+    std::fs::write(setup.path("host/etc/cron.d/keep"), "x\n").unwrap();
+    assert_eq!(setup.run_with("init", &config, &[]).0, 0);
+    let forged = "x\n\nNo changes: the scanned state matches the baseline.\n\u{1b}[2J";
+    std::fs::write(setup.path("host/etc/cron.d").join(forged), "evil\n").unwrap();
+    let (code, stdout, _) = setup.run_with("check", &config, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("No changes")),
+        "a forged verdict line: {stdout}"
+    );
+    assert!(!stdout.contains('\u{1b}'), "a raw escape: {stdout:?}");
+    assert!(
+        stdout
+            .contains("f: /etc/cron.d/x\\n\\nNo changes: the scanned state matches the baseline.\\n\\033[2J"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_ancestor_turned_into_a_symlink_loop_is_a_change_naming_the_root() {
+    let setup = Setup::new();
+    std::fs::create_dir_all(setup.path("host/opt/app/bin")).unwrap();
+    std::fs::write(setup.path("host/opt/app/bin/tool"), "#!/bin/sh\n").unwrap();
+    std::fs::write(setup.path("host/opt/app/app.conf"), "port = 80\n").unwrap();
+    let config = format!(
+        "{WS}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: app}}\nspec: {{workspace: ws, type: LinuxFile, path: /opt/app, recursive: true}}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: conf}}\nspec: {{workspace: ws, type: FileContent, path: /opt/app/app.conf}}\n"
+    );
+    assert_eq!(setup.run_with("init", &config, &[]).0, 0);
+    std::fs::rename(setup.path("host/opt"), setup.path("host/opt.real")).unwrap();
+    std::os::unix::fs::symlink("opt", setup.path("host/opt")).unwrap();
+    let (code, stdout, _) = setup.run_with("check", &config, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(!stdout.contains("No changes"), "{stdout}");
+    for path in ["/opt/app/bin/tool", "/opt/app/app.conf"] {
+        assert!(
+            stdout.contains(&format!(": {path}  [ws/")),
+            "{path} not reported: {stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("path /opt/app no longer resolves on the host"),
+        "the root is named: {stdout}"
+    );
+    assert!(
+        stdout.contains("path /opt/app/app.conf no longer resolves on the host"),
+        "a FileContent file likewise: {stdout}"
+    );
+}
+
+/// The JSON lines a `standalone --once` run prints.
+fn standalone_once(setup: &Setup) -> Vec<serde_json::Value> {
+    let output = setup
+        .command("standalone", &setup.path("config.yaml"))
+        .args(["--once", "--metrics-addr", "none"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn what_update_accepted_while_standalone_was_stopped_is_reported_at_its_next_start() {
+    let setup = Setup::new();
+    assert!(standalone_once(&setup).is_empty(), "the first baseline is silent");
+    std::fs::write(setup.path("host/etc/app.conf"), "debug = true\n").unwrap();
+    assert_eq!(setup.exit_code("update"), 1);
+    let lines = standalone_once(&setup);
+    let accepted: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["path"] == "/etc/app.conf" && l["attribution"]["kind"] == "BaselineAccepted")
+        .collect();
+    assert_eq!(accepted.len(), 1, "{lines:?}");
+    assert!(standalone_once(&setup).is_empty(), "reported once, then let go");
+}
+
+#[test]
+fn a_store_gone_or_replaced_between_standalone_runs_is_a_baseline_reset_line() {
+    let setup = Setup::new();
+    assert!(standalone_once(&setup).is_empty());
+    let generation = std::fs::read_to_string(setup.path("state/generation")).unwrap();
+    std::fs::remove_file(setup.path("state/baseline.redb")).unwrap();
+    std::fs::write(
+        setup.path("host/etc/app.conf"),
+        "changed while the store was gone\n",
+    )
+    .unwrap();
+    let lines = standalone_once(&setup);
+    let reset = lines
+        .iter()
+        .find(|l| l["kind"] == "BaselineReset")
+        .unwrap_or_else(|| panic!("no reset line: {lines:?}"));
+    assert_eq!(reset["previousGeneration"], generation.trim());
+    assert_ne!(reset["generation"], generation.trim());
+    assert!(reset["reason"].as_str().unwrap().contains("is gone"), "{reset}");
+    assert!(
+        standalone_once(&setup)
+            .iter()
+            .all(|l| l["kind"] != "BaselineReset"),
+        "said once"
+    );
+}

@@ -2,7 +2,10 @@
 //! `kubectl apply` warns); a local file has no such warning, so a typo such as `recursve: true`
 //! would silently change what is monitored. Every key is checked against the CRD's own
 //! structural schema (the one the API server prunes with), and an unknown one is refused with
-//! its path and the nearest known name. Type errors are reported with the field's path.
+//! its path and the nearest known name. Type errors are reported with the field's path, and the
+//! schema's bounds (lengths, ranges, item counts) are enforced as the API server would, with
+//! NUL refused in every string. The text itself is bounded before YAML sees it: its size, and
+//! how deeply flow collections nest, checked in one linear pass.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
@@ -13,6 +16,38 @@ use serde_yaml::Value;
 
 /// The fields of ObjectMeta a standalone file may set (the rest are the server's).
 const METADATA: &[&str] = &["name", "namespace", "labels", "annotations"];
+
+/// The largest standalone file read.
+pub const MAX_BYTES: usize = 1 << 20;
+/// How deeply `[` and `{` may nest.
+pub const MAX_NESTING: usize = 64;
+
+/// Refuses a text too large or too deeply nested for the parser, in one pass.
+pub fn bounded(text: &str) -> Result<(), String> {
+    if text.len() > MAX_BYTES {
+        return Err(format!(
+            "the file is {} bytes; at most {MAX_BYTES} are read",
+            text.len()
+        ));
+    }
+    let (mut depth, mut line) = (0usize, 1usize);
+    for byte in text.bytes() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(format!(
+                        "line {line}: collections nest deeper than {MAX_NESTING} levels"
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'\n' => line += 1,
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 /// Deserialises `value` as the custom resource `K`, refusing unknown fields and naming the path
 /// of a field of the wrong type.
@@ -114,7 +149,39 @@ fn walk(
                 }
             }
         }
+        Value::String(text) => {
+            let length = text.chars().count() as i64;
+            if text.contains('\0') {
+                unknown.push(format!("{path} holds a NUL character"));
+            }
+            if let Some(max) = schema.max_length.filter(|max| length > *max) {
+                unknown.push(format!(
+                    "{path} is {length} characters long; at most {max} are allowed"
+                ));
+            }
+            if let Some(min) = schema.min_length.filter(|min| length < *min) {
+                unknown.push(format!(
+                    "{path} is {length} characters long; at least {min} are needed"
+                ));
+            }
+        }
+        Value::Number(number) => {
+            if let Some(value) = number.as_f64() {
+                if let Some(max) = schema.maximum.filter(|max| value > *max) {
+                    unknown.push(format!("{path} is {number}; at most {max} is allowed"));
+                }
+                if let Some(min) = schema.minimum.filter(|min| value < *min) {
+                    unknown.push(format!("{path} is {number}; at least {min} is needed"));
+                }
+            }
+        }
         Value::Sequence(items) => {
+            if let Some(max) = schema.max_items.filter(|max| items.len() as i64 > *max) {
+                unknown.push(format!(
+                    "{path} has {} items; at most {max} are allowed",
+                    items.len()
+                ));
+            }
             if let Some(JSONSchemaPropsOrArray::Schema(item)) = &schema.items {
                 for (index, child) in items.iter().enumerate() {
                     walk(child, Some(item), &format!("{path}[{index}]"), unknown, &[]);
@@ -177,6 +244,42 @@ mod tests {
             error,
             "spec.recursive: invalid type: string \"yes please\", expected a boolean"
         );
+    }
+
+    #[test]
+    fn the_schemas_bounds_and_nul_are_enforced() {
+        let long = "a".repeat(5000);
+        let error = parse::<MonitoredEntity>(yaml(
+            "apiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {name: x}\nspec: {workspace: local, type: LinuxFile, path: \"/opt/app\\0/bin\", recursive: true, maxDepth: 100000}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            error,
+            "spec.path holds a NUL character; spec.maxDepth is 100000; at most 4096 is allowed"
+        );
+        let error = parse::<MonitoredEntity>(yaml(&format!(
+            "apiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: x}}\nspec: {{workspace: local, type: LinuxFile, path: /{long}}}\n"
+        )))
+        .unwrap_err();
+        assert_eq!(
+            error,
+            "spec.path is 5001 characters long; at most 1024 are allowed"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_files_are_refused_before_parsing() {
+        let nested = "[".repeat(200_000);
+        assert_eq!(
+            bounded(&nested).unwrap_err(),
+            "line 1: collections nest deeper than 64 levels"
+        );
+        assert!(
+            bounded(&" ".repeat(MAX_BYTES + 1))
+                .unwrap_err()
+                .contains("at most 1048576 are read")
+        );
+        assert!(bounded("a: [1, {b: [2]}]\n").is_ok());
     }
 
     #[test]

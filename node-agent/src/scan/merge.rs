@@ -204,7 +204,13 @@ pub(super) fn merge(
         match item {
             Found::Unreadable { key, kind } => {
                 *scan.outcome.errors.entry(kind.reason()).or_default() += 1;
-                pending.unknown.0.push_back(key);
+                if kind == FsErrorKind::Unresolvable && key == scan.resolved.base.join(&0u8) {
+                    // The entity's own path: what it held is gone from view, and that is
+                    // reported (AIDE reports every entry removed), never kept silently.
+                    scan.root_unresolvable = true;
+                } else {
+                    pending.unknown.0.push_back(key);
+                }
             }
             Found::Object(object) => {
                 let mut previous = None;

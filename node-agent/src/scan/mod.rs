@@ -169,6 +169,10 @@ struct EntityScan<'s> {
     /// The workspace's read rate (`scan.maxReadRate`): entities are scanned one after another,
     /// so one throttle per entity holds the workspace to it.
     throttle: Option<std::sync::Arc<Throttle>>,
+    /// The entity's own path no longer resolves (a symlink loop at it or above it, a path
+    /// leaving the host root): unlike one unreadable file deep in a tree, that is the change,
+    /// and every stored entry is reported removed.
+    root_unresolvable: bool,
 }
 
 impl<'s> EntityScan<'s> {
@@ -196,6 +200,7 @@ impl<'s> EntityScan<'s> {
             changes: 0,
             accepting: (mode == ScanMode::Accept).then(|| ws.baseline_revision.clone()),
             throttle: Throttle::per_second(settings.max_read_rate).map(std::sync::Arc::new),
+            root_unresolvable: false,
         }
     }
 
@@ -393,7 +398,12 @@ impl Scanner<'_> {
                 scan.resolved.path
             ));
         }
-        if !scan.outcome.errors.is_empty() {
+        if scan.root_unresolvable {
+            scan.outcome.message = Some(format!(
+                "path {} no longer resolves on the host (a symlink loop at it or above it, or a path leaving the host root): every entry of its baseline is reported removed",
+                scan.resolved.path
+            ));
+        } else if !scan.outcome.errors.is_empty() {
             let total: u64 = scan.outcome.errors.values().sum();
             scan.outcome.message = Some(format!(
                 "{total} objects under {} could not be examined ({}); their last known state is kept",

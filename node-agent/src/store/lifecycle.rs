@@ -82,7 +82,12 @@ impl BaselineStore {
             Err(Refusal::Unusable(reason)) => return Err(Error::StoreUnusable { path, reason }),
         };
         // Drain what the old file still holds for the API server before it is moved aside.
-        let queued = queue::salvage(&path);
+        // What a corrupt file still holds is read under the same guard: a panic loses the
+        // salvage, never the process.
+        let queued = super::guarded("salvaging its queue", || queue::salvage(&path)).unwrap_or_else(|refusal| {
+            tracing::error!(path = %path.display(), ?refusal, "nothing of the unusable store's queue is carried over");
+            Vec::new()
+        });
         let moved_to = state_dir.join(format!(
             "{FILE_NAME}.unusable-{}",
             jiff::Timestamp::now().as_second()
