@@ -5,11 +5,14 @@
 //!
 //! - `sqlite`, `rpm`, `dpkg`, `apk`: bounded parsers of each database format;
 //! - `installed`: each manager's database under the host root, in one shape;
+//! - `aliases`: the host's merged-/usr links, so that a path the database records as /bin/x is
+//!   the /usr/bin/x the scanner finds;
 //! - `ledger`: what the databases said, kept in the baseline store: who owns each path (and
 //!   who did, for removed paths) and each workspace's view of the installed versions;
 //! - `attribute`: deciding, change by change, whether a package operation explains it;
 //! - `lock`: whether a package manager is in the middle of an operation.
 
+mod aliases;
 pub mod apk;
 mod attribute;
 pub mod dpkg;

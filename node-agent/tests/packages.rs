@@ -545,3 +545,145 @@ fn a_directory_an_upgrade_touched_is_explained_after_its_file_was_reported_in_re
         Some("kfdemo.noarch")
     );
 }
+
+/// A merged-/usr host root as Debian 12 has it: /bin, /sbin and /lib are links into /usr.
+fn merged_usr_fixture() -> Fixture {
+    require("dpkg-deb");
+    let fx = Fixture::new();
+    for dir in ["usr/bin", "usr/sbin", "usr/lib"] {
+        std::fs::create_dir_all(fx.host.path().join(dir)).unwrap();
+    }
+    for name in ["bin", "sbin", "lib"] {
+        std::os::unix::fs::symlink(format!("usr/{name}"), fx.host.path().join(name)).unwrap();
+    }
+    dpkg_init(fx.host.path());
+    fx
+}
+
+fn under_bin() -> Vec<Item> {
+    vec![
+        file("/bin/kfmerged", "#!/bin/sh\necho merged\n"),
+        symlink("/bin/kfmerged-link", "kfmerged"),
+        file("/sbin/kfmerged-admin", "#!/bin/sh\necho admin\n"),
+    ]
+}
+
+#[test]
+fn on_a_merged_usr_host_a_reinstall_of_files_recorded_under_bin_is_explained() {
+    let fx = merged_usr_fixture();
+    let debs = fx.state.path().join("debs");
+    let deb = build_deb(&debs, "kfmerged", "1.0", &under_bin());
+    dpkg(fx.host.path(), &["-i", deb.to_str().unwrap()]);
+    assert!(
+        fx.host.path().join("usr/bin/kfmerged").exists(),
+        "dpkg unpacked through the /bin link"
+    );
+    let mut ws = workspace(vec![
+        files("bin", "/usr/bin"),
+        files("sbin", "/usr/sbin"),
+        files("packages", "/var/lib/dpkg"),
+    ]);
+    ws.packages.attribution = AttributionMode::Report;
+    fx.init(&ws);
+    dpkg(fx.host.path(), &["-i", deb.to_str().unwrap()]);
+    let changes = fx.detect(&ws);
+    assert_eq!(
+        unexplained(&changes),
+        [],
+        "every change of the reinstall is explained"
+    );
+    let binary = only_change(&changes, "/usr/bin/kfmerged");
+    let attribution = binary.attribution.as_ref().unwrap();
+    assert_eq!(attribution.package.as_deref(), Some("kfmerged"));
+    assert!(
+        attribution.digest_verified,
+        "checked against dpkg's md5sum of /bin/kfmerged"
+    );
+    let admin = only_change(&changes, "/usr/sbin/kfmerged-admin");
+    assert!(admin.attribution.as_ref().unwrap().digest_verified);
+}
+
+#[test]
+fn on_a_merged_usr_host_a_file_under_bin_changed_by_hand_is_unexplained() {
+    let fx = merged_usr_fixture();
+    let deb = build_deb(&fx.state.path().join("debs"), "kfmerged", "1.0", &under_bin());
+    dpkg(fx.host.path(), &["-i", deb.to_str().unwrap()]);
+    let ws = workspace(vec![files("bin", "/usr/bin"), files("packages", "/var/lib/dpkg")]);
+    fx.init(&ws);
+    std::fs::write(fx.host.path().join("usr/bin/kfmerged"), "#!/bin/sh\necho owned\n").unwrap();
+    let changes = fx.detect(&ws);
+    assert_eq!(
+        unexplained(&changes)
+            .iter()
+            .map(|(p, _, _)| p.as_str())
+            .collect::<Vec<_>>(),
+        ["/usr/bin/kfmerged"]
+    );
+}
+
+#[test]
+fn a_file_diverted_with_dpkg_divert_belongs_to_the_diverting_package() {
+    require("dpkg-divert");
+    let fx = Fixture::new();
+    let debs = fx.state.path().join("debs");
+    dpkg_init(fx.host.path());
+    let original = build_deb(
+        &debs,
+        "kforig",
+        "1.0",
+        &[file("/usr/bin/kftool", "#!/bin/sh\necho original\n")],
+    );
+    dpkg(fx.host.path(), &["-i", original.to_str().unwrap()]);
+    // The diverting package moves the original aside and ships its own, as a shim would.
+    let status = std::process::Command::new("dpkg-divert")
+        .arg(format!("--root={}", fx.host.path().display()))
+        .args([
+            "--package",
+            "kfshim",
+            "--divert",
+            "/usr/bin/kftool.distrib",
+            "--rename",
+            "--add",
+            "/usr/bin/kftool",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let shim = build_deb(
+        &debs,
+        "kfshim",
+        "1.0",
+        &[file("/usr/bin/kftool", "#!/bin/sh\necho shim\n")],
+    );
+    dpkg(fx.host.path(), &["-i", shim.to_str().unwrap()]);
+    let mut ws = workspace(vec![files("bin", "/usr/bin"), files("packages", "/var/lib/dpkg")]);
+    ws.packages.attribution = AttributionMode::Report;
+    fx.init(&ws);
+    // Both packages reinstalled: the shim's file at the path, the original where it was moved.
+    dpkg(fx.host.path(), &["-i", original.to_str().unwrap()]);
+    dpkg(fx.host.path(), &["-i", shim.to_str().unwrap()]);
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained(&changes), [], "{:#?}", paths(&changes));
+    for (path, package) in [
+        ("/usr/bin/kftool", "kfshim"),
+        ("/usr/bin/kftool.distrib", "kforig"),
+    ] {
+        let attribution = only_change(&changes, path).attribution.as_ref().unwrap();
+        assert_eq!(attribution.package.as_deref(), Some(package), "{path}");
+        assert!(attribution.digest_verified, "{path} matches {package}'s md5sum");
+    }
+    // Hand-edit the diverted original: its owner's digest no longer matches.
+    std::fs::write(
+        fx.host.path().join("usr/bin/kftool.distrib"),
+        "#!/bin/sh\necho tampered\n",
+    )
+    .unwrap();
+    let changes = fx.detect(&ws);
+    assert_eq!(
+        unexplained(&changes)
+            .iter()
+            .map(|(p, _, _)| p.as_str())
+            .collect::<Vec<_>>(),
+        ["/usr/bin/kftool.distrib"]
+    );
+}

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     DigestAlgorithm, PackageError,
+    aliases::{Aliases, Diversions},
     installed::{self, FileDigest, InstalledPackage},
 };
 use crate::{
@@ -178,9 +179,12 @@ pub fn refresh(root: &HostRoot, store: &BaselineStore) -> Result<Vec<PackageErro
         }
     }
     let mut errors = Vec::new();
+    let aliases = Aliases::of(root);
     for manager in managers {
         let fingerprint = match installed::fingerprint(root, manager) {
-            Ok(fingerprint) => fingerprint,
+            // The host's merged-/usr links decide the ledger's keys: when they change, the
+            // databases are read again.
+            Ok(fingerprint) => format!("{fingerprint} aliases:{}", aliases.describe()),
             Err(e) => {
                 errors.push(e);
                 continue;
@@ -190,7 +194,7 @@ pub fn refresh(root: &HostRoot, store: &BaselineStore) -> Result<Vec<PackageErro
             continue;
         }
         let update = store.update()?;
-        match rewrite(root, &update, manager)? {
+        match rewrite(root, &update, manager, &aliases)? {
             Ok(()) => {
                 put_state(&update, &fingerprint_key(manager), fingerprint.as_bytes())?;
                 update.commit()?;
@@ -229,6 +233,7 @@ fn rewrite(
     root: &HostRoot,
     update: &Update<'_>,
     manager: PackageManager,
+    aliases: &Aliases,
 ) -> Result<std::result::Result<(), PackageError>> {
     let now = jiff::Timestamp::now().as_second();
     let mut files = update.kv(FILES)?;
@@ -236,6 +241,13 @@ fn rewrite(
     // Paths listed in this read, by hash: the first package to list a path owns it.
     let mut listed: HashSet<u64> = HashSet::new();
     let mut failure: Option<crate::Error> = None;
+    let diversions = match manager {
+        PackageManager::Dpkg => match Diversions::read(root) {
+            Ok(diversions) => diversions,
+            Err(e) => return Ok(Err(e)),
+        },
+        _ => Diversions::default(),
+    };
     let mut each = |package: InstalledPackage| {
         if failure.is_some() {
             return;
@@ -248,7 +260,11 @@ fn rewrite(
             },
         );
         for path in package.paths {
-            if !listed.insert(path_hash(&path.path)) {
+            // Keyed where the scanner finds it: /bin/ls is /usr/bin/ls on a merged-/usr host,
+            // and a diverted file is where dpkg-divert moved it.
+            let placed = diversions.place(&package.name, &path.path);
+            let key = aliases.canonical(&placed).into_owned();
+            if !listed.insert(path_hash(&key)) {
                 continue;
             }
             let owner = Owner {
@@ -259,7 +275,7 @@ fn rewrite(
                 present: true,
                 gone_at: 0,
             };
-            let existing = match files.get(path.path.as_slice()) {
+            let existing = match files.get(key.as_slice()) {
                 Ok(value) => value.and_then(|v| Owner::decode(&v)),
                 Err(e) => {
                     failure = Some(e);
@@ -270,7 +286,7 @@ fn rewrite(
             let keep = existing
                 .as_ref()
                 .is_some_and(|e| *e == owner || (e.present && e.manager != manager));
-            if !keep && let Err(e) = files.insert(path.path.as_slice(), owner.encode().as_slice()) {
+            if !keep && let Err(e) = files.insert(key.as_slice(), owner.encode().as_slice()) {
                 failure = Some(e);
                 return;
             }
