@@ -7,6 +7,7 @@
 #   scripts/bench.sh realtime   # latency from a write to its JSON line in standalone mode
 #   scripts/bench.sh cluster-realtime  # latency from a write to its FileChange (KUBECONFIG)
 #   scripts/bench.sh cluster-retention # retention over 100,000 FileChanges (KUBECONFIG)
+#   scripts/bench.sh health     # /healthz, /metrics and heartbeats through a 1M-file scan on 1 CPU (KUBECONFIG, root)
 #   scripts/bench.sh render     # operator: per-node configuration for 5,000 nodes
 #
 # Trees are generated under $BENCH_DIR (default /tmp/kubefim-bench) and kept between runs.
@@ -275,6 +276,22 @@ cluster_retention_bench() {
   bash scripts/e2e.sh retention::retention_over --ignored --nocapture 2>&1 | grep '^|'
 }
 
+# The agent's probes and heartbeat through a full scan and re-hash of 1,000,000 files in a
+# cgroup of one CPU, reports flowing to the API server (KUBECONFIG; root; about 10 minutes).
+health_bench() {
+  if [ -z "${KUBECONFIG:-}" ]; then
+    echo "health needs KUBECONFIG naming a cluster (docs/e2e.md)" >&2
+    exit 2
+  fi
+  local log=$bench_dir/health.log
+  if ! KUBEFIM_E2E_PROFILE=release bash scripts/e2e.sh health:: --ignored --nocapture >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "health: the run failed; all of it is in $log" >&2
+    exit 1
+  fi
+  grep -E '^\||^health:' "$log"
+}
+
 render_bench() {
   echo
   cargo bench --locked -q -p kubefim-operator --bench render 2>/dev/null
@@ -286,6 +303,7 @@ case "$what" in
   realtime) realtime_bench ;;
   cluster-realtime) cluster_realtime_bench ;;
   cluster-retention) cluster_retention_bench ;;
+  health) health_bench ;;
   render) render_bench ;;
   all) scan_bench; idle_bench; realtime_bench; render_bench ;;
   *) echo "usage: scripts/bench.sh [all|scan|idle|realtime|cluster-realtime|cluster-retention|render]" >&2; exit 2 ;;

@@ -24,7 +24,12 @@ export KUBECONFIG="$(cd "$(dirname "$KUBECONFIG")" && pwd)/$(basename "$KUBECONF
 tools_bin=$(bash scripts/install-tools.sh | tail -n 1)
 export PATH="$tools_bin:$PATH"
 
-cargo build --locked -p kubefim-agent -p kubefim-operator -p kubectl-fim
+# KUBEFIM_E2E_PROFILE=release runs the release binaries (the benchmarks do).
+if [ "${KUBEFIM_E2E_PROFILE:-debug}" = release ]; then
+  cargo build --locked --release -p kubefim-agent -p kubefim-operator -p kubectl-fim
+else
+  cargo build --locked -p kubefim-agent -p kubefim-operator -p kubectl-fim
+fi
 
 release=kubefim-e2e
 export KUBEFIM_E2E_INSTALL_NAMESPACE=${KUBEFIM_E2E_INSTALL_NAMESPACE:-kubefim-e2e}

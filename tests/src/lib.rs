@@ -27,9 +27,11 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A binary built by `cargo build` (scripts/e2e.sh builds them first).
+/// A binary built by `cargo build` (scripts/e2e.sh builds them first), of the profile
+/// KUBEFIM_E2E_PROFILE names (default debug; the benchmarks use release).
 pub fn binary(name: &str) -> PathBuf {
-    let path = repo_root().join("target/debug").join(name);
+    let profile = std::env::var("KUBEFIM_E2E_PROFILE").unwrap_or_else(|_| "debug".into());
+    let path = repo_root().join("target").join(profile).join(name);
     assert!(
         path.exists(),
         "{} is missing: run scripts/e2e.sh, which builds it",
@@ -418,13 +420,32 @@ impl Env {
     /// Starts an agent for `node` under the agent's service account (with `kubeconfig` instead
     /// when given), with `args` added; returns its index for [`Env::stop`].
     pub fn start_agent(&mut self, node: &str, kubeconfig: Option<&Path>, args: &[&str]) -> usize {
+        self.start_agent_under(node, kubeconfig, args, &[])
+    }
+
+    /// As [`Env::start_agent`], run through `prefix` (a command that ends by exec'ing its
+    /// arguments, such as one that first moves itself into a cgroup).
+    pub fn start_agent_under(
+        &mut self,
+        node: &str,
+        kubeconfig: Option<&Path>,
+        args: &[&str],
+        prefix: &[&str],
+    ) -> usize {
         let host = self.host_root(node);
         let state = self.dir.path().join("state").join(node);
         let own = self.kubeconfig_as(
             &format!("agent-{node}.kubeconfig"),
             &Identity::agent(&self.install, node),
         );
-        let mut command = Command::new(binary("kubefim-agent"));
+        let mut command = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(binary("kubefim-agent"));
+                command
+            }
+            None => Command::new(binary("kubefim-agent")),
+        };
         command
             .args([
                 "--log-format",
@@ -439,7 +460,10 @@ impl Env {
             .arg(&host)
             .arg("--state-dir")
             .arg(&state)
-            .args(["--heartbeat-seconds", "2", "--request-timeout-seconds", "2"]);
+            .args(["--request-timeout-seconds", "2"]);
+        if !args.iter().any(|a| a.starts_with("--heartbeat-seconds")) {
+            command.args(["--heartbeat-seconds", "2"]);
+        }
         if !args.iter().any(|a| a.starts_with("--metrics-addr")) {
             command.args(["--metrics-addr", "none"]);
         }

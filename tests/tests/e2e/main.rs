@@ -8,6 +8,7 @@
 mod accept;
 mod admission;
 mod files;
+mod health;
 mod latency;
 mod packages;
 mod plugin;
