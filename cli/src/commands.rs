@@ -243,10 +243,8 @@ pub async fn status(
         Some(name) => vec![api::get_workspace(client, scope.one(), name).await?],
         None => api::workspaces(client, scope.ns()).await?,
     };
-    match format {
-        ReadFormat::Json => return output::json(&workspaces),
-        ReadFormat::Yaml => return output::yaml(&workspaces),
-        ReadFormat::Table | ReadFormat::Wide => {}
+    if let Some(text) = output::structured(format, &workspaces) {
+        return text;
     }
     if workspaces.is_empty() {
         return Ok("No FimWorkspace here: create one (examples/workspace.yaml) or pass -n / -A.\n".into());
@@ -325,10 +323,8 @@ pub async fn nodes(
     format: ReadFormat,
 ) -> Result<String> {
     let reports = api::node_statuses(client, scope.ns(), workspace).await?;
-    match format {
-        ReadFormat::Json => return output::json(&reports),
-        ReadFormat::Yaml => return output::yaml(&reports),
-        ReadFormat::Table | ReadFormat::Wide => {}
+    if let Some(text) = output::structured(format, &reports) {
+        return text;
     }
     let interval = match workspace {
         Some(name) => units::parse_duration(
@@ -374,11 +370,9 @@ pub async fn entities(
             .iter()
             .map(|ws| serde_json::json!({"workspace": ws, "entities": mine(ws)}))
             .collect();
-        return if format == ReadFormat::Json {
-            output::json(&listed)
-        } else {
-            output::yaml(&listed)
-        };
+        if let Some(text) = output::structured(format, &listed) {
+            return text;
+        }
     }
     let mut out = String::new();
     for ws in &workspaces {
@@ -392,9 +386,5 @@ pub async fn entities(
 /// `kubectl fim show CHANGE`.
 pub async fn show(client: &Client, scope: &Scope, name: &str, format: ReadFormat) -> Result<String> {
     let change = api::get_change(client, scope.one(), name).await?;
-    match format {
-        ReadFormat::Json => output::json(&change),
-        ReadFormat::Yaml => output::yaml(&change),
-        ReadFormat::Table | ReadFormat::Wide => Ok(render_change(&change, format.width())),
-    }
+    output::structured(format, &change).unwrap_or_else(|| Ok(render_change(&change, format.width())))
 }

@@ -27,6 +27,15 @@ impl ReadFormat {
     }
 }
 
+/// `value` as JSON or YAML when `format` asks for one of them; None for a table.
+pub fn structured(format: ReadFormat, value: &impl Serialize) -> Option<Result<String>> {
+    match format {
+        ReadFormat::Json => Some(json(value)),
+        ReadFormat::Yaml => Some(yaml(value)),
+        ReadFormat::Table | ReadFormat::Wide => None,
+    }
+}
+
 /// Output formats of `kubectl fim changes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -27,6 +27,14 @@ fn unexplained(changes: &[Change]) -> Vec<(String, C, Vec<kubefim_crds::filechan
     paths(&bare)
 }
 
+/// The paths of the changes nothing explains.
+fn unexplained_paths(changes: &[Change]) -> Vec<String> {
+    unexplained(changes)
+        .into_iter()
+        .map(|(path, _, _)| path)
+        .collect()
+}
+
 /// The Aggregated reports of package operations.
 fn reports(changes: &[Change]) -> Vec<&Change> {
     changes
@@ -612,13 +620,7 @@ fn on_a_merged_usr_host_a_file_under_bin_changed_by_hand_is_unexplained() {
     fx.init(&ws);
     std::fs::write(fx.host.path().join("usr/bin/kfmerged"), "#!/bin/sh\necho owned\n").unwrap();
     let changes = fx.detect(&ws);
-    assert_eq!(
-        unexplained(&changes)
-            .iter()
-            .map(|(p, _, _)| p.as_str())
-            .collect::<Vec<_>>(),
-        ["/usr/bin/kfmerged"]
-    );
+    assert_eq!(unexplained_paths(&changes), ["/usr/bin/kfmerged"]);
 }
 
 #[test]
@@ -679,11 +681,5 @@ fn a_file_diverted_with_dpkg_divert_belongs_to_the_diverting_package() {
     )
     .unwrap();
     let changes = fx.detect(&ws);
-    assert_eq!(
-        unexplained(&changes)
-            .iter()
-            .map(|(p, _, _)| p.as_str())
-            .collect::<Vec<_>>(),
-        ["/usr/bin/kftool.distrib"]
-    );
+    assert_eq!(unexplained_paths(&changes), ["/usr/bin/kftool.distrib"]);
 }
