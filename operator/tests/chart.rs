@@ -129,6 +129,7 @@ fn every_rendered_object_is_a_kubernetes_kind_or_one_of_ours() {
         "DaemonSet",
         "Service",
         "ConfigMap",
+        "Lease",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
         "CustomResourceDefinition",
