@@ -216,6 +216,26 @@ pub enum ChangedAttribute {
     DropIns,
 }
 
+impl ChangedAttribute {
+    /// Its name as the API writes it (`linkTarget`), for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Content => "content",
+            Self::Size => "size",
+            Self::Mode => "mode",
+            Self::Owner => "owner",
+            Self::Group => "group",
+            Self::Mtime => "mtime",
+            Self::Ctime => "ctime",
+            Self::Inode => "inode",
+            Self::LinkTarget => "linkTarget",
+            Self::FileType => "fileType",
+            Self::Enablement => "enablement",
+            Self::DropIns => "dropIns",
+        }
+    }
+}
+
 /// The type of a filesystem object.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
@@ -332,6 +352,26 @@ pub fn change_name(node: &str, path: &str, category: ChangeCategory, detected_at
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attribute_is_named_as_the_api_serialises_it() {
+        for attribute in [
+            ChangedAttribute::Content,
+            ChangedAttribute::Size,
+            ChangedAttribute::Mode,
+            ChangedAttribute::Owner,
+            ChangedAttribute::Group,
+            ChangedAttribute::Mtime,
+            ChangedAttribute::Ctime,
+            ChangedAttribute::Inode,
+            ChangedAttribute::LinkTarget,
+            ChangedAttribute::FileType,
+            ChangedAttribute::Enablement,
+            ChangedAttribute::DropIns,
+        ] {
+            assert_eq!(serde_json::to_value(attribute).unwrap(), attribute.as_str());
+        }
+    }
 
     #[test]
     fn change_name_is_deterministic_and_distinguishes_each_input() {

@@ -145,11 +145,7 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
             let attributes = if change.changed.is_empty() {
                 String::new()
             } else {
-                let names: Vec<String> = change
-                    .changed
-                    .iter()
-                    .map(|a| serde_json::to_string(a).unwrap_or_default().replace('"', ""))
-                    .collect();
+                let names: Vec<String> = change.changed.iter().map(|a| a.as_str().to_string()).collect();
                 format!("  ({})", names.join(", "))
             };
             let _ = writeln!(
