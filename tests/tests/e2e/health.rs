@@ -149,7 +149,7 @@ async fn healthz_metrics_and_heartbeat_stay_on_time_through_a_full_scan_of_a_mil
     let heartbeat = format!("--heartbeat-seconds={HEARTBEAT_SECONDS}");
     let prefix = cgroup.prefix();
     let prefix: Vec<&str> = prefix.iter().map(String::as_str).collect();
-    env.start_agent_under(
+    let agent = env.start_agent_under(
         &node,
         None,
         &[&metrics_addr, &heartbeat, "--reports-per-second=50"],
@@ -227,6 +227,8 @@ async fn healthz_metrics_and_heartbeat_stay_on_time_through_a_full_scan_of_a_mil
         }
     }
     done.store(true, Ordering::Release);
+    // Out of the cgroup before it is removed (a cgroup with a process in it cannot be).
+    env.stop(agent);
     let (mut healthz, mut metrics, failed) = probes.join().unwrap();
     let written = writer.join().unwrap();
     let reported = changes(&env, &node).await.len();
