@@ -357,15 +357,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                let said = cause.to_string();
-                if !message.contains(&said) {
-                    message.push_str(&format!(": {said}"));
-                }
-                source = cause.source();
-            }
+            let mut message = kubefim_telemetry::error_chain(&e);
             if matches!(e, Error::Kube(_)) && !target.server.is_empty() {
                 message.push_str(&format!(" [{target}]"));
             }

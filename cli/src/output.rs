@@ -59,7 +59,7 @@ pub fn terminal_width() -> usize {
 
 /// Whether to colour: only on a terminal, and never when NO_COLOR is set.
 pub fn use_colour() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    kubefim_telemetry::colour_on(&std::io::stdout())
 }
 
 /// How many terminal columns `text` takes (a CJK character two, a combining mark none, the

@@ -32,14 +32,10 @@ pub fn record_generation(state_dir: &Path, store: &BaselineStore) -> Result<()> 
         .map_err(|source| Error::StateDir { path, source })
 }
 
-/// The `BaselineReset` line of a start whose store is not the one the last run left, or None.
-pub fn reset_line(
-    node: &str,
-    previous: Option<&str>,
-    store: &BaselineStore,
-    opened: &OpenOutcome,
-) -> Option<String> {
-    let reason = match (previous, opened) {
+/// Why the store opened is not the one the last run left (`previous`, its recorded
+/// generation), or None when it is.
+pub fn reset_reason(previous: Option<&str>, store: &BaselineStore, opened: &OpenOutcome) -> Option<String> {
+    Some(match (previous, opened) {
         (_, OpenOutcome::Rebuilt { reason, moved_to, .. }) => {
             format!(
                 "the store was unusable ({reason}); it was moved to {}",
@@ -56,7 +52,17 @@ pub fn reset_line(
             )
         }
         _ => return None,
-    };
+    })
+}
+
+/// The `BaselineReset` line of a start whose store is not the one the last run left, or None.
+pub fn reset_line(
+    node: &str,
+    previous: Option<&str>,
+    store: &BaselineStore,
+    opened: &OpenOutcome,
+) -> Option<String> {
+    let reason = reset_reason(previous, store, opened)?;
     Some(
         serde_json::json!({
             "kind": "BaselineReset",
@@ -85,9 +91,7 @@ pub fn drain(store: &BaselineStore, out: &mut dyn Write) -> Result<u64> {
             for (seq, record) in batch {
                 match record {
                     Ok(record) => {
-                        let line =
-                            serde_json::to_string(&record.spec).map_err(|e| Error::Output(e.into()))?;
-                        writeln!(out, "{line}").map_err(Error::Output)?;
+                        crate::output::write_spec_line(out, &record.spec)?;
                         printed += 1;
                     }
                     Err(reason) => {
@@ -99,7 +103,6 @@ pub fn drain(store: &BaselineStore, out: &mut dyn Write) -> Result<u64> {
                     seq,
                 });
             }
-            out.flush().map_err(Error::Output)?;
             queue.settle(&settled, || ())?;
         }
     }

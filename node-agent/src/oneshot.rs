@@ -75,11 +75,7 @@ fn unmonitored(config: &kubefim_crds::AgentConfig, outcomes: &[ScanOutcome]) -> 
     }
     for outcome in outcomes {
         for entity in &outcome.entities {
-            if entity.state == EntityState::Active
-                && entity.files == 0
-                && entity.errors.is_empty()
-                && !entity.name.starts_with(kubefim_crds::keys::RECOMMENDED_PREFIX)
-            {
+            if entity.state == EntityState::Active && entity.matched_nothing() {
                 problems.push(format!(
                     "entity {}/{} matched nothing on this host: check its path",
                     outcome.workspace, entity.name
@@ -150,20 +146,18 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
     }
     let previous = crate::handover::recorded_generation(state_dir);
     let (store, opened) = BaselineStore::open(&options.local.state_dir)?;
-    if let crate::store::OpenOutcome::Rebuilt { reason, moved_to, .. } = &opened
-        && command != Command::Init
-    {
-        // Nothing to compare with: the fresh store goes too, so that the next run says so again
-        // instead of taking an empty store for a baseline.
-        let path = store.path().to_path_buf();
-        drop(store);
-        let _ = std::fs::remove_file(&path);
-        return Err(crate::Error::BaselineReset {
-            reason: reason.clone(),
-            moved_to: moved_to.clone(),
-        });
-    }
     if let crate::store::OpenOutcome::Rebuilt { reason, moved_to, .. } = &opened {
+        if command != Command::Init {
+            // Nothing to compare with: the fresh store goes too, so that the next run says so
+            // again instead of taking an empty store for a baseline.
+            let path = store.path().to_path_buf();
+            drop(store);
+            let _ = std::fs::remove_file(&path);
+            return Err(crate::Error::BaselineReset {
+                reason: reason.clone(),
+                moved_to: moved_to.clone(),
+            });
+        }
         let _ = writeln!(
             err,
             "warning: the baseline store was unusable ({reason}); it was moved to {} and a new one created",
@@ -178,16 +172,10 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
             migration.dropped.len()
         );
     }
-    if let Some(previous) = previous.as_deref()
-        && previous != store.generation()
-        && command != Command::Init
+    if command != Command::Init
+        && let Some(reason) = crate::handover::reset_reason(previous.as_deref(), &store, &opened)
     {
-        let _ = writeln!(
-            err,
-            "warning: the baseline store in {} is of generation {}, not {previous} as the last run recorded: it was replaced since",
-            state_dir.display(),
-            store.generation()
-        );
+        let _ = writeln!(err, "warning: {reason} (in {})", state_dir.display());
     }
     // check writes nothing, not even this record.
     if command != Command::Check {

@@ -14,7 +14,12 @@ use crate::{
 
 /// Writes `change` as one JSON line and flushes, so a consumer sees it at once.
 pub fn write_json_line(out: &mut dyn Write, change: &Change, node: &str) -> Result<()> {
-    let line = serde_json::to_string(&change.to_spec(node)).map_err(|e| Error::Output(e.into()))?;
+    write_spec_line(out, &change.to_spec(node))
+}
+
+/// Writes a FileChange spec as one JSON line and flushes.
+pub fn write_spec_line(out: &mut dyn Write, spec: &kubefim_crds::FileChangeSpec) -> Result<()> {
+    let line = serde_json::to_string(spec).map_err(|e| Error::Output(e.into()))?;
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
         .map_err(Error::Output)

@@ -111,8 +111,7 @@ fn db_error(path: &Path, source: impl Into<redb::Error>) -> Error {
 }
 
 impl BaselineStore {
-    /// Opens or creates a usable store at `path`; why not, when it cannot.
-    /// Opens the file, refusing one that fails redb's integrity check (every page against its
+    /// Opens or creates a usable store at `path`; why not, when it cannot. It refuses one that fails redb's integrity check (every page against its
     /// checksum). Root on the node can write anything into the file: a panic inside redb on a
     /// corrupt page is caught here and is a reason to move the file aside, never a crash loop.
     fn try_open(path: &Path) -> std::result::Result<Self, Refusal> {

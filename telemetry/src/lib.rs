@@ -27,10 +27,9 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Whether stderr takes colour: a terminal, and NO_COLOR (https://no-color.org) unset or empty.
-pub fn colour_on_stderr() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+/// Whether `stream` takes colour: only a terminal, and never when NO_COLOR is set.
+pub fn colour_on(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 /// Sends logs to stderr, as text or as JSON lines, at the level RUST_LOG sets (default info).
@@ -39,7 +38,7 @@ pub fn init_logging(json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(colour_on_stderr());
+        .with_ansi(colour_on(&std::io::stderr()));
     if json {
         builder.json().init();
     } else {

@@ -65,6 +65,15 @@ pub struct EntityOutcome {
 }
 
 impl EntityOutcome {
+    /// A custom entity (not a recommended item, which may well be absent on a node, such as
+    /// /opt/bin) whose scan found nothing and could examine everything: its path is worth a
+    /// word to its owner.
+    pub fn matched_nothing(&self) -> bool {
+        self.files == 0
+            && self.errors.is_empty()
+            && !self.name.starts_with(kubefim_crds::keys::RECOMMENDED_PREFIX)
+    }
+
     fn new(entity: &EntityConfig) -> Self {
         Self {
             name: entity.name.clone(),
@@ -384,15 +393,7 @@ impl Scanner<'_> {
             }
         }
         self.scan_entity_in(scan, snapshot, update, None, sink)?;
-        if scan.outcome.files == 0
-            && !scan
-                .entity
-                .name
-                .starts_with(kubefim_crds::keys::RECOMMENDED_PREFIX)
-            && scan.outcome.errors.is_empty()
-        {
-            // A recommended item that does not exist on this node is normal (/opt/bin); a custom
-            // entity that matches nothing is worth telling its owner about.
+        if scan.outcome.matched_nothing() {
             scan.outcome.message = Some(format!(
                 "path {} matches nothing on this node",
                 scan.resolved.path
