@@ -216,13 +216,25 @@ impl Setup {
     fn run_with(&self, verb: &str, config: &str, extra: &[&str]) -> (i32, String, String) {
         let file = self.path("given.yaml");
         std::fs::write(&file, config).unwrap();
-        let output = self.command(verb, &file).args(extra).output().unwrap();
+        self.run(verb, &file, extra)
+    }
+
+    /// (exit code, stdout, stderr) of `verb` on the configuration file `config`.
+    fn run(&self, verb: &str, config: &Path, extra: &[&str]) -> (i32, String, String) {
+        let output = self.command(verb, config).args(extra).output().unwrap();
         (
             output.status.code().unwrap(),
             String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
     }
+}
+
+/// A MonitoredEntity document of workspace `ws`, its spec's fields after the workspace.
+fn entity_doc(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: {name}}}\nspec: {{workspace: ws, {spec}}}\n"
+    )
 }
 
 const WS: &str = "apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: ws}\nspec: {recommended: {enabled: false}}\n";
@@ -232,7 +244,10 @@ fn a_misspelt_field_is_refused_naming_it_and_the_nearest_name() {
     let setup = Setup::new();
     let (code, _, stderr) = setup.run_with(
         "init",
-        &format!("{WS}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: etc}}\nspec: {{workspace: ws, type: LinuxFile, path: /etc, recursve: true}}\n"),
+        &format!(
+            "{WS}{}",
+            entity_doc("etc", "type: LinuxFile, path: /etc, recursve: true")
+        ),
         &[],
     );
     assert_eq!(code, 2);
@@ -263,7 +278,10 @@ fn a_type_error_names_the_field_path() {
     let setup = Setup::new();
     let (code, _, stderr) = setup.run_with(
         "check",
-        &format!("{WS}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: etc}}\nspec: {{workspace: ws, type: LinuxFile, path: /etc, recursive: yes please}}\n"),
+        &format!(
+            "{WS}{}",
+            entity_doc("etc", "type: LinuxFile, path: /etc, recursive: yes please")
+        ),
         &[],
     );
     assert_eq!(code, 2);
@@ -276,11 +294,7 @@ fn a_type_error_names_the_field_path() {
 #[test]
 fn duplicate_names_and_paths_are_refused_as_the_operator_refuses_them() {
     let setup = Setup::new();
-    let entity = |name: &str| {
-        format!(
-            "---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: {name}}}\nspec: {{workspace: ws, type: LinuxFile, path: /etc}}\n"
-        )
-    };
+    let entity = |name: &str| entity_doc(name, "type: LinuxFile, path: /etc");
     let (code, _, stderr) = setup.run_with("init", &format!("{WS}{}{}", entity("a"), entity("a")), &[]);
     assert_eq!(code, 2);
     assert!(
@@ -300,7 +314,10 @@ fn an_entity_matching_nothing_and_an_empty_workspace_fail_the_run_and_say_why() 
     let setup = Setup::new();
     let (code, _, stderr) = setup.run_with(
         "init",
-        &format!("{WS}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: typo}}\nspec: {{workspace: ws, type: LinuxFile, path: /etc/no-such-dir, recursive: true}}\n"),
+        &format!(
+            "{WS}{}",
+            entity_doc("typo", "type: LinuxFile, path: /etc/no-such-dir, recursive: true")
+        ),
         &[],
     );
     assert_eq!(code, 2, "{stderr}");
@@ -323,12 +340,8 @@ fn init_refuses_to_replace_a_baseline_without_force() {
     let setup = Setup::new();
     assert_eq!(setup.exit_code("init"), 0);
     std::fs::write(setup.path("host/etc/app.conf"), "tampered\n").unwrap();
-    let output = setup
-        .command("init", &setup.path("config.yaml"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, _, stderr) = setup.run("init", &setup.path("config.yaml"), &[]);
+    assert_eq!(code, 2);
     assert!(
         stderr.contains("a baseline already exists at") && stderr.contains("init --force"),
         "{stderr}"
@@ -338,25 +351,15 @@ fn init_refuses_to_replace_a_baseline_without_force() {
         1,
         "the tampered file is still a change, not absorbed"
     );
-    let output = setup
-        .command("init", &setup.path("config.yaml"))
-        .arg("--force")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(setup.run("init", &setup.path("config.yaml"), &["--force"]).0, 0);
     assert_eq!(setup.exit_code("check"), 0);
 }
 
 #[test]
 fn check_without_a_baseline_says_so_first_and_creates_nothing() {
     let setup = Setup::new();
-    let output = setup
-        .command("check", &setup.path("config.yaml"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stdout, stderr) = setup.run("check", &setup.path("config.yaml"), &[]);
+    assert_eq!(code, 2);
     assert!(stdout.is_empty(), "a report before the error: {stdout}");
     assert!(stderr.contains("error: there is no baseline in"), "{stderr}");
     assert!(
@@ -371,7 +374,8 @@ fn update_lists_every_change_it_accepts_and_says_nothing_else_explained_them() {
     let setup = Setup::new();
     std::fs::create_dir_all(setup.path("host/etc/cron.d")).unwrap();
     let config = format!(
-        "{WS}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: cron}}\nspec: {{workspace: ws, type: LinuxFile, path: /etc/cron.d, recursive: true}}\n"
+        "{WS}{}",
+        entity_doc("cron", "type: LinuxFile, path: /etc/cron.d, recursive: true")
     );
     std::fs::write(
         setup.path("host/etc/cron.d/logrotate"),
@@ -441,7 +445,8 @@ fn a_store_with_a_page_overwritten_is_a_reported_reset_never_a_crash() {
         }
     }
     let config = format!(
-        "{WS}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: tree}}\nspec: {{workspace: ws, type: LinuxFile, path: /etc/tree, recursive: true}}\n"
+        "{WS}{}",
+        entity_doc("tree", "type: LinuxFile, path: /etc/tree, recursive: true")
     );
     assert_eq!(setup.run_with("init", &config, &[]).0, 0);
     let store = setup.path("state/baseline.redb");
@@ -505,7 +510,8 @@ fn a_file_named_like_a_verdict_is_printed_escaped_not_as_a_report_line() {
     let setup = Setup::new();
     std::fs::create_dir_all(setup.path("host/etc/cron.d")).unwrap();
     let config = format!(
-        "{WS}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: cron}}\nspec: {{workspace: ws, type: LinuxFile, path: /etc/cron.d, recursive: true}}\n"
+        "{WS}{}",
+        entity_doc("cron", "type: LinuxFile, path: /etc/cron.d, recursive: true")
     );
     std::fs::write(setup.path("host/etc/cron.d/keep"), "x\n").unwrap();
     assert_eq!(setup.run_with("init", &config, &[]).0, 0);
@@ -532,7 +538,9 @@ fn an_ancestor_turned_into_a_symlink_loop_is_a_change_naming_the_root() {
     std::fs::write(setup.path("host/opt/app/bin/tool"), "#!/bin/sh\n").unwrap();
     std::fs::write(setup.path("host/opt/app/app.conf"), "port = 80\n").unwrap();
     let config = format!(
-        "{WS}---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: app}}\nspec: {{workspace: ws, type: LinuxFile, path: /opt/app, recursive: true}}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: conf}}\nspec: {{workspace: ws, type: FileContent, path: /opt/app/app.conf}}\n"
+        "{WS}{}{}",
+        entity_doc("app", "type: LinuxFile, path: /opt/app, recursive: true"),
+        entity_doc("conf", "type: FileContent, path: /opt/app/app.conf")
     );
     assert_eq!(setup.run_with("init", &config, &[]).0, 0);
     std::fs::rename(setup.path("host/opt"), setup.path("host/opt.real")).unwrap();
@@ -558,17 +566,13 @@ fn an_ancestor_turned_into_a_symlink_loop_is_a_change_naming_the_root() {
 
 /// The JSON lines a `standalone --once` run prints.
 fn standalone_once(setup: &Setup) -> Vec<serde_json::Value> {
-    let output = setup
-        .command("standalone", &setup.path("config.yaml"))
-        .args(["--once", "--metrics-addr", "none"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let (code, stdout, stderr) = setup.run(
+        "standalone",
+        &setup.path("config.yaml"),
+        &["--once", "--metrics-addr", "none"],
     );
-    String::from_utf8_lossy(&output.stdout)
+    assert_eq!(code, 0, "{stderr}");
+    stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect()

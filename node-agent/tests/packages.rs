@@ -658,8 +658,7 @@ fn a_file_diverted_with_dpkg_divert_belongs_to_the_diverting_package() {
         &[file("/usr/bin/kftool", "#!/bin/sh\necho shim\n")],
     );
     dpkg(fx.host.path(), &["-i", shim.to_str().unwrap()]);
-    let mut ws = workspace(vec![files("bin", "/usr/bin"), files("packages", "/var/lib/dpkg")]);
-    ws.packages.attribution = AttributionMode::Report;
+    let ws = ws(AttributionMode::Report, "/var/lib/dpkg");
     fx.init(&ws);
     // Both packages reinstalled: the shim's file at the path, the original where it was moved.
     dpkg(fx.host.path(), &["-i", original.to_str().unwrap()]);
