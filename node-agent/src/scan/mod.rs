@@ -283,7 +283,7 @@ impl Scanner<'_> {
         sink: &mut dyn FnMut(Change),
     ) -> Result<ScanOutcome> {
         let names: Vec<&str> = ws.entities.iter().map(|e| e.name.as_str()).collect();
-        let _running = progress::begin(&format!("{}/{}", ws.namespace, ws.name));
+        let _running = progress::begin(&ws.namespace, &ws.name);
         self.scan_entities(ws, &names, mode, source, sink)
     }
 
@@ -311,7 +311,7 @@ impl Scanner<'_> {
         for entity in ws.entities.iter().filter(|e| only.contains(&e.name.as_str())) {
             match resolve::resolve(entity, settings.limits.algorithm, self.env) {
                 Ok(resolved) => {
-                    progress::entity(&format!("{}/{}", ws.namespace, ws.name), &entity.name);
+                    progress::entity(&ws.namespace, &ws.name, &entity.name);
                     let mut scan = EntityScan::new(ws, entity, resolved, settings, mode, source, started_at);
                     self.scan_entity(&mut scan, &snapshot, update.as_ref(), sink)?;
                     outcome.add(scan);

@@ -26,12 +26,12 @@ pub struct Snapshot {
     pub elapsed: Duration,
 }
 
-/// Marks a full scan of `workspace` as running until the guard drops.
-pub(super) fn begin(workspace: &str) -> Guard {
+/// Marks a full scan of workspace `namespace/name` as running until the guard drops.
+pub(super) fn begin(namespace: &str, name: &str) -> Guard {
     FILES.store(0, Ordering::Relaxed);
     BYTES.store(0, Ordering::Relaxed);
     if let Ok(mut current) = CURRENT.lock() {
-        *current = Some((workspace.to_string(), Instant::now()));
+        *current = Some((format!("{namespace}/{name}"), Instant::now()));
     }
     RUNNING.store(true, Ordering::Release);
     Guard
@@ -45,11 +45,15 @@ impl Drop for Guard {
     }
 }
 
-pub(super) fn entity(workspace: &str, name: &str) {
+/// The entity a full scan is at; nothing outside one (a realtime rescan pays no lock).
+pub(super) fn entity(namespace: &str, workspace: &str, name: &str) {
+    if !RUNNING.load(Ordering::Acquire) {
+        return;
+    }
     if let Ok(mut current) = CURRENT.lock()
         && let Some((label, _)) = current.as_mut()
     {
-        *label = format!("{workspace}/{name}");
+        *label = format!("{namespace}/{workspace}/{name}");
     }
 }
 
