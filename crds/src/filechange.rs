@@ -77,6 +77,10 @@ pub struct FileChangeSpec {
     /// vouches for the new state, or an accepted baseline. Absent: unexplained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
+    /// Mount changes: what is mounted at the path now (absent when it was unmounted, or when
+    /// the mount was gone again before the node's mount table was read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<MountedFilesystem>,
 }
 
 /// What explains a change.
@@ -214,6 +218,9 @@ pub enum ChangedAttribute {
     /// Services: a drop-in that applies to the unit was added, changed, masked or removed
     /// (`changedDropIns` names them).
     DropIns,
+    /// A filesystem was mounted over the path or unmounted from it (`mount` says what is
+    /// mounted there now). What a mount covers is kept in the baseline, not reported removed.
+    Mount,
 }
 
 impl ChangedAttribute {
@@ -232,6 +239,7 @@ impl ChangedAttribute {
             Self::FileType => "fileType",
             Self::Enablement => "enablement",
             Self::DropIns => "dropIns",
+            Self::Mount => "mount",
         }
     }
 }
@@ -305,6 +313,22 @@ pub struct FileState {
     /// type-wide directories), of each file name the one of highest precedence.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drop_ins: Vec<DropInState>,
+    /// The path is the root of a mount (something is mounted there).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mount_root: bool,
+}
+
+/// A filesystem mounted at a path, as the node's mount table describes it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct MountedFilesystem {
+    /// The filesystem type (tmpfs, ext4, overlay...).
+    pub fs_type: String,
+    /// The mount source (a device, tmpfs, overlay...).
+    pub source: String,
+    /// The directory of the source filesystem that is mounted (/ unless a bind mount of a
+    /// subdirectory).
+    pub root: String,
 }
 
 /// One drop-in of a unit.

@@ -4,7 +4,7 @@
 
 use kubefim_crds::{
     Attribution, ChangeCategory, ChangeSource, ChangeType, FileChangeSpec, FileState, FileType,
-    filechange::{AggregatedChanges, ChangedAttribute, ContentWithheld, DropInState},
+    filechange::{AggregatedChanges, ChangedAttribute, ContentWithheld, DropInState, MountedFilesystem},
 };
 
 use crate::records::Record;
@@ -30,6 +30,8 @@ pub struct Change {
     pub attribution: Option<Attribution>,
     /// Aggregated only: the changes it stands for.
     pub aggregated: Option<AggregatedChanges>,
+    /// Mount changes: what is mounted at the path now.
+    pub mount: Option<MountedFilesystem>,
 }
 
 /// A unified diff, possibly cut short.
@@ -86,6 +88,11 @@ pub fn changed_attributes(old: &Record, new: &Record) -> Vec<ChangedAttribute> {
     }
     if o.ctime != n.ctime {
         changed.push(A::Ctime);
+    }
+    // A mount root's flag alone is no change (records from before it was kept lack it); a
+    // mount appearing or going also changes the object at the path.
+    if o.mount_root != n.mount_root && (o.ino, o.dev) != (n.ino, n.dev) {
+        changed.push(A::Mount);
     }
     if o.ino != n.ino || o.dev != n.dev {
         changed.push(A::Inode);
@@ -154,6 +161,7 @@ pub fn file_state(record: &Record) -> FileState {
         hash: record.digest.map(|d| d.to_hex()),
         hash_algorithm: record.digest.map(|d| d.algorithm),
         enabled: record.enabled,
+        mount_root: m.mount_root,
         drop_ins: record
             .drop_ins
             .iter()
@@ -208,6 +216,7 @@ impl Change {
             content_withheld: self.content_withheld,
             attribution: self.attribution.clone(),
             changed_drop_ins: changed_drop_ins(self.previous.as_ref(), self.current.as_ref()),
+            mount: self.mount.clone(),
         }
     }
 }
@@ -232,6 +241,7 @@ mod tests {
                 ino: 7,
                 dev: 1,
                 nlink: 1,
+                mount_root: false,
             },
             link_target: None,
             digest: Some(Digest {
@@ -241,6 +251,7 @@ mod tests {
             hashed_at: 100,
             enabled: None,
             drop_ins: Vec::new(),
+            hidden: false,
         }
     }
 

@@ -37,6 +37,9 @@ pub struct FileMeta {
     pub ino: u64,
     pub dev: u64,
     pub nlink: u64,
+    /// The root of a mount (something is mounted here, over what the parent's filesystem
+    /// holds at this name). Known from the walk's statx; false from a plain fstat.
+    pub mount_root: bool,
 }
 
 impl FileMeta {
@@ -63,6 +66,35 @@ impl FileMeta {
             dev: stat.st_dev,
             #[allow(clippy::useless_conversion)] // nlink is u32 on some architectures
             nlink: u64::from(stat.st_nlink),
+            mount_root: false,
+        }
+    }
+
+    pub fn from_statx(stat: &rustix::fs::Statx) -> Self {
+        use kubefim_crds::FileType as T;
+        let file_type = match RawType::from_raw_mode(u32::from(stat.stx_mode)) {
+            RawType::Directory => T::Directory,
+            RawType::Symlink => T::Symlink,
+            RawType::Fifo => T::Fifo,
+            RawType::Socket => T::Socket,
+            RawType::CharacterDevice => T::CharDevice,
+            RawType::BlockDevice => T::BlockDevice,
+            _ => T::File,
+        };
+        Self {
+            file_type,
+            mode: u32::from(stat.stx_mode) & 0o7777,
+            uid: stat.stx_uid,
+            gid: stat.stx_gid,
+            size: stat.stx_size,
+            mtime: (stat.stx_mtime.tv_sec, stat.stx_mtime.tv_nsec.min(999_999_999)),
+            ctime: (stat.stx_ctime.tv_sec, stat.stx_ctime.tv_nsec.min(999_999_999)),
+            ino: stat.stx_ino,
+            dev: rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
+            nlink: u64::from(stat.stx_nlink),
+            mount_root: stat
+                .stx_attributes
+                .contains(rustix::fs::StatxAttributes::MOUNT_ROOT),
         }
     }
 
@@ -171,19 +203,58 @@ impl HostRoot {
             return self.dir();
         }
         let relative = CString::new(components.join(&b'/')).map_err(|_| Errno::INVAL)?;
-        rustix::fs::openat2(
+        let dir = rustix::fs::openat2(
             &self.fd,
             relative.as_c_str(),
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )
+        )?;
+        // A path through a symlink to /proc (or a procfs mounted elsewhere) resolves inside
+        // the root and still leads to the kernel's pseudo files: refused as unresolvable.
+        if is_pseudo_filesystem(&dir) {
+            return Err(Errno::XDEV);
+        }
+        Ok(dir)
     }
 }
 
-/// lstat of `name` in `dir`.
+/// lstat of `name` in `dir`, through statx so that a mount root is known (one syscall, as
+/// fstatat). Never triggers an automount.
 pub fn stat_at(dir: &OwnedFd, name: &CStr) -> Result<FileMeta, Errno> {
-    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|stat| FileMeta::from_stat(&stat))
+    use rustix::fs::StatxFlags;
+    rustix::fs::statx(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
+        StatxFlags::BASIC_STATS,
+    )
+    .map(|stat| FileMeta::from_statx(&stat))
+}
+
+/// Whether the directory `dir` lies on a kernel pseudo filesystem (procfs, sysfs,
+/// devpts, cgroup, debugfs, tracefs, securityfs, bpf...): a walk never enters one, however it
+/// was reached (a symlink to /proc under a monitored path, a procfs mounted elsewhere).
+pub fn is_pseudo_filesystem(dir: &OwnedFd) -> bool {
+    const PSEUDO: [i64; 12] = [
+        0x9fa0,      // proc
+        0x6265_6572, // sysfs
+        0x1cd1,      // devpts
+        0x0027_e0eb, // cgroup
+        0x6367_7270, // cgroup2
+        0x6462_6720, // debugfs
+        0x7472_6163, // tracefs
+        0x7363_6673, // securityfs
+        0xcafe_4a11, // bpf
+        0x4249_4e4d, // binfmt_misc
+        0xf97c_ff8c, // selinuxfs
+        0x6e73_6673, // nsfs
+    ];
+    match rustix::fs::fstatfs(dir) {
+        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)] // f_type's width varies
+        Ok(fs) => PSEUDO.contains(&(fs.f_type as i64)),
+        Err(_) => false,
+    }
 }
 
 /// Opens subdirectory `name` of `dir` without following a symlink.

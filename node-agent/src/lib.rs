@@ -14,6 +14,7 @@ pub mod handover;
 pub mod hash;
 pub mod hostfs;
 pub mod metrics;
+pub mod mounts;
 pub mod oneshot;
 pub mod outbox;
 pub mod output;

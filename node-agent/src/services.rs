@@ -289,6 +289,7 @@ fn observe_unit(
         hashed_at: now,
         enabled: Some(enabled),
         drop_ins: Vec::new(),
+        hidden: false,
     }))
 }
 

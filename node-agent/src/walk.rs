@@ -7,8 +7,9 @@
 //! strictly increasing bytewise order: `a`, `a\0b`, `a-c` (whereas `a/b` > `a-c` as strings).
 //!
 //! Safety (docs/design.md, "Scanner safety"): symlinks are reported, never followed; a directory is only entered with
-//! O_NOFOLLOW; the walk stays on the filesystem of the entity's base; /proc, /sys and /dev are
-//! refused at resolution; an unreadable directory is reported as `Unreadable` so its stored
+//! O_NOFOLLOW; a mount inside an entity is walked (it is what the host shows at those paths),
+//! a kernel pseudo filesystem (procfs, sysfs...) never is, however it is reached; /proc, /sys
+//! and /dev are refused at resolution; an unreadable directory is reported as `Unreadable` so its stored
 //! baseline is kept rather than reported as removed; depth is capped.
 
 use std::{ffi::CString, os::fd::OwnedFd, sync::Arc};
@@ -178,14 +179,12 @@ impl<'a> Walker<'a> {
     }
 
     /// Whether a walk descending `levels` below the base enters directory `key` (found at
-    /// `depth`, with `meta`): within the depth budget, on the base's filesystem, and never the
-    /// host's /proc, /sys or /dev.
+    /// `depth`, with `meta`): within the depth budget, and never the host's /proc, /sys or
+    /// /dev. A mount inside the entity is entered (what is mounted there is what the host now
+    /// shows at those paths); a pseudo filesystem is not (`examine`).
     fn enters(&self, key: &[u8], meta: &FileMeta, depth: u32, levels: u32) -> bool {
         let pseudo = !key.contains(&0) && resolve::PSEUDO_FILESYSTEMS.iter().any(|fs| fs.as_bytes() == key);
-        meta.file_type == FileType::Directory
-            && depth < levels
-            && (depth == 0 || meta.dev == self.dev)
-            && !pseudo
+        meta.file_type == FileType::Directory && depth < levels && !pseudo
     }
 
     pub fn new(root: &HostRoot, entity: &'a ResolvedEntity) -> Self {
@@ -343,7 +342,14 @@ impl<'a> Walker<'a> {
             _ => None,
         };
         if self.enters(&key, &meta, depth, self.levels) {
-            match hostfs::open_subdir(dir, &name).and_then(|sub| Ok((hostfs::list_sorted(&sub)?, sub))) {
+            let crosses = meta.mount_root || meta.dev != self.dev;
+            match hostfs::open_subdir(dir, &name)
+                .and_then(|sub| match crosses && hostfs::is_pseudo_filesystem(&sub) {
+                    true => Err(rustix::io::Errno::XDEV),
+                    false => Ok(sub),
+                })
+                .and_then(|sub| Ok((hostfs::list_sorted(&sub)?, sub)))
+            {
                 Ok((names, sub)) => {
                     let names = self.matching(names, depth + 1);
                     self.stack

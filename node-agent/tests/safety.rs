@@ -247,30 +247,133 @@ fn proc_sys_and_dev_are_never_descended() {
     assert!(fx.detect(&ws).iter().all(|c| !c.path.starts_with("/proc/")));
 }
 
+/// Mounts `fs_type` from `source` at `at`, unmounting it when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    fn new(args: &[&str], at: &std::path::Path) -> Self {
+        let status = Command::new("mount").args(args).arg(at).status().unwrap();
+        assert!(status.success(), "mount {args:?} {}", at.display());
+        Self(at.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 #[test]
-fn one_filesystem_per_entity() {
+fn a_mount_over_a_monitored_directory_is_reported_and_covers_what_it_hides_rather_than_removing_it() {
     assert_root("mount a tmpfs");
     let fx = Fixture::new();
     fx.write("/srv/local", "x");
-    fs::create_dir_all(fx.path("/srv/mnt")).unwrap();
-    let status = Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "kubefim-test",
-            fx.path("/srv/mnt").to_str().unwrap(),
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "mount tmpfs");
-    fs::write(fx.path("/srv/mnt/other-fs"), "x").unwrap();
+    fx.write("/srv/lib/libreal.so", "real");
     let ws = workspace(vec![files("srv", "/srv")]);
-    let files_seen = fx.init(&ws).entities[0].files;
-    let _ = Command::new("umount").arg(fx.path("/srv/mnt")).status();
+    fx.init(&ws);
+
+    let mount = Mounted::new(&["-t", "tmpfs", "kubefim-test"], &fx.path("/srv/lib"));
+    fs::write(fx.path("/srv/lib/libevil.so"), "evil").unwrap();
+    let (outcome, changes) = fx.scan(&ws, ScanMode::Detect);
+    let point = only_change(&changes, "/srv/lib");
+    assert_eq!(point.category, C::Modified);
+    assert!(point.changed.contains(&A::Mount), "{:?}", point.changed);
+    let mounted = point.mount.as_ref().expect("what is mounted there");
     assert_eq!(
-        files_seen, 3,
-        "srv, srv/local and the mount point itself, not what is mounted on it"
+        (mounted.fs_type.as_str(), mounted.source.as_str()),
+        ("tmpfs", "kubefim-test")
     );
+    assert_eq!(
+        only_change(&changes, "/srv/lib/libevil.so").category,
+        C::Added,
+        "the mount's files are walked"
+    );
+    assert!(
+        changes.iter().all(|c| c.path != "/srv/lib/libreal.so"),
+        "a covered file is hidden, not removed: {:#?}",
+        paths(&changes)
+    );
+    assert_eq!(outcome.entities[0].hidden, 1);
+    assert!(
+        outcome.entities[0]
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("hidden by a mount")
+    );
+
+    let (outcome, changes) = fx.scan(&ws, ScanMode::Detect);
+    assert!(
+        changes.is_empty(),
+        "the next scan keeps it hidden: {:#?}",
+        paths(&changes)
+    );
+    assert_eq!(outcome.entities[0].hidden, 1);
+
+    drop(mount);
+    let changes = fx.detect(&ws);
+    let point = only_change(&changes, "/srv/lib");
+    assert!(
+        point.changed.contains(&A::Mount) && point.mount.is_none(),
+        "{point:#?}"
+    );
+    assert_eq!(only_change(&changes, "/srv/lib/libevil.so").category, C::Removed);
+    assert!(
+        changes.iter().all(|c| c.path != "/srv/lib/libreal.so"),
+        "uncovered and unchanged: no change"
+    );
+    fs::remove_file(fx.path("/srv/lib/libreal.so")).unwrap();
+    assert_eq!(
+        only_change(&fx.detect(&ws), "/srv/lib/libreal.so").category,
+        C::Removed
+    );
+}
+
+#[test]
+fn a_bind_mount_over_a_monitored_file_is_a_change_of_that_file() {
+    assert_root("bind-mount a file");
+    let fx = Fixture::new();
+    fx.write("/srv/bin/tool", "genuine");
+    let impostor = fx.write("/elsewhere/tool", "impostor");
+    let ws = workspace(vec![files("srv", "/srv")]);
+    fx.init(&ws);
+    let _mount = Mounted::new(&["--bind", impostor.to_str().unwrap()], &fx.path("/srv/bin/tool"));
+    let changes = fx.detect(&ws);
+    let tool = only_change(&changes, "/srv/bin/tool");
+    assert!(
+        tool.changed.contains(&A::Content) && tool.changed.contains(&A::Mount),
+        "{:?}",
+        tool.changed
+    );
+    assert_eq!(
+        tool.mount.as_ref().map(|m| m.root.ends_with("/elsewhere/tool")),
+        Some(true),
+        "{tool:#?}"
+    );
+}
+
+#[test]
+fn a_procfs_is_never_walked_however_it_is_reached() {
+    assert_root("mount a procfs");
+    let fx = Fixture::new();
+    fx.write("/srv/local", "x");
+    fs::create_dir_all(fx.path("/srv/kernel")).unwrap();
+    fs::create_dir_all(fx.path("/realproc")).unwrap();
+    let _inside = Mounted::new(&["-t", "proc", "proc"], &fx.path("/srv/kernel"));
+    let _elsewhere = Mounted::new(&["-t", "proc", "proc"], &fx.path("/realproc"));
+    std::os::unix::fs::symlink("/realproc", fx.path("/opt-p")).unwrap();
+    let ws = workspace(vec![files("srv", "/srv"), files("through-link", "/opt-p/self")]);
+    let outcome = fx.init(&ws);
+    assert_eq!(
+        outcome.entities[0].files, 3,
+        "srv, srv/local and the procfs mount point, never what is in it"
+    );
+    assert_eq!(
+        outcome.entities[1].files, 0,
+        "a path through a symlink to a procfs resolves to nothing"
+    );
+    assert_eq!(outcome.entities[1].errors.get("unresolvable"), Some(&1));
 }
 
 #[test]

@@ -154,6 +154,7 @@ impl Fold {
             content_withheld: None,
             attribution: self.attribution,
             changed_drop_ins: Vec::new(),
+            mount: None,
         };
         OutboxRecord {
             name: change_name(node, &path, ChangeCategory::Aggregated, &detected_at),

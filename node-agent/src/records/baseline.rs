@@ -18,7 +18,15 @@ pub struct Record {
     pub enabled: Option<bool>,
     /// Services: the drop-ins that apply to the unit, by file name (empty for files).
     pub drop_ins: Vec<DropIn>,
+    /// Kept while a mount covers it: the host shows something else at its path (or nothing),
+    /// and it is neither compared nor reported removed until the mount goes (scan::merge).
+    pub hidden: bool,
 }
+
+/// Flags kept in the high bits of the file type byte (old records have them clear).
+const MOUNT_ROOT: u8 = 0x80;
+const HIDDEN: u8 = 0x40;
+const TYPE_BITS: u8 = 0x3f;
 
 /// A systemd drop-in (`<unit>.d/*.conf`) that applies to a unit: of the files of one name, the
 /// one of highest precedence.
@@ -97,7 +105,11 @@ impl Record {
         } else {
             RECORD_WITH_DROP_INS
         });
-        out.push(file_type_code(m.file_type));
+        out.push(
+            file_type_code(m.file_type)
+                | if m.mount_root { MOUNT_ROOT } else { 0 }
+                | if self.hidden { HIDDEN } else { 0 },
+        );
         for v in [m.mode, m.uid, m.gid, m.mtime.1, m.ctime.1] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -139,7 +151,8 @@ impl Record {
         if version != RECORD_VERSION && version != RECORD_WITH_DROP_INS {
             return None;
         }
-        let file_type = file_type_from(cursor.u8()?)?;
+        let type_byte = cursor.u8()?;
+        let file_type = file_type_from(type_byte & TYPE_BITS)?;
         let (mode, uid, gid, mtime_ns, ctime_ns) = (
             cursor.u32()?,
             cursor.u32()?,
@@ -193,12 +206,14 @@ impl Record {
                 ino,
                 dev,
                 nlink,
+                mount_root: type_byte & MOUNT_ROOT != 0,
             },
             link_target,
             digest,
             hashed_at,
             enabled,
             drop_ins,
+            hidden: type_byte & HIDDEN != 0,
         })
     }
 }
@@ -268,6 +283,7 @@ mod tests {
                 ino: u64::MAX,
                 dev: 42,
                 nlink: 3,
+                mount_root: false,
             },
             link_target: link.map(<[u8]>::to_vec),
             digest: Some(Digest {
@@ -277,7 +293,23 @@ mod tests {
             hashed_at: 1_700_000_123,
             enabled: Some(true),
             drop_ins: Vec::new(),
+            hidden: false,
         }
+    }
+
+    #[test]
+    fn mount_root_and_hidden_round_trip_and_old_records_decode_without_them() {
+        let mut original = record(FileType::Directory, None);
+        original.meta.mount_root = true;
+        original.hidden = true;
+        let encoded = original.encode();
+        assert_eq!(Record::decode(&encoded).unwrap(), original);
+        // A record written before the flags existed has the type byte's high bits clear.
+        let mut old = encoded.clone();
+        old[1] &= TYPE_BITS;
+        let decoded = Record::decode(&old).unwrap();
+        assert!(!decoded.meta.mount_root && !decoded.hidden);
+        assert_eq!(decoded.meta.file_type, FileType::Directory);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::{
     config::Settings,
     diff::Change,
     hash::{self, HashLimits, Hashed},
-    hostfs::FsErrorKind,
+    hostfs::{FileMeta, FsErrorKind},
     records::Record,
     walk::WalkEntry,
 };
@@ -147,6 +147,7 @@ fn record_batch(
     for (step, hashed) in batch.into_iter().zip(hashed) {
         match step {
             Step::Removed(key, old) => record::removed(scan, key, old, tables, sink)?,
+            Step::Hidden(key, old) => record::hidden(key, old, tables)?,
             Step::Compare(old, HostObject::Unit { key, record }) => {
                 let current = CurrentState {
                     key,
@@ -164,6 +165,7 @@ fn record_batch(
                     hashed_at: 0,
                     enabled: None,
                     drop_ins: Vec::new(),
+                    hidden: false,
                 };
                 let mut content = None;
                 let mut digest_known = true;
@@ -171,7 +173,11 @@ fn record_batch(
                     Some(Ok(hashed)) => {
                         scan.bytes_hashed += hashed.bytes_read;
                         super::progress::bytes(hashed.bytes_read);
-                        record.meta = hashed.meta;
+                        // The open's fstat cannot tell a mount root; the walk's statx did.
+                        record.meta = FileMeta {
+                            mount_root: entry.meta.mount_root,
+                            ..hashed.meta
+                        };
                         record.digest = hashed.digest;
                         record.hashed_at = if hashed.digest.is_some() { now } else { 0 };
                         content = hashed.content;

@@ -2,6 +2,14 @@
 //! baseline stores, both in key order, paired into steps that are handed to hashing in batches.
 //! Objects that could not be examined keep their stored state (and everything below them):
 //! not knowing is not the same as removed.
+//!
+//! Mounts: when a directory is found to be the root of a mount it was not (or of another
+//! mount) at the last scan, what the baseline holds below it and the host no longer shows is
+//! covered, not removed: each such record is kept, marked hidden, and neither compared nor
+//! reported until the host shows its path again (the mount goes, or the mount holds the same
+//! name), when it is compared as usual. A hidden record is reported removed only once no
+//! mount covers it any more and its path is still gone. The mount point itself is reported
+//! Modified, with `mount` among the changed attributes (`diff`).
 
 use kubefim_crds::EntityType;
 
@@ -56,6 +64,9 @@ impl From<WalkItem> for Found {
 pub(super) enum Step {
     /// Stored, no longer on the host.
     Removed(Vec<u8>, Record),
+    /// Stored, and covered by a mount that appeared over a directory above it: kept, marked
+    /// hidden.
+    Hidden(Vec<u8>, Record),
     /// On the host, with what was stored at its key (None: new).
     Compare(Option<Record>, HostObject),
 }
@@ -136,6 +147,10 @@ struct Pending {
     batch: Vec<Step>,
     pipeline: hashing::Pipeline,
     unknown: Unknown,
+    /// Directories a mount now covers that it did not at the last scan.
+    covered: Unknown,
+    /// Every mount root this walk found (a hidden record below one stays hidden).
+    mounted: Unknown,
     /// Stored entries kept unexamined (within something that could not be examined).
     kept: u64,
 }
@@ -172,6 +187,14 @@ impl Pending {
             self.kept += 1;
             return Ok(());
         }
+        if record.hidden && self.mounted.keeps(&key) {
+            scan.outcome.hidden += 1;
+            return Ok(());
+        }
+        if self.covered.keeps(&key) {
+            scan.outcome.hidden += 1;
+            return self.push(Step::Hidden(key, record), scan, tables, sink);
+        }
         self.push(Step::Removed(key, record), scan, tables, sink)
     }
 
@@ -186,6 +209,12 @@ impl Pending {
         self.pipeline.finish(scan, tables, sink)?;
         Ok(self.kept)
     }
+}
+
+/// Whether `entry`, a mount root, is a mount that was not there at the last scan: the stored
+/// state at its path is another object (what the mount now covers, or an earlier mount).
+fn newly_mounted(previous: Option<&Record>, entry: &WalkEntry) -> bool {
+    previous.is_some_and(|p| (p.meta.dev, p.meta.ino) != (entry.meta.dev, entry.meta.ino))
 }
 
 /// The merge-join itself; returns how many stored entries were kept unexamined.
@@ -229,6 +258,14 @@ pub(super) fn merge(
                             next_stored = Some((key, record));
                             break;
                         }
+                    }
+                }
+                if let HostObject::File(entry) = &object
+                    && entry.meta.mount_root
+                {
+                    pending.mounted.0.push_back(entry.key.clone());
+                    if newly_mounted(previous.as_ref(), entry) {
+                        pending.covered.0.push_back(entry.key.clone());
                     }
                 }
                 pending.push(Step::Compare(previous, object), scan, tables, sink)?;

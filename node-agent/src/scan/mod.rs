@@ -23,7 +23,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kubefim_crds::{ChangeSource, EntityConfig, EntityType, WorkspaceConfig, nodestatus::EntityState};
+use kubefim_crds::{
+    ChangeSource, EntityConfig, EntityType, WorkspaceConfig,
+    filechange::{ChangedAttribute, MountedFilesystem},
+    nodestatus::EntityState,
+};
 
 use crate::{
     Error, Result,
@@ -62,6 +66,8 @@ pub struct EntityOutcome {
     /// The entity was (re)baselined silently in this scan.
     pub baselined: bool,
     pub errors: BTreeMap<&'static str, u64>,
+    /// Entries of the baseline a mount covers: kept, neither compared nor reported removed.
+    pub hidden: u64,
 }
 
 impl EntityOutcome {
@@ -83,6 +89,7 @@ impl EntityOutcome {
             message: None,
             baselined: false,
             errors: BTreeMap::new(),
+            hidden: 0,
         }
     }
 }
@@ -159,6 +166,33 @@ impl std::fmt::Debug for Scanner<'_> {
 }
 
 /// One entity's scan in progress: what it is, how it is scanned, and what it found so far.
+/// A change of a mount root says what is mounted there now, from the node's mount table (read
+/// for such a change only: they are rare).
+fn describe_mount(root: &HostRoot, change: &mut Change) {
+    if !change.changed.contains(&ChangedAttribute::Mount)
+        || !change.current.as_ref().is_some_and(|c| c.meta.mount_root)
+    {
+        return;
+    }
+    let key = change
+        .path
+        .trim_start_matches('/')
+        .replace('/', "\0")
+        .into_bytes();
+    match crate::mounts::Table::read(root.path()) {
+        Ok(table) => {
+            change.mount = table.at(&key).map(|m| MountedFilesystem {
+                fs_type: m.fs_type.clone(),
+                source: m.source.clone(),
+                root: m.root.clone(),
+            })
+        }
+        Err(error) => {
+            tracing::warn!(%error, path = %change.path, "cannot read the mount table to say what is mounted")
+        }
+    }
+}
+
 struct EntityScan<'s> {
     ws: &'s WorkspaceConfig,
     entity: &'s EntityConfig,
@@ -307,7 +341,10 @@ impl Scanner<'_> {
         };
         let mut queue = Queue::open(update.as_ref(), self.outbox, ws, sink)?;
         let mut attribution = attributing::Attribution::open(self.root, &snapshot, ws, package_errors)?;
-        let sink: &mut dyn FnMut(Change) = &mut |change| attribution.push(change, &mut |c| queue.push(c));
+        let sink: &mut dyn FnMut(Change) = &mut |mut change| {
+            describe_mount(self.root, &mut change);
+            attribution.push(change, &mut |c| queue.push(c))
+        };
         for entity in ws.entities.iter().filter(|e| only.contains(&e.name.as_str())) {
             match resolve::resolve(entity, settings.limits.algorithm, self.env) {
                 Ok(resolved) => {
@@ -410,6 +447,11 @@ impl Scanner<'_> {
                 "{total} objects under {} could not be examined ({}); their last known state is kept",
                 scan.resolved.path,
                 scan.outcome.errors.keys().copied().collect::<Vec<_>>().join(", ")
+            ));
+        } else if scan.outcome.hidden > 0 {
+            scan.outcome.message = Some(format!(
+                "{} entries of the baseline under {} are hidden by a mount over them; they are kept, and compared again once the host shows them",
+                scan.outcome.hidden, scan.resolved.path
             ));
         }
         Ok(())

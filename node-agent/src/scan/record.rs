@@ -87,6 +87,7 @@ fn emit(
             revision: Some(revision.clone()).filter(|r| !r.is_empty()),
         }),
         aggregated: None,
+        mount: None,
     });
 }
 
@@ -111,6 +112,17 @@ pub(super) fn removed(
             None,
             sink,
         );
+    }
+    Ok(())
+}
+
+/// A stored object a mount covers: kept, marked hidden, and reported by no change of its own
+/// (the mount point's change says what covers it).
+pub(super) fn hidden(key: Vec<u8>, old: Record, tables: &mut Tables<'_, '_>) -> Result<()> {
+    if let Some(writer) = tables.writer.as_mut()
+        && !old.hidden
+    {
+        writer.put(&key, &Record { hidden: true, ..old })?;
     }
     Ok(())
 }

@@ -57,7 +57,8 @@ impl Scanner<'_> {
         let scope = (entity.entity_type != EntityType::LinuxService).then_some(targets);
         let mut queue = Queue::open(Some(&update), self.outbox, ws, sink)?;
         let mut attribution = attributing::Attribution::open(self.root, &snapshot, ws, package_errors)?;
-        self.scan_entity_in(&mut scan, &snapshot, Some(&update), scope, &mut |change| {
+        self.scan_entity_in(&mut scan, &snapshot, Some(&update), scope, &mut |mut change| {
+            super::describe_mount(self.root, &mut change);
             attribution.push(change, &mut |c| queue.push(c))
         })?;
         outcome.add(scan);

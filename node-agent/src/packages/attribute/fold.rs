@@ -109,6 +109,7 @@ impl Fold {
             content_withheld: None,
             attribution: Some(self.attribution),
             aggregated: Some(self.aggregate),
+            mount: None,
             ..self.first
         }
     }
