@@ -387,6 +387,58 @@ fn host_writes_under_a_read_only_bind_mount_are_seen() {
 }
 
 #[test]
+fn a_bind_mount_over_a_watched_directory_and_a_write_under_it_are_seen_then_its_unmount() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root to bind-mount; run it as root (CI does)"
+    );
+    let host = host_with_tree();
+    let cover = tempfile::tempdir().unwrap();
+    fs::write(cover.path().join("planted"), "evil").unwrap();
+    let work = work_dir();
+    let agent = Agent::start(host.path(), work.path(), &[]);
+    let sub = host.path().join("srv/sub");
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(cover.path())
+        .arg(&sub)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "bind mount");
+    let unmount = || Command::new("umount").arg(&sub).status().unwrap().success();
+
+    // inotify sees no mount: the mount table does, and the rescan re-arms the watches.
+    let point = agent.expect("/srv/sub", C::Modified);
+    assert!(
+        point
+            .changed_attributes
+            .contains(&kubefim_crds::filechange::ChangedAttribute::Mount)
+    );
+    assert_eq!(point.source, ChangeSource::Realtime);
+    agent.expect("/srv/sub/planted", C::Added);
+    fs::write(sub.join("written-later"), "x").unwrap();
+    agent.expect("/srv/sub/written-later", C::Added);
+    assert!(
+        agent
+            .drain(Duration::from_millis(300))
+            .iter()
+            .all(|c| c.path != "/srv/sub/deep"),
+        "the covered file is hidden, not removed"
+    );
+
+    assert!(unmount(), "umount");
+    agent.expect("/srv/sub/planted", C::Removed);
+    let back = agent.expect("/srv/sub", C::Modified);
+    assert!(
+        back.changed_attributes
+            .contains(&kubefim_crds::filechange::ChangedAttribute::Mount)
+    );
+    // The watches follow the uncovered directory again.
+    fs::write(sub.join("deep"), "v2").unwrap();
+    agent.expect("/srv/sub/deep", C::Modified);
+}
+
+#[test]
 fn a_drop_in_written_for_a_unit_is_seen_between_scans() {
     let host = tempfile::tempdir().unwrap();
     let lib = host.path().join("usr/lib/systemd/system");

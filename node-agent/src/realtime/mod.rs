@@ -20,9 +20,9 @@ use std::{
 
 use kubefim_crds::{WorkspaceConfig, nodestatus::RealtimeStatus};
 use tokio::sync::mpsc::{Receiver, Sender, error::TrySendError};
-pub use watcher::{RawEvent, Signal, WatchedEntity, Watcher, read_events, wait_readable};
+pub use watcher::{MOUNT_EVENT, RawEvent, Signal, WatchedEntity, Watcher, read_events, wait_readable};
 
-use crate::{config::WorkspaceKey, hostfs::HostRoot, lock, metrics::Metrics, resolve};
+use crate::{config::WorkspaceKey, hostfs::HostRoot, lock, metrics::Metrics, mounts, resolve};
 
 /// Events are gathered until this long passes without a new one...
 const DEBOUNCE_QUIET: Duration = Duration::from_millis(20);
@@ -41,6 +41,8 @@ pub struct Session {
     /// Set while the reader thread runs.
     reading: Arc<AtomicBool>,
     reader: std::thread::JoinHandle<()>,
+    /// The thread that polls the mount table (None when it cannot be polled: said once).
+    mount_poller: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What a session's status is read from, for the thread that scans (the watcher's lock may be
@@ -110,12 +112,15 @@ impl Session {
                     }
                 };
                 let reading = Arc::new(AtomicBool::new(true));
+                let mount_poller =
+                    spawn_mount_poller(root.path().to_path_buf(), events.clone(), stop.clone());
                 let reader = spawn_reader(fd, events, stop.clone(), reading.clone(), failed);
                 Some(Self {
                     watcher,
                     stop,
                     reading,
                     reader,
+                    mount_poller,
                 })
             }
             Err(errno) => {
@@ -130,6 +135,9 @@ impl Session {
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.reader.join();
+        if let Some(poller) = self.mount_poller {
+            let _ = poller.join();
+        }
     }
 
     /// Where its status is read from.
@@ -178,19 +186,11 @@ fn spawn_reader(
             };
             match batch {
                 Ok(batch) if batch.is_empty() => {}
-                Ok(mut batch) => loop {
-                    match events.try_send(batch) {
-                        Ok(()) => break,
-                        Err(TrySendError::Closed(_)) => return,
-                        Err(TrySendError::Full(back)) => {
-                            if stop.load(Ordering::Relaxed) {
-                                return;
-                            }
-                            batch = back;
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
+                Ok(batch) => {
+                    if !forward(&events, batch, &stop) {
+                        return;
                     }
-                },
+                }
                 Err(errno) => {
                     tracing::error!(error = %errno, "reading inotify events failed; periodic scans go on");
                     failed(format!(
@@ -201,6 +201,77 @@ fn spawn_reader(
             }
         }
     })
+}
+
+/// Hands a batch to the scan loop, waiting while its queue is full; false once the loop is gone
+/// or `stop` is set.
+fn forward(events: &Sender<Vec<RawEvent>>, mut batch: Vec<RawEvent>, stop: &AtomicBool) -> bool {
+    loop {
+        match events.try_send(batch) {
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Full(back)) => {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                batch = back;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Polls the mount table on a thread of its own until `stop` is set, and sends a `MOUNT_EVENT`
+/// for each mount point where something was mounted or unmounted under the host root. None
+/// when the table cannot be read: mounts are then found by the periodic scans alone, and the
+/// log says so.
+fn spawn_mount_poller(
+    host_root: std::path::PathBuf,
+    events: Sender<Vec<RawEvent>>,
+    stop: Arc<AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let (poller, mut table) = match mounts::Poller::open()
+        .map_err(std::io::Error::from)
+        .and_then(|poller| Ok((poller, mounts::Table::read(&host_root)?)))
+    {
+        Ok(opened) => opened,
+        Err(error) => {
+            tracing::error!(%error, "cannot poll the mount table; mounts over watched paths are found by the periodic scans only");
+            return None;
+        }
+    };
+    Some(std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match poller.changed(Duration::from_millis(200)) {
+                Ok(false) => continue,
+                Ok(true) => {}
+                Err(errno) => {
+                    tracing::error!(error = %errno, "polling the mount table failed; mounts are found by the periodic scans only");
+                    return;
+                }
+            }
+            let now = match mounts::Table::read(&host_root) {
+                Ok(now) => now,
+                Err(error) => {
+                    tracing::error!(%error, "reading the mount table failed; mounts are found by the periodic scans only");
+                    return;
+                }
+            };
+            let batch: Vec<RawEvent> = table
+                .changed_points(&now)
+                .into_iter()
+                .map(|point| RawEvent {
+                    wd: MOUNT_EVENT,
+                    mask: rustix::fs::inotify::ReadFlags::empty(),
+                    name: Some(point),
+                })
+                .collect();
+            table = now;
+            if !batch.is_empty() && !forward(&events, batch, &stop) {
+                return;
+            }
+        }
+    }))
 }
 
 /// Gathers the events that closely follow the first one (DEBOUNCE_QUIET, DEBOUNCE_MAX).

@@ -38,6 +38,10 @@ use crate::{
     walk::{self, WalkItem, Walker},
 };
 
+/// The `wd` of an event that is no inotify event: the mount table changed at the mount point
+/// its `name` holds (a key of the host view), `mounts::Poller` saw it.
+pub const MOUNT_EVENT: i32 = -1;
+
 /// A raw event, copied out of the kernel buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawEvent {
@@ -264,6 +268,10 @@ impl Watcher {
                 signal.overflow = true;
                 continue;
             }
+            if event.wd == MOUNT_EVENT {
+                self.mount_changed(event.name.as_deref().unwrap_or_default(), &mut signal);
+                continue;
+            }
             let Some(watches) = self.watches.get(&event.wd) else {
                 continue;
             };
@@ -296,6 +304,29 @@ impl Watcher {
             }
         }
         signal
+    }
+
+    /// A mount appeared or went at `point`: an entity it lies in rescans the mount point, an
+    /// entity it lies above (a mount over an ancestor of its base) rescans whole. The rescan
+    /// watches the tree it finds first, so the watches follow the mount.
+    fn mount_changed(&self, point: &[u8], signal: &mut Signal) {
+        for entity in &self.entities {
+            let base = entity.resolved.base.join(&0u8);
+            let key = if entity.resolved.entity_type == EntityType::LinuxService
+                || walk::key_within(&base, point)
+            {
+                base
+            } else if walk::key_within(point, &base) {
+                point.to_vec()
+            } else {
+                continue;
+            };
+            signal
+                .targets
+                .entry((entity.workspace.clone(), entity.resolved.name.clone()))
+                .or_default()
+                .insert(key);
+        }
     }
 
     /// The index of an entity in the registry.
