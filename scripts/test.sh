@@ -22,3 +22,8 @@ echo "== tests"
 # The end-to-end scenarios need a cluster (scripts/e2e.sh); they are compiled here, and the
 # unit tests of their helpers run, but the scenarios themselves do not.
 cargo nextest run --workspace --locked --no-fail-fast -E 'not (package(kubefim-e2e) & kind(test))'
+
+echo "== fuzz"
+# Each fuzz target for a bounded time (scripts/fuzz.sh): a crash, hang or runaway input fails the
+# run and is kept under fuzz/regressions/ for the replay test.
+KUBEFIM_FUZZ_SECONDS=${KUBEFIM_FUZZ_SECONDS:-60} scripts/fuzz.sh

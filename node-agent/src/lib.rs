@@ -10,6 +10,7 @@ pub mod agent;
 pub mod cluster;
 pub mod config;
 pub mod diff;
+pub mod fuzzing;
 pub mod handover;
 pub mod hash;
 pub mod hostfs;

@@ -1,0 +1,4 @@
+//! dpkg's status database, an update file applied over it, and an md5sums or list file.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kubefim_agent::fuzzing::dpkg(data));
