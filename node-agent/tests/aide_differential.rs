@@ -1,6 +1,7 @@
-//! Differential test against AIDE (Debian `aide`, sha256 rules): the same generated tree, the
-//! same 36 mutations, and both tools must report exactly the same set of changed paths.
-//! AIDE is the oracle; `scripts/install-tools.sh` installs it.
+//! Differential tests against AIDE (Debian `aide`, sha256 rules): the same generated tree, the
+//! same 36 mutations, and both tools must report exactly the same set of changed paths; and an
+//! ancestor symlink loop and a mount, where they agree but on what a mount covers. AIDE is the
+//! oracle; `scripts/install-tools.sh` installs it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
 
@@ -173,8 +174,7 @@ fn aide_changed_paths(report: &str, prefix: &str) -> BTreeSet<String> {
         .collect()
 }
 
-#[test]
-fn kubefim_and_aide_find_the_same_changed_paths() {
+fn assert_prerequisites() {
     assert!(
         Command::new("aide")
             .arg("--version")
@@ -184,61 +184,110 @@ fn kubefim_and_aide_find_the_same_changed_paths() {
     );
     assert!(
         rustix::process::geteuid().is_root(),
-        "the mutation set includes chown, which needs root; CI runs as root"
+        "the mutation set includes chown and mounts, which need root; CI runs as root"
     );
-    let work = tempfile::tempdir().unwrap();
-    let host = work.path().join("host");
-    let tree = host.join("tree");
-    generate(&tree);
+}
 
-    let db = work.path().join("aide.db");
-    let aide_conf = work.path().join("aide.conf");
-    fs::write(
-        &aide_conf,
-        format!(
-            "database_in=file:{db}\ndatabase_out=file:{db}.new\ngzip_dbout=no\nreport_url=stdout\nFIM = {RULE}\n{tree} FIM\n",
-            db = db.display(),
-            tree = tree.display()
-        ),
-    )
-    .unwrap();
-    let kubefim_conf = work.path().join("kubefim.yaml");
-    fs::write(
-        &kubefim_conf,
-        "apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: diff}\nspec:\n  recommended: {enabled: false}\n  scan: {hashAlgorithm: sha256}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {name: tree}\nspec: {workspace: diff, type: LinuxFile, path: /tree, recursive: true}\n",
-    )
-    .unwrap();
-    let agent = |verb: &str| {
-        Command::new(env!("CARGO_BIN_EXE_kubefim-agent"))
-            .args([verb, "--json", "--node-name", "diff", "--config"])
-            .arg(&kubefim_conf)
-            .arg("--host-root")
-            .arg(&host)
-            .arg("--state-dir")
-            .arg(work.path().join("state"))
+/// AIDE and kubefim set up on the same host root: AIDE's selection lines and kubefim's entities
+/// name the same directories (`/tree`, or those given).
+struct Both {
+    work: tempfile::TempDir,
+    host: std::path::PathBuf,
+}
+
+impl Both {
+    fn new(dirs: &[&str]) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let host = work.path().join("host");
+        let db = work.path().join("aide.db");
+        let mut aide = format!(
+            "database_in=file:{db}\ndatabase_out=file:{db}.new\ngzip_dbout=no\nreport_url=stdout\nFIM = {RULE}\n",
+            db = db.display()
+        );
+        let mut kubefim = "apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: diff}\nspec:\n  recommended: {enabled: false}\n  scan: {hashAlgorithm: sha256}\n".to_string();
+        for (index, dir) in dirs.iter().enumerate() {
+            aide.push_str(&format!("{}{dir} FIM\n", host.display()));
+            kubefim.push_str(&format!(
+                "---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {{name: e{index}}}\nspec: {{workspace: diff, type: LinuxFile, path: {dir}, recursive: true}}\n"
+            ));
+        }
+        fs::write(work.path().join("aide.conf"), aide).unwrap();
+        fs::write(work.path().join("kubefim.yaml"), kubefim).unwrap();
+        Self { work, host }
+    }
+
+    fn aide(&self, verb: &str) -> std::process::Output {
+        Command::new("aide")
+            .arg("-c")
+            .arg(self.work.path().join("aide.conf"))
+            .arg(verb)
             .output()
             .unwrap()
-    };
-
-    let init = Command::new("aide")
-        .arg("-c")
-        .arg(&aide_conf)
-        .arg("--init")
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "aide --init: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    fs::rename(format!("{}.new", db.display()), &db).unwrap();
-    assert!(agent("init").status.success());
-
-    // AIDE compares times at one-second resolution: mutate in a later second than the baseline.
-    let baseline_second = jiff::Timestamp::now().as_second();
-    while jiff::Timestamp::now().as_second() <= baseline_second {
-        std::thread::sleep(std::time::Duration::from_millis(50));
     }
+
+    fn agent(&self, verb: &str) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_kubefim-agent"))
+            .args([verb, "--json", "--node-name", "diff", "--config"])
+            .arg(self.work.path().join("kubefim.yaml"))
+            .arg("--host-root")
+            .arg(&self.host)
+            .arg("--state-dir")
+            .arg(self.work.path().join("state"))
+            .output()
+            .unwrap()
+    }
+
+    /// Both baselines, then a wait into the next second (AIDE compares times at one-second
+    /// resolution).
+    fn init(&self) {
+        let init = self.aide("--init");
+        assert!(
+            init.status.success(),
+            "aide --init: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let db = self.work.path().join("aide.db");
+        fs::rename(format!("{}.new", db.display()), &db).unwrap();
+        assert!(self.agent("init").status.success());
+        let baseline_second = jiff::Timestamp::now().as_second();
+        while jiff::Timestamp::now().as_second() <= baseline_second {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// What each tool's check reports as changed, as host-view paths; asserts both say
+    /// something changed (kubefim: exit 1).
+    fn check(&self) -> (BTreeSet<String>, BTreeSet<String>, String) {
+        let check = self.aide("--check");
+        let report = String::from_utf8_lossy(&check.stdout).into_owned();
+        assert_ne!(check.status.code(), Some(0), "aide saw no change:\n{report}");
+        let aide = aide_changed_paths(&report, &self.host.display().to_string());
+        let ours = self.agent("check");
+        assert_eq!(
+            ours.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let kubefim = String::from_utf8_lossy(&ours.stdout)
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<kubefim_crds::FileChangeSpec>(line)
+                    .unwrap()
+                    .path
+            })
+            .collect();
+        (aide, kubefim, report)
+    }
+}
+
+#[test]
+fn kubefim_and_aide_find_the_same_changed_paths() {
+    assert_prerequisites();
+    let both = Both::new(&["/tree"]);
+    let tree = both.host.join("tree");
+    generate(&tree);
+    both.init();
     let mutations = mutations();
     for mutation in &mutations {
         mutation(&tree);
@@ -246,30 +295,7 @@ fn kubefim_and_aide_find_the_same_changed_paths() {
     let mutations = mutations.len();
     assert!(mutations >= 30, "{mutations} mutations");
 
-    let check = Command::new("aide")
-        .arg("-c")
-        .arg(&aide_conf)
-        .arg("--check")
-        .output()
-        .unwrap();
-    let aide_report = String::from_utf8_lossy(&check.stdout).into_owned();
-    let prefix = format!("{}", tree.display());
-    let aide_paths = aide_changed_paths(&aide_report, &prefix);
-    assert_ne!(check.status.code(), Some(0), "aide saw no change:\n{aide_report}");
-
-    let ours = agent("check");
-    assert_eq!(
-        ours.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&ours.stderr)
-    );
-    let kubefim_paths: BTreeSet<String> = String::from_utf8_lossy(&ours.stdout)
-        .lines()
-        .map(|line| serde_json::from_str::<kubefim_crds::FileChangeSpec>(line).unwrap())
-        .map(|change| change.path.strip_prefix("/tree").unwrap().to_string())
-        .collect();
-
+    let (aide_paths, kubefim_paths, aide_report) = both.check();
     eprintln!(
         "{mutations} mutations; AIDE: {} paths; kubefim: {} paths",
         aide_paths.len(),
@@ -281,5 +307,64 @@ fn kubefim_and_aide_find_the_same_changed_paths() {
     assert!(
         only_aide.is_empty() && only_kubefim.is_empty(),
         "only AIDE: {only_aide:#?}\nonly kubefim: {only_kubefim:#?}\nAIDE report:\n{aide_report}"
+    );
+}
+
+/// An ancestor of a monitored tree turned into a symlink loop, and a tmpfs mounted over a
+/// monitored directory with a planted library: both tools report every entry of the looped
+/// tree removed, the mount point changed and the planted file added. They differ, by design,
+/// on what the mount covers: AIDE reports it removed, kubefim keeps it hidden (it is still on
+/// the disk beneath) and says so.
+#[test]
+fn kubefim_and_aide_agree_on_an_ancestor_loop_and_a_mount_except_that_covered_files_are_hidden() {
+    assert_prerequisites();
+    let both = Both::new(&["/opt/app", "/srv"]);
+    let host = &both.host;
+    for file in [
+        "opt/app/bin/tool",
+        "opt/app/lib/libapp.so",
+        "srv/lib/libreal.so",
+        "srv/lib/libother.so",
+        "srv/keep",
+    ] {
+        let path = host.join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, file).unwrap();
+    }
+    both.init();
+
+    fs::rename(host.join("opt"), host.join("opt.real")).unwrap();
+    symlink("opt", host.join("opt")).unwrap();
+    let lib = host.join("srv/lib");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "kubefim-aide-diff"])
+        .arg(&lib)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs");
+    fs::write(lib.join("libevil.so"), "evil").unwrap();
+    let (aide_paths, kubefim_paths, aide_report) = both.check();
+    let _ = Command::new("umount").arg(&lib).status();
+
+    let covered: BTreeSet<String> = ["/srv/lib/libother.so", "/srv/lib/libreal.so"]
+        .map(String::from)
+        .into();
+    let expected: BTreeSet<String> = [
+        "/opt/app",
+        "/opt/app/bin",
+        "/opt/app/bin/tool",
+        "/opt/app/lib",
+        "/opt/app/lib/libapp.so",
+        "/srv/lib",
+        "/srv/lib/libevil.so",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(kubefim_paths, expected, "AIDE report:\n{aide_report}");
+    let aide_minus_covered: BTreeSet<String> = aide_paths.difference(&covered).cloned().collect();
+    assert_eq!(aide_minus_covered, expected, "AIDE report:\n{aide_report}");
+    assert!(
+        covered.is_subset(&aide_paths),
+        "AIDE reports the covered files removed:\n{aide_report}"
     );
 }
