@@ -88,14 +88,15 @@ pub fn render_dashboard(
     let unexplained = weight_of(None);
     let _ = writeln!(
         out,
-        "  Unexplained          {}, explained by packages {}, accepted {}",
+        "  Unexplained          {}, explained by packages {}, accepted {}, unverified during package operations {}",
         if unexplained > 0 {
             output::paint(&unexplained.to_string(), Colour::Bad, colour)
         } else {
             "0".to_string()
         },
         weight_of(Some(AttributionKind::Package)),
-        weight_of(Some(AttributionKind::BaselineAccepted))
+        weight_of(Some(AttributionKind::BaselineAccepted)),
+        weight_of(Some(AttributionKind::OperationUnverified))
     );
     for (title, dimension) in [("By type", Dimension::Type), ("By category", Dimension::Category)] {
         let parts: Vec<String> = summary::summarize(changes, &[dimension])

@@ -99,7 +99,8 @@ enum Command {
         #[arg(long)]
         path: Option<String>,
         /// Only changes nothing explains: no package operation the node's package database
-        /// vouches for, no baseline accept.
+        /// vouches for, no baseline accept (changes made during a package operation but not
+        /// verifiable are listed).
         #[arg(long)]
         unexplained: bool,
         /// Count by node, type, category, entity, workspace, attribution (comma-separated).

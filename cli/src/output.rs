@@ -233,6 +233,11 @@ pub fn explained_by(spec: &kubefim_crds::FileChangeSpec) -> String {
         AttributionKind::BaselineAccepted => format!("accepted {}", a.revision.as_deref().unwrap_or(""))
             .trim_end()
             .to_string(),
+        AttributionKind::OperationUnverified => format!(
+            "unverified: during {} {}",
+            a.manager.map_or("package", PackageManager::as_str),
+            a.package.as_deref().unwrap_or("operation on several packages")
+        ),
         AttributionKind::Package => {
             let manager = a.manager.map_or("package", PackageManager::as_str);
             let versions = match (&a.from_version, &a.to_version) {

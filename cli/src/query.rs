@@ -98,7 +98,14 @@ impl ChangeQuery {
                 return false;
             }
         }
-        if self.unexplained && change.spec.attribution.is_some() {
+        // A change made during a package operation but not verifiable is still to review.
+        if self.unexplained
+            && change
+                .spec
+                .attribution
+                .as_ref()
+                .is_some_and(|a| a.kind != kubefim_crds::AttributionKind::OperationUnverified)
+        {
             return false;
         }
         self.path

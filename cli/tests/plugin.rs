@@ -664,7 +664,7 @@ fn the_dashboard_separates_unexplained_from_explained_changes() {
     let dashboard = commands::render_dashboard(&workspace, &with_explained(), "7d", false);
     assert!(dashboard.contains("Changes (7d)      8"), "{dashboard}");
     assert!(
-        dashboard.contains("Unexplained          4, explained by packages 3, accepted 1"),
+        dashboard.contains("Unexplained          4, explained by packages 3, accepted 1, unverified during package operations 0"),
         "{dashboard}"
     );
 }

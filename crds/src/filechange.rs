@@ -90,7 +90,8 @@ pub struct Attribution {
     /// Package: the node's package database explains it. BaselineAccepted: a baseline accept
     /// (the workspace's baseline.revision, or the agent's `update`) took it as the new baseline.
     pub kind: AttributionKind,
-    /// Package: the package manager whose database explains the change.
+    /// Package and OperationUnverified: the package manager whose database explains the change
+    /// (for OperationUnverified, absent when packages of several managers were operated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager: Option<PackageManager>,
     /// Package: the package that owns the path (absent for a database file changed by an
@@ -112,6 +113,10 @@ pub struct Attribution {
     /// BaselineAccepted: the baseline revision that was accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// OperationUnverified: the packages operated since the workspace's baseline last saw the
+    /// package databases, by name (at most 16; `package` names it when there was one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operated_packages: Vec<String>,
 }
 
 /// What kind of explanation a change has.
@@ -121,6 +126,11 @@ pub enum AttributionKind {
     Package,
     /// A baseline accept.
     BaselineAccepted,
+    /// A path no package owns changed while packages were operated (maintainer scripts and
+    /// triggers write such files: ld.so.cache, /etc/shells, /etc/passwd, man-db caches): the
+    /// operation is named, nothing vouches for the new state (digestVerified is false). Never
+    /// given to a path a package owns.
+    OperationUnverified,
 }
 
 /// A package manager whose database the agent reads.

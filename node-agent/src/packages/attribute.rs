@@ -17,6 +17,12 @@
 //!
 //! A digest mismatch is never explained; neither is anything seen before the workspace's
 //! baseline had a view of the packages.
+//!
+//! A path that no package owns (nor owned) and that changed while packages were operated in the
+//! window is *operation-unverified*: maintainer scripts and triggers write such files, and so
+//! could anyone else at that moment. The change names the operation (`OperationUnverified`,
+//! digestVerified false) and stays a change to review; it is never given to a path a package
+//! owns, whose state the database either vouches for or not.
 
 mod fold;
 
@@ -53,8 +59,9 @@ pub struct Attributor<'s> {
     now: Versions,
     then: Option<Versions>,
     folds: BTreeMap<FoldKey, Fold>,
-    /// Directories whose times alone changed and that nothing explained yet.
-    held: Vec<Change>,
+    /// Directories whose times alone changed and that no package explained yet, with the
+    /// operation they changed during, if any (their attribution when no child explains them).
+    held: Vec<(Change, Option<Attribution>)>,
     /// The parent directories of explained changes, with the explanation.
     explained_parents: std::collections::HashMap<String, Attribution>,
     /// Databases that could not be read for this scan.
@@ -100,17 +107,23 @@ impl<'s> Attributor<'s> {
             sink(change);
             return Ok(());
         }
-        let Some(attribution) = self.explain(&change)? else {
-            if self.held.len() < MAX_HELD && only_times_of_a_directory(&change) {
-                // Its children come later in the scan: an explained one explains it.
-                self.held.push(change);
-            } else {
-                sink(change);
-            }
+        let explained = self.explain(&change)?;
+        let by_package = explained
+            .as_ref()
+            .is_some_and(|a| a.kind != AttributionKind::OperationUnverified);
+        if !by_package && self.held.len() < MAX_HELD && only_times_of_a_directory(&change) {
+            // Its children come later in the scan: an explained one explains it.
+            self.held.push((change, explained));
+            return Ok(());
+        }
+        let Some(attribution) = explained else {
+            sink(change);
             return Ok(());
         };
-        self.explained_parents
-            .insert(parent(&change.path).to_string(), attribution.clone());
+        if by_package {
+            self.explained_parents
+                .insert(parent(&change.path).to_string(), attribution.clone());
+        }
         self.deliver(change, attribution, sink);
         Ok(())
     }
@@ -143,13 +156,13 @@ impl<'s> Attributor<'s> {
     /// Sends the directories held back (explained by a child's operation, or not), then one
     /// Aggregated change per package operation folded.
     pub fn finish(mut self, sink: &mut dyn FnMut(Change)) -> Result<()> {
-        for change in std::mem::take(&mut self.held) {
+        for (change, during) in std::mem::take(&mut self.held) {
             let explained = match self.explained_parents.get(change.path.as_str()).cloned() {
                 Some(attribution) => Some(attribution),
                 // Its changed child may have been reported already (by a realtime rescan).
                 None => self.operated_child(&change.path)?,
             };
-            match explained {
+            match explained.or(during) {
                 Some(mut attribution) => {
                     attribution.digest_verified = false;
                     self.deliver(change, attribution, sink);
@@ -195,7 +208,7 @@ impl<'s> Attributor<'s> {
             return Ok(self.explain_database(manager, package));
         }
         let Some(owner) = self.ledger.owner(path)? else {
-            return Ok(None);
+            return Ok(self.operation_unverified());
         };
         let Some(versions) = self.operated(owner.manager, &owner.package) else {
             return Ok(None);
@@ -250,6 +263,44 @@ impl<'s> Attributor<'s> {
         }
     }
 
+    /// The operation of the window, for a change to a path no package owns: None when no package
+    /// was operated (or the baseline has not seen the databases yet).
+    fn operation_unverified(&self) -> Option<Attribution> {
+        const SHOWN: usize = 16;
+        let then = self.then.as_ref()?;
+        let empty = BTreeMap::new();
+        let mut operated: Vec<(PackageManager, &String)> = Vec::new();
+        for (manager, before) in then {
+            let now = self.now.get(manager).unwrap_or(&empty);
+            operated.extend(
+                before
+                    .keys()
+                    .chain(now.keys().filter(|name| !before.contains_key(*name)))
+                    .filter(|name| before.get(*name) != now.get(*name))
+                    .map(|name| (*manager, name)),
+            );
+        }
+        let (first_manager, first) = *operated.first()?;
+        let one_manager = operated.iter().all(|(m, _)| *m == first_manager);
+        let versions = (operated.len() == 1)
+            .then(|| self.operated(first_manager, first))
+            .flatten();
+        Some(Attribution {
+            kind: AttributionKind::OperationUnverified,
+            manager: one_manager.then_some(first_manager),
+            package: (operated.len() == 1).then(|| first.clone()),
+            from_version: versions.and_then(|(before, _)| before.map(|i| i.version.clone())),
+            to_version: versions.and_then(|(_, after)| after.map(|i| i.version.clone())),
+            digest_verified: false,
+            revision: None,
+            operated_packages: operated
+                .iter()
+                .take(SHOWN)
+                .map(|(_, name)| (*name).clone())
+                .collect(),
+        })
+    }
+
     /// A database file changed: explained by an operation of that manager (of its package, for
     /// a file of one package).
     fn explain_database(&self, manager: PackageManager, package: Option<&str>) -> Option<Attribution> {
@@ -290,6 +341,7 @@ impl<'s> Attributor<'s> {
                     to_version: None,
                     digest_verified: false,
                     revision: None,
+                    operated_packages: Vec::new(),
                 }),
             },
         }
@@ -327,6 +379,7 @@ fn attribution(
         to_version: after.map(|i| i.version.clone()),
         digest_verified: verified,
         revision: None,
+        operated_packages: Vec::new(),
     }
 }
 

@@ -85,6 +85,7 @@ fn emit(
             to_version: None,
             digest_verified: false,
             revision: Some(revision.clone()).filter(|r| !r.is_empty()),
+            operated_packages: Vec::new(),
         }),
         aggregated: None,
         mount: None,

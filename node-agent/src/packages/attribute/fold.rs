@@ -14,6 +14,7 @@ use crate::diff::Change;
 /// One package operation's changes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct FoldKey {
+    kind: AttributionKind,
     manager: Option<PackageManager>,
     package: Option<String>,
     from: Option<String>,
@@ -23,6 +24,7 @@ pub(super) struct FoldKey {
 impl FoldKey {
     pub(super) fn of(attribution: &Attribution) -> Self {
         Self {
+            kind: attribution.kind,
             manager: attribution.manager,
             package: attribution.package.clone(),
             from: attribution.from_version.clone(),
@@ -124,6 +126,13 @@ pub fn describe(attribution: &Attribution) -> String {
         };
     }
     let manager = attribution.manager.map_or("package", PackageManager::as_str);
+    if attribution.kind == AttributionKind::OperationUnverified {
+        let packages = match &attribution.package {
+            Some(package) => package.clone(),
+            None => "several packages".to_string(),
+        };
+        return format!("nothing verifiable: it changed while a {manager} operation on {packages} ran");
+    }
     let Some(package) = &attribution.package else {
         return format!("a {manager} operation on several packages");
     };
