@@ -186,6 +186,13 @@ impl HostRoot {
         &self.path
     }
 
+    /// Where the kernel says the held root is (absolute, symlinks resolved), as the mount
+    /// table writes mount points: the path given may be relative or go through a symlink.
+    pub fn mount_path(&self) -> std::io::Result<PathBuf> {
+        use std::os::fd::AsRawFd;
+        std::fs::read_link(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+
     /// The host root itself as a directory handle.
     pub fn dir(&self) -> Result<OwnedFd, Errno> {
         rustix::fs::openat(

@@ -44,8 +44,10 @@ fn agent_command(verb: &str, host: &Path, work: &Path) -> Command {
     command
         .args(["--log-format", "json", verb, "--node-name", "rt-node", "--config"])
         .arg(work.join("config.yaml"))
+        // Relative, as a user types it: what is matched against the mount table must not be.
+        .current_dir(host.parent().unwrap())
         .arg("--host-root")
-        .arg(host)
+        .arg(host.file_name().unwrap())
         .arg("--state-dir")
         .arg(work.join("state"));
     command

@@ -112,8 +112,7 @@ impl Session {
                     }
                 };
                 let reading = Arc::new(AtomicBool::new(true));
-                let mount_poller =
-                    spawn_mount_poller(root.path().to_path_buf(), events.clone(), stop.clone());
+                let mount_poller = spawn_mount_poller(root, events.clone(), stop.clone());
                 let reader = spawn_reader(fd, events, stop.clone(), reading.clone(), failed);
                 Some(Self {
                     watcher,
@@ -226,14 +225,16 @@ fn forward(events: &Sender<Vec<RawEvent>>, mut batch: Vec<RawEvent>, stop: &Atom
 /// when the table cannot be read: mounts are then found by the periodic scans alone, and the
 /// log says so.
 fn spawn_mount_poller(
-    host_root: std::path::PathBuf,
+    root: &HostRoot,
     events: Sender<Vec<RawEvent>>,
     stop: Arc<AtomicBool>,
 ) -> Option<std::thread::JoinHandle<()>> {
-    let (poller, mut table) = match mounts::Poller::open()
-        .map_err(std::io::Error::from)
-        .and_then(|poller| Ok((poller, mounts::Table::read(&host_root)?)))
-    {
+    let opened = root.mount_path().and_then(|host_root| {
+        let poller = mounts::Poller::open()?;
+        let table = mounts::Table::read(&host_root)?;
+        Ok((host_root, poller, table))
+    });
+    let (host_root, poller, mut table) = match opened {
         Ok(opened) => opened,
         Err(error) => {
             tracing::error!(%error, "cannot poll the mount table; mounts over watched paths are found by the periodic scans only");

@@ -179,7 +179,10 @@ fn describe_mount(root: &HostRoot, change: &mut Change) {
         .trim_start_matches('/')
         .replace('/', "\0")
         .into_bytes();
-    match crate::mounts::Table::read(root.path()) {
+    match root
+        .mount_path()
+        .and_then(|path| crate::mounts::Table::read(&path))
+    {
         Ok(table) => {
             change.mount = table.at(&key).map(|m| MountedFilesystem {
                 fs_type: m.fs_type.clone(),
