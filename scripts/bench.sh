@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh            # everything
 #   scripts/bench.sh scan       # init / check as ratios to b3sum and find, AIDE, and the 1M-file RSS
+#   scripts/bench.sh compare BIN  # init / check of this build against another kubefim-agent binary
 #   scripts/bench.sh idle       # CPU and RSS of an idle agent with this machine's recommended catalog
 #   scripts/bench.sh realtime   # latency from a write to its JSON line in standalone mode
 #   scripts/bench.sh cluster-realtime  # latency from a write to its FileChange (KUBECONFIG)
@@ -167,6 +168,36 @@ print(f"| kubefim-agent check (unchanged) | {check['wall']:.2f} | **{check['rss'
 PY
 }
 
+# This build against another kubefim-agent binary (an earlier commit built elsewhere, say
+# `git worktree add /tmp/old <commit> && cargo build --release` there): init and check of the
+# 100,000-file tree, the two binaries alternating run by run so that the machine's drift falls on
+# both alike; medians of 9. What a regression across commits is measured with.
+compare_bench() {
+  local other=${1:?usage: scripts/bench.sh compare PATH-TO-OTHER-kubefim-agent}
+  local host=$bench_dir/host-100k-1000dirs
+  generate_tree "$host/tree" 100000 sized
+  find "$host/tree" -type f -print0 | xargs -0 cat > /dev/null
+  config_for "$bench_dir/blake3.yaml" blake3
+  python3 - "$timer" "$agent" "$other" "$bench_dir/blake3.yaml" "$host" "$bench_dir" <<'PY'
+import importlib.util, shutil, statistics, sys
+spec = importlib.util.spec_from_file_location("timer", sys.argv[1]); timer = importlib.util.module_from_spec(spec); spec.loader.exec_module(timer)
+agents = {"this build": sys.argv[2], "other": sys.argv[3]}
+config, host, work = sys.argv[4:7]
+samples = {(name, verb): [] for name in agents for verb in ("init", "check")}
+for _ in range(9):
+    for verb in ("init", "check"):
+        for name, agent in agents.items():
+            state = f"{work}/compare-state-{name.replace(' ', '-')}"
+            if verb == "init":
+                shutil.rmtree(state, ignore_errors=True)
+            samples[(name, verb)].append(timer.run([agent, verb, "--config", config, "--host-root", host, "--state-dir", state], (0,))[0])
+print(f"\n| work | this build wall (s) | other wall (s) | ratio |\n|---|---|---|---|")
+for verb in ("init", "check"):
+    ours, theirs = (statistics.median(samples[(n, verb)]) for n in agents)
+    print(f"| {verb} | {ours:.3f} | {theirs:.3f} | **{ours / theirs:.2f}x** |")
+PY
+}
+
 # The agent left alone with the recommended catalog of this machine: CPU and memory once its
 # first scan is done, over a minute.
 idle_bench() {
@@ -299,6 +330,7 @@ render_bench() {
 
 case "$what" in
   scan) scan_bench ;;
+  compare) compare_bench "${2:-}" ;;
   idle) idle_bench ;;
   realtime) realtime_bench ;;
   cluster-realtime) cluster_realtime_bench ;;
@@ -306,5 +338,5 @@ case "$what" in
   health) health_bench ;;
   render) render_bench ;;
   all) scan_bench; idle_bench; realtime_bench; render_bench ;;
-  *) echo "usage: scripts/bench.sh [all|scan|idle|realtime|cluster-realtime|cluster-retention|render]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [all|scan|compare BIN|idle|realtime|cluster-realtime|cluster-retention|render]" >&2; exit 2 ;;
 esac
