@@ -129,7 +129,8 @@ pub enum AttributionKind {
     /// A path no package owns changed while packages were operated (maintainer scripts and
     /// triggers write such files: ld.so.cache, /etc/shells, /etc/passwd, man-db caches): the
     /// operation is named, nothing vouches for the new state (digestVerified is false). Never
-    /// given to a path a package owns.
+    /// given to a path a package owns. Also a package manager's empty lock file whose times
+    /// alone changed: the manager took its lock (operatedPackages may then be empty).
     OperationUnverified,
 }
 

@@ -209,6 +209,28 @@ fn a_file_no_package_owns_changed_during_an_upgrade_names_the_operation_but_is_n
 }
 
 #[test]
+fn a_package_managers_lock_taken_names_it_but_anything_written_into_the_lock_is_unexplained() {
+    let (fx, ws, _) = dpkg_fixture(AttributionMode::Report);
+    let lock = fx.path("/var/lib/dpkg/lock");
+    std::fs::write(&lock, "").unwrap();
+    fx.detect(&ws);
+    set_mtime(&lock, 1_700_000_000);
+    let changes = fx.detect(&ws);
+    let taken = only_change(&changes, "/var/lib/dpkg/lock");
+    let attribution = taken.attribution.as_ref().expect("the lock was taken");
+    assert_eq!(attribution.kind, AttributionKind::OperationUnverified);
+    assert_eq!(attribution.manager, Some(PackageManager::Dpkg));
+    assert!(attribution.operated_packages.is_empty() && !attribution.digest_verified);
+
+    std::fs::write(&lock, "payload").unwrap();
+    let changes = fx.detect(&ws);
+    assert!(
+        only_change(&changes, "/var/lib/dpkg/lock").attribution.is_none(),
+        "a lock holds nothing"
+    );
+}
+
+#[test]
 fn operation_unverified_changes_are_their_own_report_and_never_taken_by_an_owned_file() {
     let (fx, ws, second) = dpkg_fixture(AttributionMode::Summarize);
     dpkg(fx.host.path(), &["-i", second.to_str().unwrap()]);

@@ -205,7 +205,26 @@ impl<'s> Attributor<'s> {
         }
         let path = change.path.as_bytes();
         if let Some((manager, package)) = database_file(&change.path) {
-            return Ok(self.explain_database(manager, package));
+            let explained = self.explain_database(manager, package);
+            // A database that could not be read this scan vouches for nothing, a lock neither.
+            if explained.is_none()
+                && self.errors.is_empty()
+                && let Some(manager) = lock_taken(change)
+            {
+                // apt takes and releases dpkg's lock several times in one run: a scan between
+                // two of them sees the lock's times changed before any package is.
+                return Ok(Some(self.operation_unverified().unwrap_or(Attribution {
+                    kind: AttributionKind::OperationUnverified,
+                    manager: Some(manager),
+                    package: None,
+                    from_version: None,
+                    to_version: None,
+                    digest_verified: false,
+                    revision: None,
+                    operated_packages: Vec::new(),
+                })));
+            }
+            return Ok(explained);
         }
         let Some(owner) = self.ledger.owner(path)? else {
             return Ok(self.operation_unverified());
@@ -267,6 +286,10 @@ impl<'s> Attributor<'s> {
     /// was operated (or the baseline has not seen the databases yet).
     fn operation_unverified(&self) -> Option<Attribution> {
         const SHOWN: usize = 16;
+        if !self.errors.is_empty() {
+            // What was operated is not known while a database cannot be read.
+            return None;
+        }
         let then = self.then.as_ref()?;
         let empty = BTreeMap::new();
         let mut operated: Vec<(PackageManager, &String)> = Vec::new();
@@ -346,6 +369,28 @@ impl<'s> Attributor<'s> {
             },
         }
     }
+}
+
+/// The lock files package managers take (empty files whose times change when taken).
+const LOCK_FILES: [(&str, PackageManager); 5] = [
+    ("/var/lib/dpkg/lock", PackageManager::Dpkg),
+    ("/var/lib/dpkg/lock-frontend", PackageManager::Dpkg),
+    ("/var/lib/dpkg/triggers/Lock", PackageManager::Dpkg),
+    ("/var/lib/rpm/.rpm.lock", PackageManager::Rpm),
+    ("/lib/apk/db/lock", PackageManager::Apk),
+];
+
+/// The manager whose lock `change` shows taken: one of its lock files, still an empty regular
+/// file, with nothing but its times changed. Anything else about a lock file (content, mode,
+/// owner, a symlink) is a change like any other.
+fn lock_taken(change: &Change) -> Option<PackageManager> {
+    let (_, manager) = LOCK_FILES.iter().find(|(path, _)| *path == change.path)?;
+    let empty_file = |r: &crate::records::Record| r.meta.file_type == FileType::File && r.meta.size == 0;
+    (change.category == ChangeCategory::Modified
+        && change.changed.iter().all(|a| matches!(a, A::Mtime | A::Ctime))
+        && change.previous.as_ref().is_some_and(empty_file)
+        && change.current.as_ref().is_some_and(empty_file))
+    .then_some(*manager)
 }
 
 /// A directory modified in its times only: what replacing a file in it does.
