@@ -112,7 +112,7 @@ impl Session {
                     }
                 };
                 let reading = Arc::new(AtomicBool::new(true));
-                let mount_poller = spawn_mount_poller(root, events.clone(), stop.clone());
+                let mount_poller = spawn_mount_poller(root, events.clone(), stop.clone(), failed.clone());
                 let reader = spawn_reader(fd, events, stop.clone(), reading.clone(), failed);
                 Some(Self {
                     watcher,
@@ -221,14 +221,21 @@ fn forward(events: &Sender<Vec<RawEvent>>, mut batch: Vec<RawEvent>, stop: &Atom
 }
 
 /// Polls the mount table on a thread of its own until `stop` is set, and sends a `MOUNT_EVENT`
-/// for each mount point where something was mounted or unmounted under the host root. None
-/// when the table cannot be read: mounts are then found by the periodic scans alone, and the
-/// log says so.
+/// for each mount point where something was mounted or unmounted under the host root. When the
+/// table cannot be read (None, or the thread ends), mounts are found by the periodic scans
+/// alone, and `failed` says so in the realtime status.
 fn spawn_mount_poller(
     root: &HostRoot,
     events: Sender<Vec<RawEvent>>,
     stop: Arc<AtomicBool>,
+    failed: impl Fn(String) + Send + 'static,
 ) -> Option<std::thread::JoinHandle<()>> {
+    let give_up = move |what: &str, error: &dyn std::fmt::Display| {
+        tracing::error!(%error, "{what}; mounts over watched paths are found by the periodic scans only");
+        failed(format!(
+            "{what} ({error}): mounts over watched paths are found by the periodic scans only"
+        ));
+    };
     let opened = root.mount_path().and_then(|host_root| {
         let poller = mounts::Poller::open()?;
         let table = mounts::Table::read(&host_root)?;
@@ -237,7 +244,7 @@ fn spawn_mount_poller(
     let (host_root, poller, mut table) = match opened {
         Ok(opened) => opened,
         Err(error) => {
-            tracing::error!(%error, "cannot poll the mount table; mounts over watched paths are found by the periodic scans only");
+            give_up("cannot poll the mount table", &error);
             return None;
         }
     };
@@ -247,14 +254,14 @@ fn spawn_mount_poller(
                 Ok(false) => continue,
                 Ok(true) => {}
                 Err(errno) => {
-                    tracing::error!(error = %errno, "polling the mount table failed; mounts are found by the periodic scans only");
+                    give_up("polling the mount table failed", &errno);
                     return;
                 }
             }
             let now = match mounts::Table::read(&host_root) {
                 Ok(now) => now,
                 Err(error) => {
-                    tracing::error!(%error, "reading the mount table failed; mounts are found by the periodic scans only");
+                    give_up("reading the mount table failed", &error);
                     return;
                 }
             };
