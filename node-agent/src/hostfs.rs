@@ -44,18 +44,8 @@ pub struct FileMeta {
 
 impl FileMeta {
     pub fn from_stat(stat: &Stat) -> Self {
-        use kubefim_crds::FileType as T;
-        let file_type = match RawType::from_raw_mode(stat.st_mode) {
-            RawType::Directory => T::Directory,
-            RawType::Symlink => T::Symlink,
-            RawType::Fifo => T::Fifo,
-            RawType::Socket => T::Socket,
-            RawType::CharacterDevice => T::CharDevice,
-            RawType::BlockDevice => T::BlockDevice,
-            _ => T::File,
-        };
         Self {
-            file_type,
+            file_type: file_type_of(stat.st_mode),
             mode: stat.st_mode & 0o7777,
             uid: stat.st_uid,
             gid: stat.st_gid,
@@ -71,24 +61,14 @@ impl FileMeta {
     }
 
     pub fn from_statx(stat: &rustix::fs::Statx) -> Self {
-        use kubefim_crds::FileType as T;
-        let file_type = match RawType::from_raw_mode(u32::from(stat.stx_mode)) {
-            RawType::Directory => T::Directory,
-            RawType::Symlink => T::Symlink,
-            RawType::Fifo => T::Fifo,
-            RawType::Socket => T::Socket,
-            RawType::CharacterDevice => T::CharDevice,
-            RawType::BlockDevice => T::BlockDevice,
-            _ => T::File,
-        };
         Self {
-            file_type,
+            file_type: file_type_of(u32::from(stat.stx_mode)),
             mode: u32::from(stat.stx_mode) & 0o7777,
             uid: stat.stx_uid,
             gid: stat.stx_gid,
             size: stat.stx_size,
-            mtime: (stat.stx_mtime.tv_sec, stat.stx_mtime.tv_nsec.min(999_999_999)),
-            ctime: (stat.stx_ctime.tv_sec, stat.stx_ctime.tv_nsec.min(999_999_999)),
+            mtime: (stat.stx_mtime.tv_sec, clamp_nanos(stat.stx_mtime.tv_nsec)),
+            ctime: (stat.stx_ctime.tv_sec, clamp_nanos(stat.stx_ctime.tv_nsec)),
             ino: stat.stx_ino,
             dev: rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
             nlink: u64::from(stat.stx_nlink),
@@ -106,6 +86,20 @@ impl FileMeta {
             && self.ctime == other.ctime
             && self.ino == other.ino
             && self.dev == other.dev
+    }
+}
+
+/// The file type an `st_mode` (or `stx_mode`) holds; anything unknown is a regular file.
+fn file_type_of(mode: u32) -> kubefim_crds::FileType {
+    use kubefim_crds::FileType as T;
+    match RawType::from_raw_mode(mode) {
+        RawType::Directory => T::Directory,
+        RawType::Symlink => T::Symlink,
+        RawType::Fifo => T::Fifo,
+        RawType::Socket => T::Socket,
+        RawType::CharacterDevice => T::CharDevice,
+        RawType::BlockDevice => T::BlockDevice,
+        _ => T::File,
     }
 }
 
