@@ -213,15 +213,8 @@ impl<'s> Attributor<'s> {
             {
                 // apt takes and releases dpkg's lock several times in one run: a scan between
                 // two of them sees the lock's times changed before any package is.
-                return Ok(Some(self.operation_unverified().unwrap_or(Attribution {
-                    kind: AttributionKind::OperationUnverified,
-                    manager: Some(manager),
-                    package: None,
-                    from_version: None,
-                    to_version: None,
-                    digest_verified: false,
-                    revision: None,
-                    operated_packages: Vec::new(),
+                return Ok(Some(self.operation_unverified().unwrap_or_else(|| {
+                    of_manager(AttributionKind::OperationUnverified, manager)
                 })));
             }
             return Ok(explained);
@@ -290,19 +283,16 @@ impl<'s> Attributor<'s> {
             // What was operated is not known while a database cannot be read.
             return None;
         }
-        let then = self.then.as_ref()?;
-        let empty = BTreeMap::new();
-        let mut operated: Vec<(PackageManager, &String)> = Vec::new();
-        for (manager, before) in then {
-            let now = self.now.get(manager).unwrap_or(&empty);
-            operated.extend(
-                before
-                    .keys()
-                    .chain(now.keys().filter(|name| !before.contains_key(*name)))
-                    .filter(|name| before.get(*name) != now.get(*name))
-                    .map(|name| (*manager, name)),
-            );
-        }
+        let operated: Vec<(PackageManager, &String)> = self
+            .then
+            .as_ref()?
+            .keys()
+            .flat_map(|manager| {
+                self.operated_of(*manager)
+                    .into_iter()
+                    .map(|name| (*manager, name))
+            })
+            .collect();
         let (first_manager, first) = *operated.first()?;
         let one_manager = operated.iter().all(|(m, _)| *m == first_manager);
         let versions = (operated.len() == 1)
@@ -324,17 +314,26 @@ impl<'s> Attributor<'s> {
         })
     }
 
+    /// The packages of `manager` operated in the window, in name order of what the baseline saw
+    /// then and, after them, of what is new (none when the baseline has not seen `manager`).
+    fn operated_of(&self, manager: PackageManager) -> Vec<&String> {
+        let Some(then) = self.then.as_ref().and_then(|then| then.get(&manager)) else {
+            return Vec::new();
+        };
+        let now = self.now.get(&manager);
+        let new = now.into_iter().flat_map(BTreeMap::keys);
+        then.keys()
+            .chain(new.filter(|name| !then.contains_key(*name)))
+            .filter(|name| then.get(*name) != now.and_then(|now| now.get(*name)))
+            .collect()
+    }
+
     /// A database file changed: explained by an operation of that manager (of its package, for
     /// a file of one package).
     fn explain_database(&self, manager: PackageManager, package: Option<&str>) -> Option<Attribution> {
         let then = self.then.as_ref()?.get(&manager)?;
-        let empty = BTreeMap::new();
-        let now = self.now.get(&manager).unwrap_or(&empty);
-        let operated: Vec<&String> = then
-            .keys()
-            .chain(now.keys().filter(|name| !then.contains_key(*name)))
-            .filter(|name| then.get(*name) != now.get(*name))
-            .collect();
+        let now = self.now.get(&manager);
+        let operated = self.operated_of(manager);
         let owner = |name: &str| Owner {
             manager,
             package: name.to_string(),
@@ -344,7 +343,7 @@ impl<'s> Attributor<'s> {
             gone_at: 0,
         };
         match package {
-            Some(name) if then.contains_key(name) || now.contains_key(name) => {
+            Some(name) if then.contains_key(name) || now.is_some_and(|now| now.contains_key(name)) => {
                 let versions = self.operated(manager, name)?;
                 Some(attribution(&owner(name), versions, false))
             }
@@ -356,16 +355,7 @@ impl<'s> Attributor<'s> {
                     let versions = self.operated(manager, one)?;
                     Some(attribution(&owner(one), versions, false))
                 }
-                _ => Some(Attribution {
-                    kind: AttributionKind::Package,
-                    manager: Some(manager),
-                    package: None,
-                    from_version: None,
-                    to_version: None,
-                    digest_verified: false,
-                    revision: None,
-                    operated_packages: Vec::new(),
-                }),
+                _ => Some(of_manager(AttributionKind::Package, manager)),
             },
         }
     }
@@ -408,6 +398,20 @@ fn parent(path: &str) -> &str {
     match path.rsplit_once('/') {
         Some(("", _)) | None => "/",
         Some((parent, _)) => parent,
+    }
+}
+
+/// An attribution naming only a manager: an operation on several packages, or its lock taken.
+fn of_manager(kind: AttributionKind, manager: PackageManager) -> Attribution {
+    Attribution {
+        kind,
+        manager: Some(manager),
+        package: None,
+        from_version: None,
+        to_version: None,
+        digest_verified: false,
+        revision: None,
+        operated_packages: Vec::new(),
     }
 }
 
