@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
 
+mod common;
+
 use std::{
     collections::BTreeSet,
     fs,
@@ -12,6 +14,8 @@ use std::{
     path::Path,
     process::Command,
 };
+
+use common::{Mounted, assert_root, wait_for_next_second};
 
 const RULE: &str = "p+i+n+u+g+s+m+c+l+ftype+sha256";
 
@@ -182,10 +186,7 @@ fn assert_prerequisites() {
             .is_ok_and(|o| o.status.success()),
         "aide is not installed: run scripts/install-tools.sh (Debian package aide)"
     );
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "the mutation set includes chown and mounts, which need root; CI runs as root"
-    );
+    assert_root("chown and mount, as the mutations do");
 }
 
 /// AIDE and kubefim set up on the same host root: AIDE's selection lines and kubefim's entities
@@ -249,10 +250,7 @@ impl Both {
         let db = self.work.path().join("aide.db");
         fs::rename(format!("{}.new", db.display()), &db).unwrap();
         assert!(self.agent("init").status.success());
-        let baseline_second = jiff::Timestamp::now().as_second();
-        while jiff::Timestamp::now().as_second() <= baseline_second {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_for_next_second();
     }
 
     /// What each tool's check reports as changed, as host-view paths; asserts both say
@@ -336,15 +334,10 @@ fn kubefim_and_aide_agree_on_an_ancestor_loop_and_a_mount_except_that_covered_fi
     fs::rename(host.join("opt"), host.join("opt.real")).unwrap();
     symlink("opt", host.join("opt")).unwrap();
     let lib = host.join("srv/lib");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "kubefim-aide-diff"])
-        .arg(&lib)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount tmpfs");
+    let mount = Mounted::new(&["-t", "tmpfs", "kubefim-aide-diff"], &lib);
     fs::write(lib.join("libevil.so"), "evil").unwrap();
     let (aide_paths, kubefim_paths, aide_report) = both.check();
-    let _ = Command::new("umount").arg(&lib).status();
+    mount.unmount();
 
     let covered: BTreeSet<String> = ["/srv/lib/libother.so", "/srv/lib/libreal.so"]
         .map(String::from)

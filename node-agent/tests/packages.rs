@@ -720,6 +720,18 @@ fn merged_usr_fixture() -> Fixture {
     fx
 }
 
+/// /usr/bin, /usr/sbin and the package database at `database`, each change reported with its
+/// attribution.
+fn merged_usr_workspace(database: &str) -> WorkspaceConfig {
+    let mut ws = workspace(vec![
+        files("bin", "/usr/bin"),
+        files("sbin", "/usr/sbin"),
+        files("packages", database),
+    ]);
+    ws.packages.attribution = AttributionMode::Report;
+    ws
+}
+
 fn under_bin() -> Vec<Item> {
     vec![
         file("/bin/kfmerged", "#!/bin/sh\necho merged\n"),
@@ -738,12 +750,7 @@ fn on_a_merged_usr_host_a_reinstall_of_files_recorded_under_bin_is_explained() {
         fx.host.path().join("usr/bin/kfmerged").exists(),
         "dpkg unpacked through the /bin link"
     );
-    let mut ws = workspace(vec![
-        files("bin", "/usr/bin"),
-        files("sbin", "/usr/sbin"),
-        files("packages", "/var/lib/dpkg"),
-    ]);
-    ws.packages.attribution = AttributionMode::Report;
+    let ws = merged_usr_workspace("/var/lib/dpkg");
     fx.init(&ws);
     dpkg(fx.host.path(), &["-i", deb.to_str().unwrap()]);
     let changes = fx.detect(&ws);
@@ -775,20 +782,12 @@ fn on_a_merged_usr_rpm_host_a_reinstall_of_files_recorded_under_bin_is_explained
         fx.host.path().join("usr/bin/kfmerged").exists(),
         "rpm unpacked through the /bin link"
     );
-    let mut ws = workspace(vec![
-        files("bin", "/usr/bin"),
-        files("sbin", "/usr/sbin"),
-        files("packages", "/var/lib/rpm"),
-    ]);
-    ws.packages.attribution = AttributionMode::Report;
+    let ws = merged_usr_workspace("/var/lib/rpm");
     fx.init(&ws);
     // rpm stamps an install with its transaction id, the time in seconds: a reinstall in the
     // same second as the install is indistinguishable from none (hnum is no stamp: --rebuilddb
     // renumbers it). A real reinstall is seconds later at the least.
-    let installed_at = jiff::Timestamp::now().as_second();
-    while jiff::Timestamp::now().as_second() <= installed_at {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_next_second();
     rpm(
         fx.host.path(),
         &["-U", "--replacepkgs", rpm_file.to_str().unwrap()],

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with the failure
 
+mod common;
+
 use std::{
     collections::BTreeSet,
     fs,
@@ -16,6 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::{Mounted, assert_root};
 use kubefim_crds::{ChangeCategory as C, ChangeSource, FileChangeSpec};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -360,10 +363,7 @@ fn the_watch_limit_is_reported_in_metrics() {
 
 #[test]
 fn host_writes_under_a_read_only_bind_mount_are_seen() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test needs root to bind-mount; run it as root (CI does)"
-    );
+    assert_root("bind-mount");
     let host = host_with_tree();
     let view = tempfile::tempdir().unwrap();
     let mount = |args: &[&str]| {
@@ -390,24 +390,14 @@ fn host_writes_under_a_read_only_bind_mount_are_seen() {
 
 #[test]
 fn a_bind_mount_over_a_watched_directory_and_a_write_under_it_are_seen_then_its_unmount() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test needs root to bind-mount; run it as root (CI does)"
-    );
+    assert_root("bind-mount");
     let host = host_with_tree();
     let cover = tempfile::tempdir().unwrap();
     fs::write(cover.path().join("planted"), "evil").unwrap();
     let work = work_dir();
     let agent = Agent::start(host.path(), work.path(), &[]);
     let sub = host.path().join("srv/sub");
-    let mounted = Command::new("mount")
-        .arg("--bind")
-        .arg(cover.path())
-        .arg(&sub)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "bind mount");
-    let unmount = || Command::new("umount").arg(&sub).status().unwrap().success();
+    let mount = Mounted::new(&["--bind", cover.path().to_str().unwrap()], &sub);
 
     // inotify sees no mount: the mount table does, and the rescan re-arms the watches.
     let point = agent.expect("/srv/sub", C::Modified);
@@ -428,7 +418,7 @@ fn a_bind_mount_over_a_watched_directory_and_a_write_under_it_are_seen_then_its_
         "the covered file is hidden, not removed"
     );
 
-    assert!(unmount(), "umount");
+    mount.unmount();
     agent.expect("/srv/sub/planted", C::Removed);
     let back = agent.expect("/srv/sub", C::Modified);
     assert!(

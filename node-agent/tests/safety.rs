@@ -247,23 +247,6 @@ fn proc_sys_and_dev_are_never_descended() {
     assert!(fx.detect(&ws).iter().all(|c| !c.path.starts_with("/proc/")));
 }
 
-/// Mounts `fs_type` from `source` at `at`, unmounting it when dropped.
-struct Mounted(std::path::PathBuf);
-
-impl Mounted {
-    fn new(args: &[&str], at: &std::path::Path) -> Self {
-        let status = Command::new("mount").args(args).arg(at).status().unwrap();
-        assert!(status.success(), "mount {args:?} {}", at.display());
-        Self(at.to_path_buf())
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_mount_over_a_monitored_directory_is_reported_and_covers_what_it_hides_rather_than_removing_it() {
     assert_root("mount a tmpfs");
@@ -311,7 +294,7 @@ fn a_mount_over_a_monitored_directory_is_reported_and_covers_what_it_hides_rathe
     );
     assert_eq!(outcome.entities[0].hidden, 1);
 
-    drop(mount);
+    mount.unmount();
     let changes = fx.detect(&ws);
     let point = only_change(&changes, "/srv/lib");
     assert!(

@@ -151,6 +151,46 @@ pub fn set_mtime(path: &Path, seconds: i64) {
     .unwrap();
 }
 
+/// A mount made with `mount ARGS AT`, unmounted when dropped (or by `unmount`, which asserts
+/// it worked).
+pub struct Mounted(PathBuf);
+
+impl Mounted {
+    pub fn new(args: &[&str], at: &Path) -> Self {
+        let status = std::process::Command::new("mount")
+            .args(args)
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount {args:?} {}", at.display());
+        Self(at.to_path_buf())
+    }
+
+    pub fn unmount(self) {
+        let status = std::process::Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "umount {}", self.0.display());
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Returns once the wall clock is in a later second than when called: for what records time
+/// in whole seconds (AIDE's comparisons, rpm's transaction ids).
+pub fn wait_for_next_second() {
+    let now = jiff::Timestamp::now().as_second();
+    while jiff::Timestamp::now().as_second() <= now {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A test that needs root fails without it (CI runs as root): it never passes by skipping.
 pub fn assert_root(needs: &str) {
     assert!(
