@@ -34,7 +34,8 @@ seeds() {
   mkdir -p "$dir"
   case $1 in
     dpkg)
-      # The first byte picks the file (node-agent/src/fuzzing.rs): 0 status, 1 md5sums, 2 list.
+      # The first byte picks the file (node-agent/src/fuzzing.rs): 0 status, 1 md5sums, 2 list,
+      # 3 an update-alternatives group.
       local status=/var/lib/dpkg/status
       { printf '\0'; awk 'BEGIN{RS="";ORS="\n\n"} NR<=40' "$status"; } > "$dir/status"
       { printf '\0'; awk 'BEGIN{RS="";ORS="\n\n"} NR<=5' "$status"; printf '\0';
@@ -47,6 +48,12 @@ seeds() {
             { printf '\2'; head -n 40 "/var/lib/dpkg/info/$info$arch.list"; } > "$dir/$info.list"
           fi
         done
+      done
+      local group
+      for group in awk pager editor which; do
+        if [ -f "/var/lib/dpkg/alternatives/$group" ]; then
+          { printf '\3'; cat "/var/lib/dpkg/alternatives/$group"; } > "$dir/alternatives-$group"
+        fi
       done
       ;;
     sqlite | rpm_header)

@@ -81,6 +81,11 @@ pub struct FileChangeSpec {
     /// the mount was gone again before the node's mount table was read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount: Option<MountedFilesystem>,
+    /// Unexplained changes to a path the package databases know (a package owns it or did, or
+    /// it is an update-alternatives link): why no package operation explains it, such as "its
+    /// content does not match the digest dpkg records for coreutils".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unexplained: Option<String>,
 }
 
 /// What explains a change.

@@ -32,6 +32,8 @@ pub struct Change {
     pub aggregated: Option<AggregatedChanges>,
     /// Mount changes: what is mounted at the path now.
     pub mount: Option<MountedFilesystem>,
+    /// Why no package operation explains it, when the package databases know its path.
+    pub unexplained: Option<String>,
 }
 
 /// A unified diff, possibly cut short.
@@ -217,6 +219,7 @@ impl Change {
             attribution: self.attribution.clone(),
             changed_drop_ins: changed_drop_ins(self.previous.as_ref(), self.current.as_ref()),
             mount: self.mount.clone(),
+            unexplained: self.unexplained.clone(),
         }
     }
 }

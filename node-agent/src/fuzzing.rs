@@ -3,16 +3,17 @@
 //! read as the agent reads it. Each must return, whatever the bytes; an error is an answer, a
 //! panic, a hang or unbounded memory is a finding.
 
-use crate::packages::{apk, dpkg, rpm, sqlite};
+use crate::packages::{alternatives, apk, dpkg, rpm, sqlite};
 
 /// The first byte picks the file: a status database (with an update file applied over it when
-/// the data holds a NUL to split on), an md5sums file or a list file.
+/// the data holds a NUL to split on), an md5sums file, a list file or an update-alternatives
+/// group file.
 pub fn dpkg(data: &[u8]) {
     let limits = dpkg::Limits::default();
     let Some((which, rest)) = data.split_first() else {
         return;
     };
-    match which % 3 {
+    match which % 4 {
         0 => {
             let (status, update) = match rest.iter().position(|b| *b == 0) {
                 Some(at) => (&rest[..at], Some(&rest[at + 1..])),
@@ -25,8 +26,11 @@ pub fn dpkg(data: &[u8]) {
         1 => {
             let _ = dpkg::parse_md5sums(rest, &limits);
         }
-        _ => {
+        2 => {
             let _ = dpkg::parse_list(rest, &limits);
+        }
+        _ => {
+            let _ = alternatives::Alternatives::parse_group("fuzzed", rest);
         }
     }
 }

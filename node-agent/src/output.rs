@@ -72,8 +72,12 @@ fn type_letter(change: &Change) -> char {
     }
 }
 
-/// "  explained: the dpkg upgrade of ... (digest verified)" for an attributed change.
+/// "  explained: the dpkg upgrade of ... (digest verified)" for an attributed change, "  unexplained:
+/// REASON" for one the package databases say why nothing explains.
 fn explanation(change: &Change) -> String {
+    if let Some(reason) = &change.unexplained {
+        return format!("  unexplained: {}", escape_controls(reason, false));
+    }
     change.attribution.as_ref().map_or(String::new(), |attribution| {
         format!(
             "  explained: {}{}",

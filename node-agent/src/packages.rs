@@ -7,12 +7,14 @@
 //! - `installed`: each manager's database under the host root, in one shape;
 //! - `aliases`: the host's merged-/usr links, so that a path the database records as /bin/x is
 //!   the /usr/bin/x the scanner finds;
+//! - `alternatives`: dpkg's update-alternatives links and what each may point to;
 //! - `ledger`: what the databases said, kept in the baseline store: who owns each path (and
 //!   who did, for removed paths) and each workspace's view of the installed versions;
 //! - `attribute`: deciding, change by change, whether a package operation explains it;
 //! - `lock`: whether a package manager is in the middle of an operation.
 
 mod aliases;
+pub mod alternatives;
 pub mod apk;
 mod attribute;
 pub mod dpkg;

@@ -155,6 +155,7 @@ impl Fold {
             attribution: self.attribution,
             changed_drop_ins: Vec::new(),
             mount: None,
+            unexplained: None,
         };
         OutboxRecord {
             name: change_name(node, &path, ChangeCategory::Aggregated, &detected_at),

@@ -37,6 +37,8 @@ use kubefim_crds::{
 
 use super::{
     PackageError,
+    aliases::Aliases,
+    alternatives::Alternatives,
     installed::{APK_DIR, DPKG_DIR, RPM_DIR},
     ledger::{Installed, LedgerView, Owner, Versions},
     verify,
@@ -66,6 +68,11 @@ pub struct Attributor<'s> {
     explained_parents: std::collections::HashMap<String, Attribution>,
     /// Databases that could not be read for this scan.
     pub errors: Vec<PackageError>,
+    /// The host's merged-/usr links: a change reported at /bin/login (an entity's path through
+    /// the /bin link) is the ledger's /usr/bin/login.
+    aliases: Aliases,
+    /// dpkg's alternatives database, read when a change first needs it.
+    alternatives: std::cell::OnceCell<Result<Alternatives, PackageError>>,
 }
 
 impl<'s> Attributor<'s> {
@@ -91,6 +98,8 @@ impl<'s> Attributor<'s> {
             held: Vec::new(),
             explained_parents: Default::default(),
             errors,
+            aliases: Aliases::of(root),
+            alternatives: std::cell::OnceCell::new(),
         }))
     }
 
@@ -117,6 +126,8 @@ impl<'s> Attributor<'s> {
             return Ok(());
         }
         let Some(attribution) = explained else {
+            let mut change = change;
+            change.unexplained = self.why_unexplained(&change)?;
             sink(change);
             return Ok(());
         };
@@ -167,7 +178,11 @@ impl<'s> Attributor<'s> {
                     attribution.digest_verified = false;
                     self.deliver(change, attribution, sink);
                 }
-                None => sink(change),
+                None => {
+                    let mut change = change;
+                    change.unexplained = self.why_unexplained(&change)?;
+                    sink(change);
+                }
             }
         }
         for (_, fold) in self.folds {
@@ -178,7 +193,10 @@ impl<'s> Attributor<'s> {
 
     /// The attribution of an operated package that owns (or owned) a path directly in `dir`.
     fn operated_child(&self, dir: &str) -> Result<Option<Attribution>> {
-        for owner in self.ledger.children(dir.as_bytes(), MAX_CHILDREN_READ)? {
+        for owner in self
+            .ledger
+            .children(&self.aliases.canonical(dir.as_bytes()), MAX_CHILDREN_READ)?
+        {
             if let Some(versions) = self.operated(owner.manager, &owner.package) {
                 return Ok(Some(attribution(&owner, versions, false)));
             }
@@ -203,7 +221,8 @@ impl<'s> Attributor<'s> {
         if change.change_type == ChangeType::Services || change.path.contains('\u{FFFD}') {
             return Ok(None);
         }
-        let path = change.path.as_bytes();
+        let path = self.aliases.canonical(change.path.as_bytes());
+        let path = path.as_ref();
         if let Some((manager, package)) = database_file(&change.path) {
             let explained = self.explain_database(manager, package);
             // A database that could not be read this scan vouches for nothing, a lock neither.
@@ -220,6 +239,9 @@ impl<'s> Attributor<'s> {
             return Ok(explained);
         }
         let Some(owner) = self.ledger.owner(path)? else {
+            if let Some(link) = self.alternatives_link(change) {
+                return self.explain_alternative(change, &link);
+            }
             return Ok(self.operation_unverified());
         };
         let Some(versions) = self.operated(owner.manager, &owner.package) else {
@@ -266,13 +288,184 @@ impl<'s> Attributor<'s> {
                 points_right
                     && (change.category == ChangeCategory::Added
                         || only(&[A::Mtime, A::Ctime, A::Inode])
-                        || (owner.link_to.is_some() && only(&[A::LinkTarget, A::Mtime, A::Ctime, A::Inode])))
+                        || (owner.link_to.is_some()
+                            && only(&[A::LinkTarget, A::Size, A::Mtime, A::Ctime, A::Inode])))
             }
             FileType::Directory => {
                 change.category == ChangeCategory::Added || only(&[A::Mtime, A::Ctime, A::Inode])
             }
             _ => false,
         }
+    }
+
+    /// What dpkg's alternatives database says of `change`'s path, when it is an alternatives
+    /// link (and the database could be read).
+    fn alternatives_link(&self, change: &Change) -> Option<super::alternatives::Link> {
+        let alternatives = self
+            .alternatives
+            .get_or_init(|| Alternatives::read(self.root, &self.aliases));
+        let path = self.aliases.canonical(change.path.as_bytes());
+        alternatives.as_ref().ok()?.link(&path).cloned()
+    }
+
+    /// An alternatives link added, repointed or removed: explained when it is a symlink to a
+    /// target the database registers for it (or it is gone: a slave link the chosen alternative
+    /// lacks is removed) and the package owning that alternative, or else any package providing
+    /// the group (one providing it was removed), was operated. A link pointing anywhere else is
+    /// unexplained, operation or not: the database says where it may point.
+    fn explain_alternative(
+        &self,
+        change: &Change,
+        link: &super::alternatives::Link,
+    ) -> Result<Option<Attribution>> {
+        let chosen = match change.category {
+            ChangeCategory::Removed => None,
+            _ => match self.alternative_target(change, link) {
+                Some(allowed) => Some(&allowed.provider),
+                None => return Ok(None),
+            },
+        };
+        let mut providers = chosen
+            .into_iter()
+            .chain(&link.providers)
+            .map(|provider| self.aliases.canonical(provider).into_owned());
+        providers.try_fold(None, |found, provider| match found {
+            Some(found) => Ok(Some(found)),
+            None => Ok(self.ledger.owner(&provider)?.and_then(|owner| {
+                self.operated(owner.manager, &owner.package)
+                    .map(|versions| attribution(&owner, versions, false))
+            })),
+        })
+    }
+
+    /// The registered target `change`'s alternatives link points to now, when it is a symlink
+    /// added or changed in its target, times or inode only.
+    fn alternative_target<'l>(
+        &self,
+        change: &Change,
+        link: &'l super::alternatives::Link,
+    ) -> Option<&'l super::alternatives::Allowed> {
+        let current = change.current.as_ref()?;
+        let repointed = change.category == ChangeCategory::Added
+            || change
+                .changed
+                .iter()
+                .all(|a| matches!(a, A::LinkTarget | A::Size | A::Mtime | A::Ctime | A::Inode));
+        if current.meta.file_type != FileType::Symlink || !repointed {
+            return None;
+        }
+        let target = current.link_target.as_ref()?;
+        link.allowed.iter().find(|a| &a.target == target)
+    }
+
+    /// Why nothing explains `change`, when the package databases know something of its path:
+    /// a package owns it (or did), or it is an alternatives link. None for a path they know
+    /// nothing of.
+    fn why_unexplained(&self, change: &Change) -> Result<Option<String>> {
+        if change.change_type == ChangeType::Services || change.path.contains('\u{FFFD}') {
+            return Ok(None);
+        }
+        if let Some(error) = self.errors.first() {
+            return Ok(Some(format!("a package database could not be read: {error}")));
+        }
+        if database_file(&change.path).is_some() {
+            return Ok(None);
+        }
+        let Some(owner) = self
+            .ledger
+            .owner(&self.aliases.canonical(change.path.as_bytes()))?
+        else {
+            return Ok(self.why_alternative_unexplained(change));
+        };
+        let (manager, package) = (owner.manager.as_str(), &owner.package);
+        if self.then.is_none() {
+            return Ok(Some(format!(
+                "owned by {package} ({manager}), but the baseline had not seen the package databases yet"
+            )));
+        }
+        if self.operated(owner.manager, package).is_none() {
+            return Ok(Some(format!(
+                "owned by {package} ({manager}), which no package operation changed since the baseline"
+            )));
+        }
+        let Some(current) = &change.current else {
+            return Ok(owner
+                .present
+                .then(|| format!("removed, but {package} ({manager}) still ships it")));
+        };
+        if !owner.present {
+            return Ok(Some(format!("{package} ({manager}) no longer ships it")));
+        }
+        let beyond = |allowed: &[A]| {
+            let others: Vec<&str> = change
+                .changed
+                .iter()
+                .filter(|a| !allowed.contains(a))
+                .map(|a| a.as_str())
+                .collect();
+            (!others.is_empty()).then(|| {
+                format!(
+                    "{} changed, which {package} ({manager}) does not vouch for",
+                    others.join(", ")
+                )
+            })
+        };
+        let reason = match current.meta.file_type {
+            FileType::File => match &owner.digest {
+                None => Some(format!("{manager} records no digest of it for {package}")),
+                Some(_) => beyond(&[A::Content, A::Size, A::Mtime, A::Ctime, A::Inode]).or_else(|| {
+                    Some(format!(
+                        "its content does not match the digest {manager} records for {package}"
+                    ))
+                }),
+            },
+            FileType::Symlink => {
+                let now = shown(current.link_target.as_deref());
+                match &owner.link_to {
+                    Some(expected) if current.link_target.as_ref() != Some(expected) => Some(format!(
+                        "the symlink points to {now}, {manager} records {} for {package}",
+                        shown(Some(expected))
+                    )),
+                    None if change.changed.contains(&A::LinkTarget) => Some(format!(
+                        "the symlink now points to {now} (was {}); {manager} records no symlink targets, so the new one cannot be checked against {package}",
+                        shown(change.previous.as_ref().and_then(|p| p.link_target.as_deref()))
+                    )),
+                    _ => beyond(&[A::LinkTarget, A::Size, A::Mtime, A::Ctime, A::Inode]),
+                }
+            }
+            FileType::Directory => beyond(&[A::Mtime, A::Ctime, A::Inode]),
+            other => Some(format!(
+                "{package} ({manager}) ships no {}",
+                format!("{other:?}").to_lowercase()
+            )),
+        };
+        Ok(reason)
+    }
+
+    /// Why an alternatives link is unexplained: it points where its group registers nothing, it
+    /// is no longer a symlink, or no package providing the group was operated.
+    fn why_alternative_unexplained(&self, change: &Change) -> Option<String> {
+        let link = self.alternatives_link(change)?;
+        let group = &link.group;
+        let Some(current) = change.current.as_ref() else {
+            return Some(format!(
+                "an alternatives link of group {group}, removed while no package providing the group was operated"
+            ));
+        };
+        if current.meta.file_type != FileType::Symlink {
+            return Some(format!(
+                "an alternatives link of group {group} that is no longer a symlink"
+            ));
+        }
+        if self.alternative_target(change, &link).is_none() {
+            return Some(format!(
+                "an alternatives link of group {group} pointing to {}, which the alternatives database does not register for it",
+                shown(current.link_target.as_deref())
+            ));
+        }
+        Some(format!(
+            "an alternatives link of group {group}, changed while no package providing the group was operated"
+        ))
     }
 
     /// The operation of the window, for a change to a path no package owns: None when no package
@@ -391,6 +584,14 @@ fn only_times_of_a_directory(change: &Change) -> bool {
             .as_ref()
             .is_some_and(|r| r.meta.file_type == FileType::Directory)
         && change.changed.iter().all(|a| matches!(a, A::Mtime | A::Ctime))
+}
+
+/// A symlink target for a reason: lossy, and "nothing" when unknown.
+fn shown(target: Option<&[u8]>) -> String {
+    target.map_or_else(
+        || "nothing".to_string(),
+        |t| String::from_utf8_lossy(t).into_owned(),
+    )
 }
 
 /// The parent directory of absolute `path` ("/" for a top-level path).

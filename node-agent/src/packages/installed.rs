@@ -320,7 +320,7 @@ fn read_apk(root: &HostRoot, each: &mut dyn FnMut(InstalledPackage)) -> Result<(
 }
 
 /// The components of absolute `path`.
-fn components(path: &str) -> Vec<Vec<u8>> {
+pub(crate) fn components(path: &str) -> Vec<Vec<u8>> {
     path.split('/')
         .filter(|c| !c.is_empty())
         .map(|c| c.as_bytes().to_vec())
@@ -403,6 +403,6 @@ pub(crate) fn read_file(root: &HostRoot, path: &str, max: u64) -> Result<Option<
     Ok(Some(bytes))
 }
 
-fn is_missing(errno: rustix::io::Errno) -> bool {
+pub(crate) fn is_missing(errno: rustix::io::Errno) -> bool {
     matches!(errno, rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)
 }

@@ -89,6 +89,7 @@ fn emit(
         }),
         aggregated: None,
         mount: None,
+        unexplained: None,
     });
 }
 

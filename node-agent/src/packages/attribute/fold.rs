@@ -112,6 +112,7 @@ impl Fold {
             attribution: Some(self.attribution),
             aggregated: Some(self.aggregate),
             mount: None,
+            unexplained: None,
             ..self.first
         }
     }
