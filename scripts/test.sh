@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The kubefim test command (README): formatting, lints with warnings denied, every test, and the
 # CRD drift check (a test). Installs the external tools the tests run for real (aide, b3sum,
-# promtool, helm) first; safe to run again and again.
+# promtool, helm, and a debootstrapped Debian root) first; safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools_bin=$(bash scripts/install-tools.sh | tail -n 1)
 export PATH="$tools_bin:$PATH"
+
+# The Debian bookworm root of tests/bookworm.rs, made once with debootstrap from the machine's
+# Debian mirror and cached outside the repository (a minute or two the first time).
+echo "== bookworm root: $(bash scripts/bookworm-root.sh)"
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest

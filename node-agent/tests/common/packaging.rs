@@ -106,6 +106,17 @@ pub fn dpkg_init(root: &Path) {
 
 /// Builds `name_version_all.deb` in `dir` with its md5sums and conffiles, as debhelper would.
 pub fn build_deb(dir: &Path, name: &str, version: &str, items: &[Item]) -> PathBuf {
+    build_deb_with_scripts(dir, name, version, items, &[])
+}
+
+/// `build_deb` with maintainer scripts: (`postinst`, its text) and so on.
+pub fn build_deb_with_scripts(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    items: &[Item],
+    scripts: &[(&str, &str)],
+) -> PathBuf {
     let stage = dir.join(format!("stage-{name}-{version}"));
     let _ = std::fs::remove_dir_all(&stage);
     let mut md5sums = String::new();
@@ -132,6 +143,11 @@ pub fn build_deb(dir: &Path, name: &str, version: &str, items: &[Item]) -> PathB
     write(&stage.join("DEBIAN/md5sums"), md5sums.as_bytes());
     if !conffiles.is_empty() {
         write(&stage.join("DEBIAN/conffiles"), conffiles.as_bytes());
+    }
+    for (script, text) in scripts {
+        let at = stage.join("DEBIAN").join(script);
+        write(&at, text.as_bytes());
+        std::fs::set_permissions(&at, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     let deb = dir.join(format!("{name}_{version}_all.deb"));
     run(Command::new("dpkg-deb")
