@@ -10,6 +10,7 @@
 #   scripts/bench.sh cluster-retention # retention over 100,000 FileChanges (KUBECONFIG)
 #   scripts/bench.sh health     # /healthz, /metrics and heartbeats through a 1M-file scan on 1 CPU (KUBECONFIG, root)
 #   scripts/bench.sh render     # operator: per-node configuration for 5,000 nodes
+#   scripts/bench.sh packages-noise  # reinstall 30 packages of a debootstrapped bookworm: what is explained (root)
 #
 # Trees are generated under $BENCH_DIR (default /tmp/kubefim-bench) and kept between runs.
 # Every timed command runs with a warm page cache (each tree is read once before timing), so the
@@ -323,6 +324,66 @@ health_bench() {
   grep -E '^\||^health:' "$log"
 }
 
+# The base packages of a Debian bookworm minbase root, each reinstalled from the .deb debootstrap
+# installed it from, one dpkg run each as apt orders them (base-files pre-depends on awk).
+noise_packages="coreutils bash util-linux login libc-bin dash sed grep gzip tar findutils diffutils
+  mawk hostname debianutils passwd adduser mount bsdutils e2fsprogs sysvinit-utils ncurses-bin
+  perl-base dpkg apt base-files libc6 libpam-modules libpam-runtime tzdata"
+
+packages_noise_bench() {
+  local cached work=$bench_dir/noise
+  cached=$(bash scripts/bookworm-root.sh)
+  rm -rf "$work" && mkdir -p "$work"
+  cp -a "$cached" "$work/host"
+  printf 'apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: bookworm}\nspec:\n  packages: {attribution: Report}\n' >"$work/config.yaml"
+  local args=(--config "$work/config.yaml" --host-root "$work/host" --state-dir "$work/state" --node-name bookworm)
+  "$agent" init "${args[@]}" >/dev/null 2>&1
+  local count=0
+  for package in $noise_packages; do
+    local deb
+    deb=$(cd "$work/host" && ls var/cache/apt/archives/"${package}"_*.deb)
+    DEBIAN_FRONTEND=noninteractive chroot "$work/host" /usr/bin/dpkg -i "/$deb" >>"$work/dpkg.log" 2>&1
+    count=$((count + 1))
+  done
+  local code=0
+  "$agent" check --json "${args[@]}" >"$work/changes.jsonl" 2>"$work/check.log" || code=$?
+  if [ "$code" -gt 1 ]; then
+    cat "$work/check.log" >&2
+    exit 1
+  fi
+  python3 - "$work/changes.jsonl" "$count" <<'PY'
+import collections, json, sys
+changes = [json.loads(line) for line in open(sys.argv[1])]
+kinds = collections.Counter()
+listed = []
+for c in changes:
+    a = c.get("attribution")
+    file = (c.get("current") or {}).get("fileType") == "file"
+    database = c["path"].startswith("/var/lib/dpkg/")
+    if a is None:
+        kinds["unexplained"] += 1
+        listed.append(("unexplained", c))
+    elif a["kind"] == "OperationUnverified":
+        kinds["unverified"] += 1
+        listed.append(("operation-unverified", c))
+    elif database:
+        kinds["database"] += 1
+    elif file and a.get("digestVerified"):
+        kinds["verified"] += 1
+    else:
+        kinds["owned"] += 1
+print(f"\n| packages reinstalled | changes | explained, digest verified | explained, links and directories | explained, database files | operation-unverified | unexplained |")
+print("|---|---|---|---|---|---|---|")
+print(f"| {sys.argv[2]} | {len(changes)} | {kinds['verified']} | {kinds['owned']} | {kinds['database']} | {kinds['unverified']} | {kinds['unexplained']} |")
+if listed:
+    print("\n| reported as | path | changed | why |")
+    print("|---|---|---|---|")
+for label, c in listed:
+    why = c.get("unexplained") or ", ".join((c.get("attribution") or {}).get("operatedPackages", [])[:3])
+    print(f"| {label} | {c['path']} | {' '.join(c.get('changedAttributes', []))} | {why} |")
+PY
+}
+
 render_bench() {
   echo
   cargo bench --locked -q -p kubefim-operator --bench render 2>/dev/null
@@ -337,6 +398,7 @@ case "$what" in
   cluster-retention) cluster_retention_bench ;;
   health) health_bench ;;
   render) render_bench ;;
+  packages-noise) packages_noise_bench ;;
   all) scan_bench; idle_bench; realtime_bench; render_bench ;;
-  *) echo "usage: scripts/bench.sh [all|scan|compare BIN|idle|realtime|cluster-realtime|cluster-retention|render]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [all|scan|compare BIN|idle|realtime|cluster-realtime|cluster-retention|health|render|packages-noise]" >&2; exit 2 ;;
 esac
