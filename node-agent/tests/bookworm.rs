@@ -201,17 +201,15 @@ fn a_reinstall_of_base_packages_recorded_under_bin_sbin_and_lib_is_explained_and
     );
     for change in &files {
         let attribution = change.attribution.as_ref().unwrap();
-        // A file a package owns is checked against its md5sum; one it does not own (ld.so.cache)
-        // is named with the operation, never verified.
-        match attribution.kind {
-            AttributionKind::Package => assert!(
-                attribution.digest_verified,
-                "{} explained by {:?} without its digest",
-                change.path, attribution.package
-            ),
-            AttributionKind::OperationUnverified => assert!(!attribution.digest_verified),
-            other => panic!("{}: {other:?}", change.path),
-        }
+        // Every file of the recommended items these packages touch is one they own, checked
+        // against its md5sum.
+        assert_eq!(
+            (attribution.kind, attribution.digest_verified),
+            (AttributionKind::Package, true),
+            "{} explained by {:?}",
+            change.path,
+            attribution.package
+        );
     }
     let ls = at(&changes, "/usr/bin/ls");
     assert_eq!(
@@ -219,6 +217,21 @@ fn a_reinstall_of_base_packages_recorded_under_bin_sbin_and_lib_is_explained_and
         Some("coreutils")
     );
     assert!(ls.attribution.as_ref().unwrap().digest_verified);
+    for (path, package) in [
+        ("/usr/sbin/agetty", "util-linux"),
+        ("/usr/sbin/ldconfig", "libc-bin"),
+    ] {
+        let attribution = at(&changes, path).attribution.as_ref().unwrap();
+        assert_eq!(
+            (
+                attribution.kind,
+                attribution.package.as_deref(),
+                attribution.digest_verified
+            ),
+            (AttributionKind::Package, Some(package), true),
+            "{path}, recorded under /sbin by {package}"
+        );
+    }
     let login = at(&changes, "/usr/bin/login");
     assert_eq!(
         login.attribution.as_ref().unwrap().package.as_deref(),
@@ -242,9 +255,10 @@ fn a_reinstall_of_base_packages_recorded_under_bin_sbin_and_lib_is_explained_and
 }
 
 #[test]
-fn an_alternatives_link_a_maintainer_script_repoints_is_explained_and_one_repointed_by_hand_is_not() {
+fn an_alternatives_link_a_maintainer_script_repoints_is_explained_and_one_repointed_by_hand_or_to_an_alternative_no_package_ships_is_not()
+ {
     let root = Bookworm::with_config(
-        "spec:\n  recommended: {enabled: false}\n  packages: {attribution: Report}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {name: alternatives}\nspec: {workspace: bookworm, type: LinuxFile, path: /etc/alternatives, recursive: true}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {name: bin}\nspec: {workspace: bookworm, type: LinuxFile, path: /usr/bin, recursive: true}\n",
+        "spec:\n  recommended: {enabled: false}\n  packages: {attribution: Report}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {name: alternatives}\nspec: {workspace: bookworm, type: LinuxFile, path: /etc/alternatives, recursive: true}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {name: bin}\nspec: {workspace: bookworm, type: LinuxFile, path: /usr/bin, recursive: true}\n---\napiVersion: kubefim.dev/v1alpha1\nkind: MonitoredEntity\nmetadata: {name: groups}\nspec: {workspace: bookworm, type: LinuxFile, path: /var/lib/dpkg/alternatives, recursive: true}\n",
     );
     let debs = root.dir.path().join("debs");
     // A pager as a Debian package registers one: update-alternatives in its postinst, at a
@@ -294,8 +308,91 @@ fn an_alternatives_link_a_maintainer_script_repoints_is_explained_and_one_repoin
     assert_eq!(
         pager.unexplained.as_deref(),
         Some(
-            "an alternatives link of group pager pointing to /usr/bin/bash, which the alternatives database does not register for it"
+            "an alternatives link of group pager leading to /usr/bin/bash, which the alternatives database does not register for it"
         )
+    );
+
+    // Root registers its own pager while util-linux (which ships more, a pager) is reinstalled:
+    // the database now lists it, but no package ships it. (update-alternatives leaves a link
+    // it did not make alone, so the hand repoint is undone first.)
+    std::fs::remove_file(root.host("/etc/alternatives/pager")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/kfpager", root.host("/etc/alternatives/pager")).unwrap();
+    assert_eq!(root.agent("update").0, 1);
+    root.reinstall(&["util-linux"]);
+    std::fs::write(root.host("/usr/local/bin/evil"), "#!/bin/sh\n").unwrap();
+    root.chroot(&[
+        "update-alternatives",
+        "--install",
+        "/usr/bin/pager",
+        "pager",
+        "/usr/local/bin/evil",
+        "999",
+    ]);
+    assert_eq!(
+        std::fs::read_link(root.host("/etc/alternatives/pager")).unwrap(),
+        Path::new("/usr/local/bin/evil")
+    );
+    let (_, changes) = root.agent("check");
+    let pager = at(&changes, "/etc/alternatives/pager");
+    assert_eq!(pager.attribution, None, "{pager:#?}");
+    assert_eq!(
+        pager.unexplained.as_deref(),
+        Some(
+            "an alternatives link of group pager leading to /usr/local/bin/evil, registered for an alternative no package ships with it"
+        )
+    );
+    let group = at(&changes, "/var/lib/dpkg/alternatives/pager");
+    assert_eq!(
+        group.attribution.as_ref().map(|a| a.package.as_deref()),
+        Some(Some("util-linux")),
+        "util-linux ships more, an alternative of the group it rewrote: {group:#?}"
+    );
+
+    // A group planted by hand while an unrelated package (login) is reinstalled, its links
+    // leading to bash, a package's own binary: nothing of it is explained.
+    assert_eq!(root.agent("update").0, 1);
+    root.reinstall(&["login"]);
+    std::fs::write(
+        root.host("/var/lib/dpkg/alternatives/kfplanted"),
+        "auto\n/usr/bin/kfplanted\n\n/usr/bin/bash\n10\n\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/usr/bin/bash", root.host("/etc/alternatives/kfplanted")).unwrap();
+    std::os::unix::fs::symlink("/etc/alternatives/kfplanted", root.host("/usr/bin/kfplanted")).unwrap();
+    let (_, changes) = root.agent("check");
+    let reasons: Vec<(&str, Option<&str>, Option<&str>)> = changes
+        .iter()
+        .filter(|c| c.path.contains("kfplanted"))
+        .map(|c| {
+            let package = c.attribution.as_ref().and_then(|a| a.package.as_deref());
+            (c.path.as_str(), package, c.unexplained.as_deref())
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                "/etc/alternatives/kfplanted",
+                None,
+                Some(
+                    "an alternatives link of group kfplanted leading to /usr/bin/bash of bash, changed while no package shipping one of its alternatives was operated"
+                )
+            ),
+            (
+                "/usr/bin/kfplanted",
+                None,
+                Some(
+                    "an alternatives link of group kfplanted leading to /usr/bin/bash of bash, changed while no package shipping one of its alternatives was operated"
+                )
+            ),
+            (
+                "/var/lib/dpkg/alternatives/kfplanted",
+                None,
+                Some(
+                    "the alternatives group file of kfplanted, changed while no package shipping one of its alternatives was operated"
+                )
+            ),
+        ]
     );
 }
 

@@ -11,7 +11,7 @@
 //! slave link, an empty line, then per alternative its path, its priority and one line per
 //! slave (empty when it has none), and an empty line at the end.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use super::{PackageError, aliases::Aliases};
 use crate::hostfs::{self, HostRoot};
@@ -20,37 +20,18 @@ pub const ALTERNATIVES_DIR: &str = "/var/lib/dpkg/alternatives";
 /// Where the per-name links live.
 const LINK_DIR: &str = "/etc/alternatives";
 
-/// Group files read at most, and bytes per file.
+/// Group files read at most, bytes per file and in all.
 const MAX_GROUPS: usize = 4096;
 const MAX_GROUP_BYTES: u64 = 1 << 20;
+const MAX_TOTAL_BYTES: u64 = 16 << 20;
 /// Slaves and alternatives per group at most.
 const MAX_SLAVES: usize = 1024;
 const MAX_CHOICES: usize = 4096;
 
-/// One target a link may have, and the alternative (the path a package owns) it stands for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Allowed {
-    pub target: Vec<u8>,
-    pub provider: Vec<u8>,
-}
-
-/// What the alternatives database says of one link.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Link {
-    pub group: String,
-    pub allowed: Vec<Allowed>,
-    /// Every alternative of the group (a slave link some of them lack is removed while one of
-    /// those is chosen).
-    pub providers: Vec<Vec<u8>>,
-}
-
-/// Every alternatives link of the host, by path.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Alternatives(BTreeMap<Vec<u8>, Link>);
-
 /// One group file, parsed.
 #[derive(Debug, PartialEq, Eq)]
-struct Group {
+pub struct Group {
+    pub name: String,
     /// (name, link) of the master, then of each slave.
     links: Vec<(Vec<u8>, Vec<u8>)>,
     choices: Vec<Choice>,
@@ -59,9 +40,69 @@ struct Group {
 /// One alternative: its path, then its path for each slave (None: it has none).
 type Choice = (Vec<u8>, Vec<Option<Vec<u8>>>);
 
+impl Group {
+    /// Every alternative's own path: what a package ships.
+    pub fn providers(&self) -> impl Iterator<Item = &[u8]> {
+        self.choices.iter().map(|(path, _)| path.as_slice())
+    }
+}
+
+/// What the alternatives database says of one link: the group's `slave`th link (0: the
+/// master), either the link itself (`/usr/bin/awk`, which points to its per-name link) or its
+/// per-name link (`/etc/alternatives/awk`, which points to the chosen alternative).
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub group: Arc<Group>,
+    slave: usize,
+    pub per_name: bool,
+}
+
+impl Link {
+    /// `/etc/alternatives/<name>` of this link's name.
+    pub fn per_name_path(&self) -> Vec<u8> {
+        let name = self.group.links.get(self.slave).map_or(&[][..], |(name, _)| name);
+        [LINK_DIR.as_bytes(), b"/", name].concat()
+    }
+
+    /// The alternative (its own path, what a package ships) that a per-name link pointing to
+    /// `target` stands for, when one is registered for it: the alternative itself for the
+    /// master, its path for that slave for a slave.
+    pub fn chosen_by(&self, target: &[u8]) -> Option<&[u8]> {
+        self.group.choices.iter().find_map(|(path, slaves)| {
+            let registered = match self.slave {
+                0 => Some(path),
+                slave => slaves.get(slave - 1)?.as_ref(),
+            }?;
+            (registered == target).then_some(path.as_slice())
+        })
+    }
+
+    /// A per-name slave link that some alternative lacks: update-alternatives removes it while
+    /// that one is chosen.
+    pub fn may_vanish(&self) -> bool {
+        self.per_name
+            && self.slave > 0
+            && self
+                .group
+                .choices
+                .iter()
+                .any(|(_, slaves)| slaves.get(self.slave - 1).is_none_or(Option::is_none))
+    }
+}
+
+/// Every alternatives link of the host, by path, and the groups by name.
+#[derive(Clone, Debug, Default)]
+pub struct Alternatives {
+    links: BTreeMap<Vec<u8>, Link>,
+    groups: BTreeMap<String, Arc<Group>>,
+    /// Group files that could not be read: their links are not known.
+    pub skipped: Vec<PackageError>,
+}
+
 impl Alternatives {
     /// The host's alternatives database, each link at the path the scanner finds it
-    /// (`aliases`); empty when it has none.
+    /// (`aliases`); empty when it has none. A group file that cannot be read is skipped (and
+    /// kept in `skipped`), as update-alternatives' own temporary and backup files are.
     pub fn read(root: &HostRoot, aliases: &Aliases) -> Result<Self, PackageError> {
         let components = super::installed::components(ALTERNATIVES_DIR);
         let dir = match root.open_dir(&components) {
@@ -77,80 +118,71 @@ impl Alternatives {
             ));
         }
         let mut alternatives = Self::default();
+        let mut total = 0;
         for name in names {
             let group = String::from_utf8_lossy(name.as_bytes()).into_owned();
-            let path = format!("{ALTERNATIVES_DIR}/{group}");
-            let Some(bytes) = super::installed::read_file(root, &path, MAX_GROUP_BYTES)? else {
+            if group.starts_with('.')
+                || [".dpkg-tmp", ".dpkg-new", ".dpkg-old"]
+                    .iter()
+                    .any(|s| group.ends_with(s))
+            {
                 continue;
+            }
+            let path = format!("{ALTERNATIVES_DIR}/{group}");
+            let bytes = match super::installed::read_file(
+                root,
+                &path,
+                MAX_GROUP_BYTES.min(MAX_TOTAL_BYTES - total),
+            ) {
+                Ok(Some(bytes)) if !bytes.is_empty() => bytes,
+                Ok(_) => continue,
+                Err(error) => {
+                    alternatives.skipped.push(error);
+                    continue;
+                }
             };
-            let parsed = parse(&group, &bytes).map_err(|reason| unreadable(&path, reason))?;
-            alternatives.add(&group, parsed);
+            total += bytes.len() as u64;
+            match parse(&group, &bytes) {
+                Ok(parsed) => alternatives.add(parsed, aliases),
+                Err(reason) => alternatives.skipped.push(unreadable(&path, reason)),
+            }
         }
-        alternatives.0 = std::mem::take(&mut alternatives.0)
-            .into_iter()
-            .map(|(path, link)| (aliases.canonical(&path).into_owned(), link))
-            .collect();
         Ok(alternatives)
     }
 
     /// The group file `bytes` of group `name` alone (tests and fuzzing).
     pub fn parse_group(name: &str, bytes: &[u8]) -> Result<Self, String> {
         let mut alternatives = Self::default();
-        alternatives.add(name, parse(name, bytes)?);
+        alternatives.add(parse(name, bytes)?, &Aliases::default());
         Ok(alternatives)
     }
 
     /// What the database says of the link at `path`, when it is one.
     pub fn link(&self, path: &[u8]) -> Option<&Link> {
-        self.0.get(path)
+        self.links.get(path)
     }
 
-    fn add(&mut self, group: &str, parsed: Group) {
-        for (index, (name, link)) in parsed.links.iter().enumerate() {
+    /// The group of group file `name` (`/var/lib/dpkg/alternatives/<name>`), when it was read.
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.get(name).map(Arc::as_ref)
+    }
+
+    fn add(&mut self, group: Group, aliases: &Aliases) {
+        let group = Arc::new(group);
+        for (slave, (name, link)) in group.links.iter().enumerate() {
             let per_name = [LINK_DIR.as_bytes(), b"/", name].concat();
-            let to_per_name = parsed
-                .choices
-                .iter()
-                .map(|(provider, _)| Allowed {
-                    target: per_name.clone(),
-                    provider: provider.clone(),
-                })
-                .collect();
-            // The master's per-name link points to the alternative itself, a slave's to the
-            // alternative's path for that slave.
-            let to_choice = parsed
-                .choices
-                .iter()
-                .filter_map(|(provider, slaves)| {
-                    let target = match index {
-                        0 => Some(provider.clone()),
-                        slave => slaves.get(slave - 1).cloned().flatten(),
-                    }?;
-                    Some(Allowed {
-                        target,
-                        provider: provider.clone(),
-                    })
-                })
-                .collect();
-            let group = group.to_string();
-            let providers: Vec<Vec<u8>> = parsed.choices.iter().map(|(path, _)| path.clone()).collect();
-            self.0.insert(
-                link.clone(),
-                Link {
-                    group: group.clone(),
-                    allowed: to_per_name,
-                    providers: providers.clone(),
-                },
-            );
-            self.0.insert(
-                per_name,
-                Link {
-                    group,
-                    allowed: to_choice,
-                    providers,
-                },
-            );
+            for (path, is_per_name) in [(link.clone(), false), (per_name, true)] {
+                self.links.insert(
+                    aliases.canonical(&path).into_owned(),
+                    Link {
+                        group: Arc::clone(&group),
+                        slave,
+                        per_name: is_per_name,
+                    },
+                );
+            }
         }
+        self.groups.insert(group.name.clone(), group);
     }
 }
 
@@ -218,7 +250,11 @@ fn parse(name: &str, bytes: &[u8]) -> Result<Group, String> {
         }
         choices.push((path, slaves));
     }
-    Ok(Group { links, choices })
+    Ok(Group {
+        name: name.to_string(),
+        links,
+        choices,
+    })
 }
 
 fn unreadable(file: &str, reason: String) -> PackageError {
@@ -234,48 +270,65 @@ mod tests {
 
     use super::*;
 
-    /// Debian bookworm's awk group, as update-alternatives wrote it.
+    /// Debian bookworm's awk group, as update-alternatives wrote it, plus a gawk without a man
+    /// page slave.
     const AWK: &[u8] = b"auto\n/usr/bin/awk\nawk.1.gz\n/usr/share/man/man1/awk.1.gz\nnawk\n/usr/bin/nawk\nnawk.1.gz\n/usr/share/man/man1/nawk.1.gz\n\n/usr/bin/mawk\n5\n/usr/share/man/man1/mawk.1.gz\n/usr/bin/mawk\n/usr/share/man/man1/mawk.1.gz\n/usr/bin/gawk\n10\n\n/usr/bin/gawk\n\n\n";
-
-    fn targets(link: &Link) -> Vec<(&[u8], &[u8])> {
-        link.allowed
-            .iter()
-            .map(|a| (a.target.as_slice(), a.provider.as_slice()))
-            .collect()
-    }
 
     #[test]
     fn a_group_link_points_to_its_name_and_the_name_to_a_registered_alternative() {
         let alternatives = Alternatives::parse_group("awk", AWK).unwrap();
         let master = alternatives.link(b"/usr/bin/awk").unwrap();
-        assert_eq!(master.group, "awk");
-        assert_eq!(
-            targets(master),
-            [
-                (&b"/etc/alternatives/awk"[..], &b"/usr/bin/mawk"[..]),
-                (b"/etc/alternatives/awk", b"/usr/bin/gawk")
-            ]
-        );
-        assert_eq!(
-            targets(alternatives.link(b"/etc/alternatives/awk").unwrap()),
-            [
-                (&b"/usr/bin/mawk"[..], &b"/usr/bin/mawk"[..]),
-                (b"/usr/bin/gawk", b"/usr/bin/gawk")
-            ]
-        );
+        assert_eq!(master.group.name, "awk");
+        assert!(!master.per_name);
+        assert_eq!(master.per_name_path(), b"/etc/alternatives/awk");
+        let awk = alternatives.link(b"/etc/alternatives/awk").unwrap();
+        assert!(awk.per_name);
+        assert_eq!(awk.chosen_by(b"/usr/bin/mawk"), Some(&b"/usr/bin/mawk"[..]));
+        assert_eq!(awk.chosen_by(b"/usr/bin/gawk"), Some(&b"/usr/bin/gawk"[..]));
+        assert_eq!(awk.chosen_by(b"/usr/bin/bash"), None);
         // A slave points to the alternative's slave path; gawk has no man page slave.
+        let man = alternatives.link(b"/etc/alternatives/awk.1.gz").unwrap();
         assert_eq!(
-            targets(alternatives.link(b"/etc/alternatives/awk.1.gz").unwrap()),
-            [(&b"/usr/share/man/man1/mawk.1.gz"[..], &b"/usr/bin/mawk"[..])]
+            man.chosen_by(b"/usr/share/man/man1/mawk.1.gz"),
+            Some(&b"/usr/bin/mawk"[..])
         );
-        assert_eq!(
-            targets(alternatives.link(b"/etc/alternatives/nawk").unwrap()),
-            [
-                (&b"/usr/bin/mawk"[..], &b"/usr/bin/mawk"[..]),
-                (b"/usr/bin/gawk", b"/usr/bin/gawk")
-            ]
-        );
+        assert!(man.may_vanish(), "gawk has no awk.1.gz");
+        let nawk = alternatives.link(b"/etc/alternatives/nawk").unwrap();
+        assert_eq!(nawk.chosen_by(b"/usr/bin/gawk"), Some(&b"/usr/bin/gawk"[..]));
+        assert!(!nawk.may_vanish());
+        assert!(!awk.may_vanish(), "a master is never removed while its group is");
         assert!(alternatives.link(b"/usr/bin/mawk").is_none());
+        let group = alternatives.group("awk").unwrap();
+        assert_eq!(
+            group.providers().collect::<Vec<_>>(),
+            [&b"/usr/bin/mawk"[..], b"/usr/bin/gawk"]
+        );
+    }
+
+    #[test]
+    fn a_bad_group_is_skipped_with_its_reason_and_update_alternatives_temporaries_are_not_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let groups = dir.path().join("var/lib/dpkg/alternatives");
+        std::fs::create_dir_all(&groups).unwrap();
+        std::fs::write(groups.join("awk"), AWK).unwrap();
+        std::fs::write(groups.join("broken"), b"sometimes\n").unwrap();
+        std::fs::write(groups.join("pager.dpkg-tmp"), b"garbage").unwrap();
+        std::fs::write(groups.join("empty"), b"").unwrap();
+        let root = HostRoot::open(dir.path()).unwrap();
+        let alternatives = Alternatives::read(&root, &Aliases::default()).unwrap();
+        assert!(
+            alternatives.link(b"/usr/bin/awk").is_some(),
+            "the good group is read"
+        );
+        assert!(alternatives.group("pager.dpkg-tmp").is_none());
+        assert!(alternatives.group("empty").is_none());
+        let skipped: Vec<String> = alternatives.skipped.iter().map(ToString::to_string).collect();
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert!(
+            skipped[0].contains("/var/lib/dpkg/alternatives/broken")
+                && skipped[0].contains("line 1: mode is not auto or manual"),
+            "{skipped:?}"
+        );
     }
 
     #[test]

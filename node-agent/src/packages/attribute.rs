@@ -38,7 +38,7 @@ use kubefim_crds::{
 use super::{
     PackageError,
     aliases::Aliases,
-    alternatives::Alternatives,
+    alternatives::{ALTERNATIVES_DIR, Alternatives, Group, Link},
     installed::{APK_DIR, DPKG_DIR, RPM_DIR},
     ledger::{Installed, LedgerView, Owner, Versions},
     verify,
@@ -223,6 +223,9 @@ impl<'s> Attributor<'s> {
         }
         let path = self.aliases.canonical(change.path.as_bytes());
         let path = path.as_ref();
+        if let Some(name) = group_file(&change.path) {
+            return self.explain_group_file(change, name);
+        }
         if let Some((manager, package)) = database_file(&change.path) {
             let explained = self.explain_database(manager, package);
             // A database that could not be read this scan vouches for nothing, a lock neither.
@@ -288,8 +291,7 @@ impl<'s> Attributor<'s> {
                 points_right
                     && (change.category == ChangeCategory::Added
                         || only(&[A::Mtime, A::Ctime, A::Inode])
-                        || (owner.link_to.is_some()
-                            && only(&[A::LinkTarget, A::Size, A::Mtime, A::Ctime, A::Inode])))
+                        || (owner.link_to.is_some() && only(&REPOINTED)))
             }
             FileType::Directory => {
                 change.category == ChangeCategory::Added || only(&[A::Mtime, A::Ctime, A::Inode])
@@ -299,63 +301,134 @@ impl<'s> Attributor<'s> {
     }
 
     /// What dpkg's alternatives database says of `change`'s path, when it is an alternatives
-    /// link (and the database could be read).
-    fn alternatives_link(&self, change: &Change) -> Option<super::alternatives::Link> {
-        let alternatives = self
-            .alternatives
-            .get_or_init(|| Alternatives::read(self.root, &self.aliases));
+    /// link (and its group file could be read).
+    fn alternatives_link(&self, change: &Change) -> Option<Link> {
         let path = self.aliases.canonical(change.path.as_bytes());
-        alternatives.as_ref().ok()?.link(&path).cloned()
+        self.alternatives()?.link(&path).cloned()
     }
 
-    /// An alternatives link added, repointed or removed: explained when it is a symlink to a
-    /// target the database registers for it (or it is gone: a slave link the chosen alternative
-    /// lacks is removed) and the package owning that alternative, or else any package providing
-    /// the group (one providing it was removed), was operated. A link pointing anywhere else is
-    /// unexplained, operation or not: the database says where it may point.
-    fn explain_alternative(
-        &self,
-        change: &Change,
-        link: &super::alternatives::Link,
-    ) -> Result<Option<Attribution>> {
-        let chosen = match change.category {
-            ChangeCategory::Removed => None,
-            _ => match self.alternative_target(change, link) {
-                Some(allowed) => Some(&allowed.provider),
-                None => return Ok(None),
-            },
-        };
-        let mut providers = chosen
-            .into_iter()
-            .chain(&link.providers)
-            .map(|provider| self.aliases.canonical(provider).into_owned());
-        providers.try_fold(None, |found, provider| match found {
-            Some(found) => Ok(Some(found)),
-            None => Ok(self.ledger.owner(&provider)?.and_then(|owner| {
-                self.operated(owner.manager, &owner.package)
-                    .map(|versions| attribution(&owner, versions, false))
-            })),
-        })
+    /// dpkg's alternatives database, read once per scan; None when it cannot be read at all.
+    fn alternatives(&self) -> Option<&Alternatives> {
+        let read = self.alternatives.get_or_init(|| {
+            let read = Alternatives::read(self.root, &self.aliases);
+            for error in read
+                .as_ref()
+                .map_or_else(|e| vec![e], |a| a.skipped.iter().collect())
+            {
+                tracing::warn!(%error, "alternatives group skipped: its links are explained by nothing");
+            }
+            read
+        });
+        read.as_ref().ok()
     }
 
-    /// The registered target `change`'s alternatives link points to now, when it is a symlink
-    /// added or changed in its target, times or inode only.
-    fn alternative_target<'l>(
-        &self,
-        change: &Change,
-        link: &'l super::alternatives::Link,
-    ) -> Option<&'l super::alternatives::Allowed> {
-        let current = change.current.as_ref()?;
-        let repointed = change.category == ChangeCategory::Added
-            || change
-                .changed
-                .iter()
-                .all(|a| matches!(a, A::LinkTarget | A::Size | A::Mtime | A::Ctime | A::Inode));
-        if current.meta.file_type != FileType::Symlink || !repointed {
-            return None;
+    /// The package that ships `path` (lists it now), if one does.
+    fn shipper(&self, path: &[u8]) -> Result<Option<Owner>> {
+        Ok(self
+            .ledger
+            .owner(&self.aliases.canonical(path))?
+            .filter(|owner| owner.present))
+    }
+
+    /// An alternatives link added, repointed or removed. Explained (`Package`, never verified)
+    /// only when the whole chain ends in a file a package ships, and that package, or else one
+    /// shipping another alternative of the group (the one chosen before may have been removed),
+    /// was operated:
+    /// - a per-name link (`/etc/alternatives/awk`) points to a target registered for it, and the
+    ///   package that ships the alternative ships that target too (a slave's man page);
+    /// - a group link (`/usr/bin/awk`) points to its per-name link, whose own target on the host
+    ///   is such a target;
+    /// - a per-name slave link some alternative lacks may be removed.
+    ///
+    /// The group files are as writable as the links, so what they register is never enough: a
+    /// registered target no package ships, or shipped by another package than its alternative,
+    /// explains nothing. Anything else is unexplained, operation or not.
+    fn explain_alternative(&self, change: &Change, link: &Link) -> Result<Option<Attribution>> {
+        if change.category == ChangeCategory::Removed {
+            return if link.may_vanish() {
+                self.operated_provider(&link.group)
+            } else {
+                Ok(None)
+            };
         }
-        let target = current.link_target.as_ref()?;
-        link.allowed.iter().find(|a| &a.target == target)
+        let Some(shipper) = self.chain_end(change, link)?.1 else {
+            return Ok(None);
+        };
+        if let Some(versions) = self.operated(shipper.manager, &shipper.package) {
+            return Ok(Some(attribution(&shipper, versions, false)));
+        }
+        self.operated_provider(&link.group)
+    }
+
+    /// Where `change`'s link leads, and the package shipping both that target and its
+    /// alternative when one does (None: not repointed only, not a symlink, unregistered, or
+    /// not shipped).
+    fn chain_end(&self, change: &Change, link: &Link) -> Result<(Option<Vec<u8>>, Option<Owner>)> {
+        let Some(current) = change
+            .current
+            .as_ref()
+            .filter(|c| c.meta.file_type == FileType::Symlink && repointed_only(change))
+        else {
+            return Ok((None, None));
+        };
+        let Some(target) = current.link_target.clone() else {
+            return Ok((None, None));
+        };
+        let end = if link.per_name {
+            target
+        } else {
+            if target != link.per_name_path() {
+                return Ok((Some(target), None));
+            }
+            match self.read_link(&link.per_name_path()) {
+                Some(end) => end,
+                None => return Ok((Some(target), None)),
+            }
+        };
+        let Some(alternative) = link.chosen_by(&end) else {
+            return Ok((Some(end), None));
+        };
+        let (Some(ships_target), Some(ships_alternative)) = (self.shipper(&end)?, self.shipper(alternative)?)
+        else {
+            return Ok((Some(end), None));
+        };
+        let same = ships_target.manager == ships_alternative.manager
+            && ships_target.package == ships_alternative.package;
+        Ok((Some(end), same.then_some(ships_target)))
+    }
+
+    /// An operated package that ships an alternative of `group`.
+    fn operated_provider(&self, group: &Group) -> Result<Option<Attribution>> {
+        for provider in group.providers() {
+            if let Some(owner) = self.shipper(provider)?
+                && let Some(versions) = self.operated(owner.manager, &owner.package)
+            {
+                return Ok(Some(attribution(&owner, versions, false)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A group file (`/var/lib/dpkg/alternatives/<name>`) added or changed: explained by an
+    /// operation of a package that ships one of its alternatives; a removed one (its last
+    /// alternative went) by any dpkg operation, like the other database files.
+    fn explain_group_file(&self, change: &Change, name: &str) -> Result<Option<Attribution>> {
+        if change.category == ChangeCategory::Removed {
+            return Ok(self.explain_database(PackageManager::Dpkg, None));
+        }
+        match self.alternatives().and_then(|a| a.group(name)) {
+            Some(group) => self.operated_provider(group),
+            None => Ok(None),
+        }
+    }
+
+    /// The target of symlink `path` on the host now.
+    fn read_link(&self, path: &[u8]) -> Option<Vec<u8>> {
+        let text = std::str::from_utf8(path).ok()?;
+        let mut parts = super::installed::components(text);
+        let name = std::ffi::CString::new(parts.pop()?).ok()?;
+        let dir = self.root.open_dir(&parts).ok()?;
+        crate::hostfs::read_link_at(&dir, &name).ok()
     }
 
     /// Why nothing explains `change`, when the package databases know something of its path:
@@ -365,8 +438,18 @@ impl<'s> Attributor<'s> {
         if change.change_type == ChangeType::Services || change.path.contains('\u{FFFD}') {
             return Ok(None);
         }
-        if let Some(error) = self.errors.first() {
-            return Ok(Some(format!("a package database could not be read: {error}")));
+        if let Some(name) = group_file(&change.path) {
+            return Ok(Some(match change.category {
+                ChangeCategory::Removed => {
+                    format!("the alternatives group file of {name}, removed while no dpkg operation ran")
+                }
+                _ if self.alternatives().and_then(|a| a.group(name)).is_none() => {
+                    format!("the alternatives group file of {name}, which could not be read")
+                }
+                _ => format!(
+                    "the alternatives group file of {name}, changed while no package shipping one of its alternatives was operated"
+                ),
+            }));
         }
         if database_file(&change.path).is_some() {
             return Ok(None);
@@ -375,9 +458,14 @@ impl<'s> Attributor<'s> {
             .ledger
             .owner(&self.aliases.canonical(change.path.as_bytes()))?
         else {
-            return Ok(self.why_alternative_unexplained(change));
+            return self.why_alternative_unexplained(change);
         };
         let (manager, package) = (owner.manager.as_str(), &owner.package);
+        if let Some(error) = self.errors.first() {
+            return Ok(Some(format!(
+                "owned by {package} ({manager}), but a package database could not be read: {error}"
+            )));
+        }
         if self.then.is_none() {
             return Ok(Some(format!(
                 "owned by {package} ({manager}), but the baseline had not seen the package databases yet"
@@ -413,6 +501,9 @@ impl<'s> Attributor<'s> {
         let reason = match current.meta.file_type {
             FileType::File => match &owner.digest {
                 None => Some(format!("{manager} records no digest of it for {package}")),
+                Some(_) if current.digest.is_none() => Some(format!(
+                    "its content was not read, so it cannot be checked against the digest {manager} records for {package}"
+                )),
                 Some(_) => beyond(&[A::Content, A::Size, A::Mtime, A::Ctime, A::Inode]).or_else(|| {
                     Some(format!(
                         "its content does not match the digest {manager} records for {package}"
@@ -430,7 +521,7 @@ impl<'s> Attributor<'s> {
                         "the symlink now points to {now} (was {}); {manager} records no symlink targets, so the new one cannot be checked against {package}",
                         shown(change.previous.as_ref().and_then(|p| p.link_target.as_deref()))
                     )),
-                    _ => beyond(&[A::LinkTarget, A::Size, A::Mtime, A::Ctime, A::Inode]),
+                    _ => beyond(&REPOINTED),
                 }
             }
             FileType::Directory => beyond(&[A::Mtime, A::Ctime, A::Inode]),
@@ -444,27 +535,63 @@ impl<'s> Attributor<'s> {
 
     /// Why an alternatives link is unexplained: it points where its group registers nothing, it
     /// is no longer a symlink, or no package providing the group was operated.
-    fn why_alternative_unexplained(&self, change: &Change) -> Option<String> {
-        let link = self.alternatives_link(change)?;
-        let group = &link.group;
+    fn why_alternative_unexplained(&self, change: &Change) -> Result<Option<String>> {
+        let Some(link) = self.alternatives_link(change) else {
+            return Ok(None);
+        };
+        let group = &link.group.name;
+        if self.then.is_none() {
+            return Ok(Some(format!(
+                "an alternatives link of group {group}, but the baseline had not seen the package databases yet"
+            )));
+        }
         let Some(current) = change.current.as_ref() else {
-            return Some(format!(
-                "an alternatives link of group {group}, removed while no package providing the group was operated"
-            ));
+            return Ok(Some(match link.may_vanish() {
+                true => format!(
+                    "an alternatives link of group {group}, removed while no package shipping one of its alternatives was operated"
+                ),
+                false => format!(
+                    "an alternatives link of group {group} removed, which update-alternatives removes only with its group"
+                ),
+            }));
         };
         if current.meta.file_type != FileType::Symlink {
-            return Some(format!(
+            return Ok(Some(format!(
                 "an alternatives link of group {group} that is no longer a symlink"
-            ));
+            )));
         }
-        if self.alternative_target(change, &link).is_none() {
-            return Some(format!(
-                "an alternatives link of group {group} pointing to {}, which the alternatives database does not register for it",
-                shown(current.link_target.as_deref())
-            ));
+        if !repointed_only(change) {
+            let others: Vec<&str> = change
+                .changed
+                .iter()
+                .filter(|a| !REPOINTED.contains(a))
+                .map(|a| a.as_str())
+                .collect();
+            return Ok(Some(format!(
+                "{} of an alternatives link of group {group} changed, which no alternative vouches for",
+                others.join(", ")
+            )));
         }
-        Some(format!(
-            "an alternatives link of group {group}, changed while no package providing the group was operated"
+        let (end, shipper) = self.chain_end(change, &link)?;
+        let now = shown(end.as_deref());
+        Ok(Some(
+            match (end.as_ref().and_then(|e| link.chosen_by(e)), shipper) {
+                (None, _) if !link.per_name && current.link_target != Some(link.per_name_path()) => format!(
+                    "an alternatives link of group {group} pointing to {}, not to {}",
+                    shown(current.link_target.as_deref()),
+                    shown(Some(&link.per_name_path()))
+                ),
+                (None, _) => format!(
+                    "an alternatives link of group {group} leading to {now}, which the alternatives database does not register for it"
+                ),
+                (Some(_), None) => format!(
+                    "an alternatives link of group {group} leading to {now}, registered for an alternative no package ships with it"
+                ),
+                (Some(_), Some(shipper)) => format!(
+                    "an alternatives link of group {group} leading to {now} of {}, changed while no package shipping one of its alternatives was operated",
+                    shipper.package
+                ),
+            },
         ))
     }
 
@@ -586,6 +713,14 @@ fn only_times_of_a_directory(change: &Change) -> bool {
         && change.changed.iter().all(|a| matches!(a, A::Mtime | A::Ctime))
 }
 
+/// What repointing a symlink changes.
+const REPOINTED: [A; 5] = [A::LinkTarget, A::Size, A::Mtime, A::Ctime, A::Inode];
+
+/// A change of a symlink's target, size, times or inode, and nothing else (or an added one).
+fn repointed_only(change: &Change) -> bool {
+    change.category == ChangeCategory::Added || change.changed.iter().all(|a| REPOINTED.contains(a))
+}
+
 /// A symlink target for a reason: lossy, and "nothing" when unknown.
 fn shown(target: Option<&[u8]>) -> String {
     target.map_or_else(
@@ -631,6 +766,13 @@ fn attribution(
         revision: None,
         operated_packages: Vec::new(),
     }
+}
+
+/// The group name of an update-alternatives group file.
+fn group_file(path: &str) -> Option<&str> {
+    path.strip_prefix(ALTERNATIVES_DIR)?
+        .strip_prefix('/')
+        .filter(|name| !name.is_empty() && !name.contains('/'))
 }
 
 /// The manager whose database `path` belongs to, and the package for a file of one package
