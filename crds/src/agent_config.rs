@@ -77,6 +77,9 @@ pub struct EntityConfig {
     /// Globs on the full path to leave out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+    /// Attributes whose changes are not reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_attributes: Vec<crate::filechange::ChangedAttribute>,
 }
 
 /// A workspace's identity and spec, as the renderer needs them.
@@ -107,6 +110,7 @@ pub fn render_workspace<'a>(
                 recursive: item.recursive,
                 max_depth: None,
                 exclude: Vec::new(),
+                ignore_attributes: Vec::new(),
             }),
         );
     }
@@ -121,6 +125,7 @@ pub fn render_workspace<'a>(
             recursive: entity.recursive,
             max_depth: entity.max_depth,
             exclude: entity.exclude.clone(),
+            ignore_attributes: entity.ignore_attributes.clone(),
         })
         .collect();
     custom.sort_by(|a, b| a.name.cmp(&b.name));
@@ -200,6 +205,7 @@ mod tests {
             recursive: false,
             max_depth: None,
             exclude: vec![],
+            ignore_attributes: vec![],
             enabled: true,
             description: String::new(),
             allow_broad: false,

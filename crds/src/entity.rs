@@ -69,6 +69,16 @@ use serde::{Deserialize, Serialize};
     r#"'path ' + self.path + ' is too general to monitor: choose a narrower path, or set allowBroad: true if you mean it'"#.into()
 )))]
 #[x_kube(validation = kube::core::cel::Rule::new(
+    r#"!has(self.ignoreAttributes) || self.type != 'LinuxService' || self.ignoreAttributes.all(a, a in ['content', 'linkTarget', 'enablement', 'dropIns'])"#
+).message(kube::core::cel::Message::Expression(
+    r#"'ignoreAttributes names ' + self.ignoreAttributes.filter(a, !(a in ['content', 'linkTarget', 'enablement', 'dropIns']))[0] + ', which a LinuxService does not track: a service tracks content, linkTarget, enablement and dropIns'"#.into()
+)))]
+#[x_kube(validation = kube::core::cel::Rule::new(
+    r#"!has(self.ignoreAttributes) || !(self.type in ['LinuxFile', 'FileContent']) || self.ignoreAttributes.all(a, !(a in ['enablement', 'dropIns']))"#
+).message(kube::core::cel::Message::Expression(
+    r#"'ignoreAttributes names ' + self.ignoreAttributes.filter(a, a in ['enablement', 'dropIns'])[0] + ', which only a LinuxService tracks'"#.into()
+)))]
+#[x_kube(validation = kube::core::cel::Rule::new(
     "!has(self.maxDepth) || self.recursive"
 ).message(
     "maxDepth is set but recursive is false: set recursive: true, or remove maxDepth"
@@ -117,6 +127,17 @@ pub struct MonitoredEntitySpec {
     /// with work and the cluster with changes.
     #[serde(default)]
     pub allow_broad: bool,
+
+    /// Attributes whose changes are not reported for this entity, as AIDE's rules leave them
+    /// out (such as `[mtime, ctime]`, or `[xattrs]` where a tool tags files). LinuxFile and
+    /// FileContent track content, size, mode, owner, group, mtime, ctime, inode, linkTarget,
+    /// fileType, mount, capabilities, xattrs, acl, selinux and flags; LinuxService tracks
+    /// content, linkTarget, enablement and dropIns. A modification left with no reported
+    /// attribute is not reported; the baseline still records the new state. Additions and
+    /// removals are always reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub ignore_attributes: Vec<crate::filechange::ChangedAttribute>,
 }
 
 /// What a MonitoredEntity's path names.

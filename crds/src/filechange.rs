@@ -237,6 +237,18 @@ pub enum ChangedAttribute {
     /// A filesystem was mounted over the path or unmounted from it (`mount` says what is
     /// mounted there now). What a mount covers is kept in the baseline, not reported removed.
     Mount,
+    /// File capabilities (the `security.capability` extended attribute), such as
+    /// `cap_setuid+ep`.
+    Capabilities,
+    /// Extended attributes other than capabilities, ACLs and the SELinux label: one added,
+    /// removed, or with a new value.
+    Xattrs,
+    /// A POSIX ACL (`system.posix_acl_access` or `system.posix_acl_default`).
+    Acl,
+    /// The SELinux label (`security.selinux`).
+    Selinux,
+    /// Inode flags such as immutable or append-only (`chattr +i`, `+a`).
+    Flags,
 }
 
 impl ChangedAttribute {
@@ -256,6 +268,11 @@ impl ChangedAttribute {
             Self::Enablement => "enablement",
             Self::DropIns => "dropIns",
             Self::Mount => "mount",
+            Self::Capabilities => "capabilities",
+            Self::Xattrs => "xattrs",
+            Self::Acl => "acl",
+            Self::Selinux => "selinux",
+            Self::Flags => "flags",
         }
     }
 }
@@ -332,6 +349,49 @@ pub struct FileState {
     /// The path is the root of a mount (something is mounted there).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mount_root: bool,
+    /// File capabilities, decoded as setcap writes them (`cap_net_raw+ep`; a namespaced
+    /// capability set adds `[rootid=N]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<String>,
+    /// The access ACL beyond the mode bits, as text (`user::rwx,user:1000:r-x,group::r-x,mask::r-x,other::r-x`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
+    /// A directory's default ACL, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_acl: Option<String>,
+    /// The SELinux label (`system_u:object_r:bin_t:s0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<String>,
+    /// Every extended attribute by name, with a digest of its value (capabilities, ACLs and
+    /// the SELinux label included, decoded above).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<XattrState>,
+    /// Extended attributes beyond the first 256 of the file, by count: their names and values
+    /// were not read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub xattrs_not_read: u32,
+    /// Inode flags set: immutable, append, nodump, compressed, encrypted, verity, dax.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One extended attribute of a file.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct XattrState {
+    /// Its name, such as `user.origin` or `security.ima`.
+    pub name: String,
+    /// The BLAKE3 digest of its value, in hex.
+    pub digest: String,
+    /// The value decoded, for the attributes whose format is known (`security.ima`: its digest
+    /// or signature; capabilities, ACLs and the SELinux label are shown in their own fields).
+    /// Other values are never shown: they may hold anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoded: Option<String>,
 }
 
 /// A filesystem mounted at a path, as the node's mount table describes it.

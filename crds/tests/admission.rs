@@ -175,6 +175,22 @@ fn entity_cases() -> Vec<(serde_json::Value, Option<&'static str>)> {
             json!({"type": "LinuxFile", "path": "/srv", "recursive": true, "maxDepth": 2}),
             None,
         ),
+        (
+            json!({"type": "LinuxFile", "path": "/srv", "ignoreAttributes": ["xattrs", "ctime"]}),
+            None,
+        ),
+        (
+            json!({"type": "LinuxFile", "path": "/srv", "ignoreAttributes": ["mtime", "dropIns"]}),
+            Some("ignoreAttributes names dropIns, which only a LinuxService tracks"),
+        ),
+        (
+            json!({"type": "LinuxService", "path": "kubelet", "ignoreAttributes": ["dropIns"]}),
+            None,
+        ),
+        (
+            json!({"type": "LinuxService", "path": "kubelet", "ignoreAttributes": ["enablement", "capabilities"]}),
+            Some("ignoreAttributes names capabilities, which a LinuxService does not track"),
+        ),
     ]
 }
 
