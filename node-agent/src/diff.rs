@@ -4,10 +4,12 @@
 
 use kubefim_crds::{
     Attribution, ChangeCategory, ChangeSource, ChangeType, FileChangeSpec, FileState, FileType,
-    filechange::{AggregatedChanges, ChangedAttribute, ContentWithheld, DropInState, MountedFilesystem},
+    filechange::{
+        AggregatedChanges, ChangedAttribute, ContentWithheld, DropInState, MountedFilesystem, XattrState,
+    },
 };
 
-use crate::records::Record;
+use crate::{attributes::Attributes, records::Record};
 
 /// One detected change, before it is reported.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,6 +104,22 @@ pub fn changed_attributes(old: &Record, new: &Record) -> Vec<ChangedAttribute> {
     if old.link_target != new.link_target {
         changed.push(A::LinkTarget);
     }
+    // Attributes are compared only when both states read them: the first reading after an
+    // upgrade of the agent, or one that failed, is no change.
+    if let (Some(before), Some(after)) = (&old.attributes, &new.attributes) {
+        let differences = before.differences(after);
+        for (differs, attribute) in [
+            (differences.capabilities, A::Capabilities),
+            (differences.xattrs, A::Xattrs),
+            (differences.acl, A::Acl),
+            (differences.selinux, A::Selinux),
+            (differences.flags, A::Flags),
+        ] {
+            if differs {
+                changed.push(attribute);
+            }
+        }
+    }
     changed
 }
 
@@ -146,6 +164,7 @@ fn timestamp(seconds: i64, nanos: u32) -> String {
 /// The API form of a recorded state.
 pub fn file_state(record: &Record) -> FileState {
     let m = &record.meta;
+    let attributes = record.attributes.as_ref();
     FileState {
         file_type: Some(m.file_type),
         size: m.size,
@@ -164,6 +183,22 @@ pub fn file_state(record: &Record) -> FileState {
         hash_algorithm: record.digest.map(|d| d.algorithm),
         enabled: record.enabled,
         mount_root: m.mount_root,
+        capabilities: attributes.and_then(Attributes::capabilities),
+        acl: attributes.and_then(Attributes::acl),
+        default_acl: attributes.and_then(Attributes::default_acl),
+        selinux: attributes.and_then(Attributes::selinux),
+        xattrs: attributes.map_or_else(Vec::new, |a| {
+            a.xattrs
+                .iter()
+                .map(|x| XattrState {
+                    name: String::from_utf8_lossy(&x.name).into_owned(),
+                    digest: blake3::Hash::from_bytes(x.value.digest()).to_hex().to_string(),
+                    decoded: (x.name == crate::attributes::IMA).then(|| a.ima()).flatten(),
+                })
+                .collect()
+        }),
+        xattrs_not_read: attributes.map_or(0, |a| a.not_read),
+        flags: attributes.map_or_else(Vec::new, |a| crate::attributes::flag_names(a.flags)),
         drop_ins: record
             .drop_ins
             .iter()
@@ -245,6 +280,7 @@ mod tests {
                 dev: 1,
                 nlink: 1,
                 mount_root: false,
+                flags: 0,
             },
             link_target: None,
             digest: Some(Digest {
@@ -255,6 +291,7 @@ mod tests {
             enabled: None,
             drop_ins: Vec::new(),
             hidden: false,
+            attributes: None,
         }
     }
 

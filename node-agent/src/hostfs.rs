@@ -40,6 +40,9 @@ pub struct FileMeta {
     /// The root of a mount (something is mounted here, over what the parent's filesystem
     /// holds at this name). Known from the walk's statx; false from a plain fstat.
     pub mount_root: bool,
+    /// Inode flags set (immutable, append-only...), as statx reports them
+    /// (`attributes::FLAGS`); 0 from a plain fstat. Recorded with the extended attributes.
+    pub flags: u64,
 }
 
 impl FileMeta {
@@ -57,6 +60,7 @@ impl FileMeta {
             #[allow(clippy::useless_conversion)] // nlink is u32 on some architectures
             nlink: u64::from(stat.st_nlink),
             mount_root: false,
+            flags: 0,
         }
     }
 
@@ -75,6 +79,7 @@ impl FileMeta {
             mount_root: stat
                 .stx_attributes
                 .contains(rustix::fs::StatxAttributes::MOUNT_ROOT),
+            flags: crate::attributes::flags_of(stat),
         }
     }
 

@@ -7,6 +7,7 @@
 //! modes share, `realtime` owns inotify; `cluster`, `standalone` and `oneshot` are the modes.
 
 pub mod agent;
+pub mod attributes;
 pub mod cluster;
 pub mod config;
 pub mod diff;

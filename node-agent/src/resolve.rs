@@ -54,6 +54,8 @@ pub struct ResolvedEntity {
     /// recursive.
     pub levels: u32,
     pub exclude: Option<GlobSet>,
+    /// Attributes whose changes are not reported (`ignoreAttributes`).
+    pub ignore_attributes: Vec<kubefim_crds::filechange::ChangedAttribute>,
     /// Changes whenever anything that decides which files belong to the entity, or how they are
     /// hashed, changes; a new fingerprint re-baselines the entity silently.
     pub fingerprint: String,
@@ -211,6 +213,7 @@ pub fn resolve(
         pattern,
         levels,
         exclude,
+        ignore_attributes: entity.ignore_attributes.clone(),
         fingerprint,
     })
 }
@@ -236,6 +239,7 @@ mod tests {
             recursive,
             max_depth,
             exclude: vec![],
+            ignore_attributes: vec![],
         }
     }
 

@@ -290,6 +290,7 @@ fn observe_unit(
         enabled: Some(enabled),
         drop_ins: Vec::new(),
         hidden: false,
+        attributes: None,
     }))
 }
 

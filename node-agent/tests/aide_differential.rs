@@ -8,7 +8,7 @@
 mod common;
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     fs,
     os::unix::fs::{PermissionsExt, symlink},
     path::Path,
@@ -16,8 +16,11 @@ use std::{
 };
 
 use common::{Mounted, assert_root, wait_for_next_second};
+use kubefim_crds::{FileChangeSpec, filechange::ChangedAttribute as A};
 
 const RULE: &str = "p+i+n+u+g+s+m+c+l+ftype+sha256";
+/// With AIDE's attribute checks: its `X` group (acl, selinux, xattrs, e2fsattrs) and caps.
+const ATTRIBUTE_RULE: &str = "p+i+n+u+g+s+m+c+l+ftype+sha256+acl+selinux+xattrs+e2fsattrs+caps";
 
 fn generate(tree: &Path) {
     for d in 0..8 {
@@ -198,11 +201,15 @@ struct Both {
 
 impl Both {
     fn new(dirs: &[&str]) -> Self {
+        Self::with_rule(dirs, RULE)
+    }
+
+    fn with_rule(dirs: &[&str], rule: &str) -> Self {
         let work = tempfile::tempdir().unwrap();
         let host = work.path().join("host");
         let db = work.path().join("aide.db");
         let mut aide = format!(
-            "database_in=file:{db}\ndatabase_out=file:{db}.new\ngzip_dbout=no\nreport_url=stdout\nFIM = {RULE}\n",
+            "database_in=file:{db}\ndatabase_out=file:{db}.new\ngzip_dbout=no\nreport_url=stdout\nFIM = {rule}\n",
             db = db.display()
         );
         let mut kubefim = "apiVersion: kubefim.dev/v1alpha1\nkind: FimWorkspace\nmetadata: {name: diff}\nspec:\n  recommended: {enabled: false}\n  scan: {hashAlgorithm: sha256}\n".to_string();
@@ -256,10 +263,16 @@ impl Both {
     /// What each tool's check reports as changed, as host-view paths; asserts both say
     /// something changed (kubefim: exit 1).
     fn check(&self) -> (BTreeSet<String>, BTreeSet<String>, String) {
+        let (report, changes) = self.check_changes();
+        let aide = aide_changed_paths(&report, &self.host.display().to_string());
+        (aide, changes.into_iter().map(|c| c.path).collect(), report)
+    }
+
+    /// AIDE's check report and kubefim's changes.
+    fn check_changes(&self) -> (String, Vec<FileChangeSpec>) {
         let check = self.aide("--check");
         let report = String::from_utf8_lossy(&check.stdout).into_owned();
         assert_ne!(check.status.code(), Some(0), "aide saw no change:\n{report}");
-        let aide = aide_changed_paths(&report, &self.host.display().to_string());
         let ours = self.agent("check");
         assert_eq!(
             ours.status.code(),
@@ -267,15 +280,11 @@ impl Both {
             "{}",
             String::from_utf8_lossy(&ours.stderr)
         );
-        let kubefim = String::from_utf8_lossy(&ours.stdout)
+        let changes = String::from_utf8_lossy(&ours.stdout)
             .lines()
-            .map(|line| {
-                serde_json::from_str::<kubefim_crds::FileChangeSpec>(line)
-                    .unwrap()
-                    .path
-            })
+            .map(|line| serde_json::from_str::<FileChangeSpec>(line).unwrap())
             .collect();
-        (aide, kubefim, report)
+        (report, changes)
     }
 }
 
@@ -360,4 +369,79 @@ fn kubefim_and_aide_agree_on_an_ancestor_loop_and_a_mount_except_that_covered_fi
         covered.is_subset(&aide_paths),
         "AIDE reports the covered files removed:\n{aide_report}"
     );
+}
+
+/// The attribute checks AIDE's detailed report names for each path (relative to `prefix`),
+/// among ACL, XAttrs, SELinux and E2FSAttrs.
+fn aide_attribute_checks(report: &str, prefix: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut checks: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut path = None;
+    for line in report
+        .lines()
+        .skip_while(|line| !line.starts_with("Detailed information"))
+    {
+        if let Some((_, rest)) = line.split_once(&format!(": {prefix}")) {
+            path = Some(rest.to_string());
+        } else if let (Some(path), Some(check)) = (&path, line.strip_prefix(' ')) {
+            let name = check.split(':').next().unwrap_or_default().trim();
+            if !check.starts_with(' ') && ["ACL", "XAttrs", "SELinux", "E2FSAttrs"].contains(&name) {
+                checks.entry(path.clone()).or_default().insert(name.to_string());
+            }
+        }
+    }
+    checks
+}
+
+/// The same ten attribute changes (setcap, setfattr of user.* and security.* values, one
+/// removed, setfacl of an access and a default ACL, chattr +i and +a): AIDE with its attribute
+/// checks and kubefim report the same paths, and for each path the same kinds, AIDE's XAttrs
+/// standing for kubefim's capabilities, selinux and xattrs (AIDE shows a label in XAttrs where
+/// SELinux is off, as here, and in SELinux where it is on).
+#[test]
+fn kubefim_and_aide_agree_on_capabilities_xattrs_acls_selinux_labels_and_inode_flags() {
+    assert_prerequisites();
+    let both = Both::with_rule(&["/tree"], ATTRIBUTE_RULE);
+    let tree = both.host.join("tree");
+    let _unlock = common::attributes::prepare(&tree);
+    both.init();
+    common::attributes::apply(&tree);
+
+    let (report, changes) = both.check_changes();
+    let aide = aide_attribute_checks(&report, &both.host.display().to_string());
+    let kubefim: BTreeMap<String, BTreeSet<String>> = changes
+        .iter()
+        .map(|change| {
+            let kinds = change
+                .changed_attributes
+                .iter()
+                .filter_map(|a| match a {
+                    A::Capabilities | A::Xattrs => Some("XAttrs"),
+                    A::Selinux if !aide_sees_selinux() => Some("XAttrs"),
+                    A::Selinux => Some("SELinux"),
+                    A::Acl => Some("ACL"),
+                    A::Flags => Some("E2FSAttrs"),
+                    _ => None,
+                })
+                .map(String::from)
+                .collect();
+            (change.path.clone(), kinds)
+        })
+        .collect();
+    assert_eq!(
+        kubefim.len(),
+        common::attributes::mutations().len(),
+        "{changes:#?}"
+    );
+    assert_eq!(aide, kubefim, "AIDE report:\n{report}");
+    let aide_paths = aide_changed_paths(&report, &both.host.display().to_string());
+    assert_eq!(
+        aide_paths,
+        kubefim.keys().cloned().collect(),
+        "AIDE report:\n{report}"
+    );
+}
+
+/// Whether AIDE reads labels through SELinux (the kernel has it enabled).
+fn aide_sees_selinux() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
 }

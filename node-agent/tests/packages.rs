@@ -177,6 +177,47 @@ fn a_change_by_hand_during_the_upgrade_window_is_unexplained() {
     );
 }
 
+/// dpkg records no file capabilities: a capability granted during an upgrade, to a file the
+/// upgrade rewrote, one it left alone, or one it added, is never explained by it.
+#[test]
+fn a_capability_granted_during_an_upgrade_is_never_explained() {
+    common::assert_root("set file capabilities");
+    let (fx, ws, _) = dpkg_fixture(AttributionMode::Summarize);
+    let mut items = v2();
+    items.push(file("/usr/bin/kfnew", "#!/bin/sh\necho new\n"));
+    let upgrade = build_deb(&fx.state.path().join("debs"), "kfdemo", "2.1", &items);
+    dpkg(fx.host.path(), &["-i", upgrade.to_str().unwrap()]);
+    for binary in ["/usr/bin/kfdemo", "/usr/bin/kfhelper", "/usr/bin/kfnew"] {
+        common::attributes::tool("setcap", &["cap_setuid+ep"], &fx.path(binary));
+    }
+    let changes = fx.detect(&ws);
+    let mut bare = unexplained_paths(&changes);
+    bare.sort();
+    assert_eq!(
+        bare,
+        ["/usr/bin/kfdemo", "/usr/bin/kfhelper", "/usr/bin/kfnew"],
+        "{:#?}",
+        paths(&changes)
+    );
+    for (binary, reason) in [
+        (
+            "/usr/bin/kfdemo",
+            "capabilities changed, which kfdemo (dpkg) does not vouch for",
+        ),
+        (
+            "/usr/bin/kfhelper",
+            "capabilities changed, which kfdemo (dpkg) does not vouch for",
+        ),
+        (
+            "/usr/bin/kfnew",
+            "it carries file capabilities cap_setuid+ep, which dpkg does not record for kfdemo",
+        ),
+    ] {
+        let change = only_change(&changes, binary);
+        assert_eq!(change.unexplained.as_deref(), Some(reason), "{change:#?}");
+    }
+}
+
 #[test]
 fn a_file_no_package_owns_changed_during_an_upgrade_names_the_operation_but_is_not_verified() {
     let (fx, ws, second) = dpkg_fixture(AttributionMode::Report);

@@ -281,6 +281,7 @@ impl<'s> Attributor<'s> {
                     return false;
                 };
                 only(&[A::Content, A::Size, A::Mtime, A::Ctime, A::Inode])
+                    && unrecorded_capabilities(change).is_none()
                     && verify::content_matches(self.root, change.path.as_bytes(), expected, reported)
             }
             FileType::Symlink => {
@@ -498,6 +499,11 @@ impl<'s> Attributor<'s> {
                 )
             })
         };
+        if let Some(granted) = unrecorded_capabilities(change) {
+            return Ok(Some(format!(
+                "it carries file capabilities {granted}, which {manager} does not record for {package}"
+            )));
+        }
         let reason = match current.meta.file_type {
             FileType::File => match &owner.digest {
                 None => Some(format!("{manager} records no digest of it for {package}")),
@@ -714,6 +720,17 @@ fn only_times_of_a_directory(change: &Change) -> bool {
 }
 
 /// What repointing a symlink changes.
+/// The file capabilities an added file carries. No package database read here records them
+/// (dpkg has no field for them; rpm's are not read yet), so a package never explains one: a
+/// changed set is an unvouched attribute of a modified file, and an added file with any is
+/// unexplained.
+fn unrecorded_capabilities(change: &Change) -> Option<String> {
+    if change.category != ChangeCategory::Added {
+        return None;
+    }
+    change.current.as_ref()?.attributes.as_ref()?.capabilities()
+}
+
 const REPOINTED: [A; 5] = [A::LinkTarget, A::Size, A::Mtime, A::Ctime, A::Inode];
 
 /// A change of a symlink's target, size, times or inode, and nothing else (or an added one).

@@ -4,7 +4,11 @@
 
 use kubefim_crds::{FileType, HashAlgorithm};
 
-use crate::{hash::Digest, hostfs::FileMeta};
+use crate::{
+    attributes::{Attributes, Value, Xattr},
+    hash::Digest,
+    hostfs::FileMeta,
+};
 
 /// The state of one filesystem object (or unit) as recorded in the baseline.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +25,9 @@ pub struct Record {
     /// Kept while a mount covers it: the host shows something else at its path (or nothing),
     /// and it is neither compared nor reported removed until the mount goes (scan::merge).
     pub hidden: bool,
+    /// Extended attributes and inode flags; None in a record written before they were
+    /// tracked (or for a unit), which no change is reported against.
+    pub attributes: Option<Attributes>,
 }
 
 /// Flags kept in the high bits of the file type byte (old records have them clear).
@@ -70,6 +77,9 @@ fn file_type_from(code: u8) -> Option<FileType> {
 const RECORD_VERSION: u8 = 1;
 /// A unit with drop-ins: length-prefixed link target, then the drop-ins.
 const RECORD_WITH_DROP_INS: u8 = 2;
+/// As with drop-ins, then the attributes: flags, the count not read, and each extended
+/// attribute's name and value (whole, or its digest).
+const RECORD_WITH_ATTRIBUTES: u8 = 3;
 
 fn put_digest(out: &mut Vec<u8>, digest: Option<&Digest>) {
     match digest {
@@ -100,10 +110,10 @@ impl Record {
     pub fn encode(&self) -> Vec<u8> {
         let m = &self.meta;
         let mut out = Vec::with_capacity(96 + self.link_target.as_ref().map_or(0, Vec::len));
-        out.push(if self.drop_ins.is_empty() {
-            RECORD_VERSION
-        } else {
-            RECORD_WITH_DROP_INS
+        out.push(match (&self.attributes, self.drop_ins.is_empty()) {
+            (Some(_), _) => RECORD_WITH_ATTRIBUTES,
+            (None, true) => RECORD_VERSION,
+            (None, false) => RECORD_WITH_DROP_INS,
         });
         out.push(
             file_type_code(m.file_type)
@@ -125,7 +135,7 @@ impl Record {
             Some(true) => 2,
         });
         put_digest(&mut out, self.digest.as_ref());
-        if self.drop_ins.is_empty() {
+        if self.drop_ins.is_empty() && self.attributes.is_none() {
             if let Some(target) = &self.link_target {
                 out.extend_from_slice(target);
             }
@@ -142,13 +152,38 @@ impl Record {
             put_digest(&mut out, drop_in.digest.as_ref());
             put_bytes(&mut out, drop_in.link_target.as_deref());
         }
+        if let Some(attributes) = &self.attributes {
+            out.extend_from_slice(&attributes.flags.to_le_bytes());
+            out.extend_from_slice(&attributes.not_read.to_le_bytes());
+            out.extend_from_slice(
+                &u32::try_from(attributes.xattrs.len())
+                    .unwrap_or(u32::MAX)
+                    .to_le_bytes(),
+            );
+            for xattr in &attributes.xattrs {
+                put_bytes(&mut out, Some(&xattr.name));
+                match &xattr.value {
+                    Value::Whole(bytes) => {
+                        out.push(0);
+                        put_bytes(&mut out, Some(bytes));
+                    }
+                    Value::Digest(digest) => {
+                        out.push(1);
+                        out.extend_from_slice(digest);
+                    }
+                }
+            }
+        }
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let mut cursor = Cursor(bytes);
         let version = cursor.u8()?;
-        if version != RECORD_VERSION && version != RECORD_WITH_DROP_INS {
+        if !matches!(
+            version,
+            RECORD_VERSION | RECORD_WITH_DROP_INS | RECORD_WITH_ATTRIBUTES
+        ) {
             return None;
         }
         let type_byte = cursor.u8()?;
@@ -169,10 +204,10 @@ impl Record {
             _ => return None,
         };
         let digest = cursor.digest()?;
-        let (link_target, drop_ins) = if version == RECORD_VERSION {
+        let (link_target, drop_ins, attributes) = if version == RECORD_VERSION {
             // Symlinks and masked or aliased units carry a target; an empty tail means none.
             let link = (!cursor.0.is_empty() || file_type == FileType::Symlink).then(|| cursor.0.to_vec());
-            (link, Vec::new())
+            (link, Vec::new(), None)
         } else {
             let link = cursor.bytes()?;
             let count = usize::try_from(cursor.u32()?).ok()?;
@@ -189,10 +224,14 @@ impl Record {
                     link_target: cursor.bytes()?,
                 });
             }
+            let attributes = match version {
+                RECORD_WITH_ATTRIBUTES => Some(cursor.attributes()?),
+                _ => None,
+            };
             if !cursor.0.is_empty() {
                 return None;
             }
-            (link, drop_ins)
+            (link, drop_ins, attributes)
         };
         Some(Self {
             meta: FileMeta {
@@ -207,6 +246,7 @@ impl Record {
                 dev,
                 nlink,
                 mount_root: type_byte & MOUNT_ROOT != 0,
+                flags: attributes.as_ref().map_or(0, |a| a.flags),
             },
             link_target,
             digest,
@@ -214,6 +254,7 @@ impl Record {
             enabled,
             drop_ins,
             hidden: type_byte & HIDDEN != 0,
+            attributes,
         })
     }
 }
@@ -253,6 +294,30 @@ impl<'a> Cursor<'a> {
             _ => return None,
         })
     }
+    fn attributes(&mut self) -> Option<Attributes> {
+        let flags = self.u64()?;
+        let not_read = self.u32()?;
+        let count = usize::try_from(self.u32()?).ok()?;
+        // Each attribute takes at least 7 bytes: a count beyond what is left is corrupt.
+        if count > self.0.len() / 7 {
+            return None;
+        }
+        let mut xattrs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name = self.bytes()??;
+            let value = match self.u8()? {
+                0 => Value::Whole(self.bytes()??),
+                1 => Value::Digest(self.take(32)?.try_into().ok()?),
+                _ => return None,
+            };
+            xattrs.push(Xattr { name, value });
+        }
+        Some(Attributes {
+            flags,
+            xattrs,
+            not_read,
+        })
+    }
     /// Optional length-prefixed bytes: Some(None) when absent, None when corrupt.
     fn bytes(&mut self) -> Option<Option<Vec<u8>>> {
         Some(match self.u8()? {
@@ -284,6 +349,7 @@ mod tests {
                 dev: 42,
                 nlink: 3,
                 mount_root: false,
+                flags: 0,
             },
             link_target: link.map(<[u8]>::to_vec),
             digest: Some(Digest {
@@ -294,7 +360,44 @@ mod tests {
             enabled: Some(true),
             drop_ins: Vec::new(),
             hidden: false,
+            attributes: None,
         }
+    }
+
+    #[test]
+    fn attributes_round_trip_with_every_layout_and_every_truncation_is_refused() {
+        let mut file = record(FileType::File, None);
+        file.meta.flags = 0x10;
+        file.attributes = Some(Attributes {
+            flags: 0x10,
+            xattrs: vec![
+                Xattr {
+                    name: b"security.capability".to_vec(),
+                    value: Value::Whole(vec![
+                        1, 0, 0, 2, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                    ]),
+                },
+                Xattr {
+                    name: b"user.\xff".to_vec(),
+                    value: Value::Digest([9; 32]),
+                },
+            ],
+            not_read: 3,
+        });
+        let mut link = record(FileType::Symlink, Some(b"target"));
+        link.attributes = Some(Attributes::default());
+        for original in [file, link] {
+            let bytes = original.encode();
+            assert_eq!(bytes[0], RECORD_WITH_ATTRIBUTES);
+            assert_eq!(Record::decode(&bytes).as_ref(), Some(&original));
+            for cut in 0..bytes.len() {
+                assert_eq!(Record::decode(&bytes[..cut]), None, "cut at {cut}");
+            }
+        }
+        // A record from before attributes were tracked keeps its layout and decodes to none.
+        let old = record(FileType::File, None);
+        assert_eq!(old.encode()[0], RECORD_VERSION);
+        assert_eq!(Record::decode(&old.encode()).unwrap().attributes, None);
     }
 
     #[test]

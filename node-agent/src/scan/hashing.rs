@@ -14,6 +14,7 @@ use super::{
 };
 use crate::{
     Result,
+    attributes::{self, Attributes},
     config::Settings,
     diff::Change,
     hash::{self, HashLimits, Hashed},
@@ -25,10 +26,18 @@ use crate::{
 /// What hashing a step produced (None: nothing to hash).
 type HashResult = Option<std::result::Result<Hashed, FsErrorKind>>;
 
+/// What the thread pool read of one step: its content, and its extended attributes (None:
+/// the stored ones stand).
+#[derive(Default)]
+struct Work {
+    hashed: HashResult,
+    attributes: Option<std::result::Result<Attributes, rustix::io::Errno>>,
+}
+
 /// A batch being hashed on the thread pool, or one with nothing to hash.
 enum InFlight {
-    Hashing(std::sync::mpsc::Receiver<(Vec<Step>, Vec<HashResult>)>),
-    Ready(Vec<Step>, Vec<HashResult>),
+    Hashing(std::sync::mpsc::Receiver<(Vec<Step>, Vec<Work>)>),
+    Ready(Vec<Step>, Vec<Work>),
 }
 
 /// Batches handed to the thread pool and not yet recorded: enough that a large file at the end
@@ -97,36 +106,38 @@ fn start(scan: &EntityScan<'_>, batch: Vec<Step>) -> InFlight {
     let settings = scan.settings;
     let keeps_content = scan.entity.entity_type == EntityType::FileContent;
     let wanted = |step: &Step| match step {
-        Step::Compare(old, HostObject::File(entry)) => needs_hash(entry, old.as_ref(), &settings, now),
+        Step::Compare(old, HostObject::File(entry)) => {
+            needs_hash(entry, old.as_ref(), &settings, now) || needs_attributes(entry, old.as_ref())
+        }
         _ => false,
     };
     if !batch.iter().any(wanted) {
-        let nothing = batch.iter().map(|_| None).collect();
+        let nothing = batch.iter().map(|_| Work::default()).collect();
         return InFlight::Ready(batch, nothing);
     }
     let (sender, results) = std::sync::mpsc::channel();
     let throttle = scan.throttle.clone();
     rayon::spawn(move || {
-        let hashed: Vec<HashResult> = batch
+        let hashed: Vec<Work> = batch
             .par_iter()
             .map(|step| match step {
-                Step::Compare(old, HostObject::File(entry))
-                    if needs_hash(entry, old.as_ref(), &settings, now) =>
-                {
-                    // The content of a secret is never kept, so it can never be diffed.
-                    let limits = HashLimits {
-                        keep_content_up_to: (keeps_content && !record::withheld(&settings, &entry.path()))
+                Step::Compare(old, HostObject::File(entry)) => {
+                    let hash = needs_hash(entry, old.as_ref(), &settings, now);
+                    let hashed = hash.then(|| {
+                        // The content of a secret is never kept, so it can never be diffed.
+                        let limits = HashLimits {
+                            keep_content_up_to: (keeps_content
+                                && !record::withheld(&settings, &entry.path()))
                             .then_some(settings.content_max),
-                        ..settings.limits
-                    };
-                    Some(hash::hash_file(
-                        &entry.parent,
-                        &entry.name,
-                        limits,
-                        throttle.as_deref(),
-                    ))
+                            ..settings.limits
+                        };
+                        hash::hash_file(&entry.parent, &entry.name, limits, throttle.as_deref())
+                    });
+                    let attributes = (hash || needs_attributes(entry, old.as_ref()))
+                        .then(|| attributes::read(&entry.parent, &entry.name, entry.meta.flags));
+                    Work { hashed, attributes }
                 }
-                _ => None,
+                _ => Work::default(),
             })
             .collect();
         let _ = sender.send((batch, hashed));
@@ -138,20 +149,20 @@ fn start(scan: &EntityScan<'_>, batch: Vec<Step>) -> InFlight {
 fn record_batch(
     scan: &mut EntityScan<'_>,
     batch: Vec<Step>,
-    hashed: Vec<HashResult>,
+    work: Vec<Work>,
     tables: &mut Tables<'_, '_>,
     sink: &mut dyn FnMut(Change),
 ) -> Result<()> {
     let now = scan.now.as_second();
     let settings = scan.settings;
-    for (step, hashed) in batch.into_iter().zip(hashed) {
+    for (step, Work { hashed, attributes }) in batch.into_iter().zip(work) {
         match step {
             Step::Removed(key, old) => record::removed(scan, key, old, tables, sink)?,
             Step::Hidden(key, old) => record::hidden(key, old, tables)?,
             Step::Compare(old, HostObject::Unit { key, record }) => {
                 let current = CurrentState {
                     key,
-                    record,
+                    record: *record,
                     digest_known: true,
                     content: None,
                 };
@@ -166,6 +177,31 @@ fn record_batch(
                     enabled: None,
                     drop_ins: Vec::new(),
                     hidden: false,
+                    attributes: None,
+                };
+                record.attributes = match attributes {
+                    Some(Ok(read)) => {
+                        if old.as_ref().is_some_and(|o| o.attributes.is_none()) {
+                            scan.outcome.first_attributes += 1;
+                        }
+                        Some(read)
+                    }
+                    // Unchanged since they were read (a change to them moves the ctime): the
+                    // stored ones stand, with the flags statx gave now.
+                    None => old
+                        .as_ref()
+                        .and_then(|o| o.attributes.clone())
+                        .map(|kept| Attributes {
+                            flags: entry.meta.flags,
+                            ..kept
+                        }),
+                    Some(Err(errno)) => {
+                        let kind = FsErrorKind::from_errno(errno);
+                        if kind != FsErrorKind::Vanished {
+                            *scan.outcome.errors.entry(kind.reason()).or_default() += 1;
+                        }
+                        old.as_ref().and_then(|o| o.attributes.clone())
+                    }
                 };
                 let mut content = None;
                 let mut digest_known = true;
@@ -176,6 +212,7 @@ fn record_batch(
                         // The open's fstat cannot tell a mount root; the walk's statx did.
                         record.meta = FileMeta {
                             mount_root: entry.meta.mount_root,
+                            flags: entry.meta.flags,
                             ..hashed.meta
                         };
                         record.digest = hashed.digest;
@@ -225,6 +262,13 @@ fn record_batch(
         }
     }
     Ok(())
+}
+
+/// Whether the stored extended attributes cannot be reused for this entry: it is new, was
+/// recorded before they were tracked, or its inode or times moved (setting or removing one
+/// moves the ctime). `needs_hash` (rehashEvery) reads them again too.
+fn needs_attributes(entry: &WalkEntry, old: Option<&Record>) -> bool {
+    old.is_none_or(|old| old.attributes.is_none() || !old.meta.same_identity_and_times(&entry.meta))
 }
 
 /// Whether the stored digest cannot be reused for this entry.

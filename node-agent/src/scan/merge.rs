@@ -33,7 +33,7 @@ pub(super) const BATCH: usize = 512;
 /// An object on the host, as the walk or the unit listing found it.
 pub(super) enum HostObject {
     File(WalkEntry),
-    Unit { key: Vec<u8>, record: Record },
+    Unit { key: Vec<u8>, record: Box<Record> },
 }
 
 impl HostObject {
@@ -98,7 +98,7 @@ pub(super) fn observe<'r, 'scope>(
                 let key = unit.name.into_bytes();
                 let object = HostObject::Unit {
                     key: key.clone(),
-                    record: unit.record,
+                    record: Box::new(unit.record),
                 };
                 (key, Found::Object(object))
             }))

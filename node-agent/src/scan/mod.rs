@@ -68,6 +68,9 @@ pub struct EntityOutcome {
     pub errors: BTreeMap<&'static str, u64>,
     /// Entries of the baseline a mount covers: kept, neither compared nor reported removed.
     pub hidden: u64,
+    /// Stored records from before attributes were tracked whose attributes this scan read
+    /// for the first time: taken as they are, no change reported.
+    pub first_attributes: u64,
 }
 
 impl EntityOutcome {
@@ -90,6 +93,7 @@ impl EntityOutcome {
             baselined: false,
             errors: BTreeMap::new(),
             hidden: 0,
+            first_attributes: 0,
         }
     }
 }
@@ -433,6 +437,14 @@ impl Scanner<'_> {
             }
         }
         self.scan_entity_in(scan, snapshot, update, None, sink)?;
+        if scan.outcome.first_attributes > 0 {
+            tracing::info!(
+                entity = %scan.outcome.name,
+                records = scan.outcome.first_attributes,
+                "baseline records from before capabilities, xattrs, ACLs, SELinux labels and inode flags were tracked: read now and taken as they are, no change reported; from the next scan on they are compared{}",
+                if scan.mode == ScanMode::Check { " (check stores nothing: run update to keep them)" } else { "" }
+            );
+        }
         if scan.outcome.matched_nothing() {
             scan.outcome.message = Some(format!(
                 "path {} matches nothing on this node",

@@ -171,7 +171,8 @@ pub(super) fn observed(
             );
         }
         Some(previous) => {
-            let changed = diff::changed_attributes(previous, &reported);
+            let mut changed = diff::changed_attributes(previous, &reported);
+            changed.retain(|a| !scan.entity.ignore_attributes.contains(a));
             if !changed.is_empty() && !scan.silent {
                 let content_diff = match &content {
                     Some(new) if changed.contains(&ChangedAttribute::Content) => {

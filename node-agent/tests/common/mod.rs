@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses part of it
 
+pub mod attributes;
 pub mod node;
 pub mod packaging;
 
@@ -98,6 +99,7 @@ pub fn entity(name: &str, entity_type: EntityType, path: &str, recursive: bool) 
         recursive,
         max_depth: None,
         exclude: vec![],
+        ignore_attributes: vec![],
     }
 }
 
