@@ -179,12 +179,33 @@ pub fn render_change(change: &FileChange, width: usize) -> String {
         "hash",
         "hashAlgorithm",
         "enabled",
+        "capabilities",
+        "acl",
+        "defaultAcl",
+        "selinux",
+        "xattrs",
+        "xattrsNotRead",
+        "flags",
     ];
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::Null => "-".to_string(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    fn text(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::Null => "-".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            // Flags by name; xattrs as name=digest (the value itself is never in the API).
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|item| match (item.get("name"), item.get("digest")) {
+                    (Some(name), Some(digest)) => {
+                        let digest = text(digest);
+                        format!("{}={}…", text(name), digest.get(..16).unwrap_or(&digest))
+                    }
+                    _ => text(item),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        }
+    }
     let changed: Vec<String> = spec
         .changed_attributes
         .iter()

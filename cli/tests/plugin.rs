@@ -309,6 +309,26 @@ fn the_dashboard_and_the_change_view_show_what_matters() {
         shown.contains("mode*") && shown.contains("0644") && shown.contains("0600"),
         "{shown}"
     );
+    let mut setcap = sample()[0].clone();
+    let current = setcap.spec.current.as_mut().unwrap();
+    current.capabilities = Some("cap_setuid+ep".into());
+    current.flags = vec!["immutable".into()];
+    current.xattrs = vec![kubefim_crds::filechange::XattrState {
+        name: "user.origin".into(),
+        digest: "0123456789abcdef0123".into(),
+        decoded: None,
+    }];
+    let shown = commands::render_change(&setcap, 120);
+    for row in [
+        "capabilities*",
+        "cap_setuid+ep",
+        "flags*",
+        "immutable",
+        "xattrs*",
+        "user.origin=0123456789abcdef…",
+    ] {
+        assert!(shown.contains(row), "{row} in\n{shown}");
+    }
     let entities = commands::render_entities(&workspace, &[], 200);
     assert!(
         entities.contains("usr-bin") && entities.contains("reg-run"),

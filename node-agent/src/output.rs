@@ -4,7 +4,7 @@
 
 use std::{fmt::Write as _, io::Write};
 
-use kubefim_crds::{AttributionKind, ChangeCategory, nodestatus::EntityState};
+use kubefim_crds::{AttributionKind, ChangeCategory, FileState, nodestatus::EntityState};
 
 use crate::{
     Error, Result,
@@ -217,6 +217,7 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
                 continue;
             };
             let _ = writeln!(out, "\nPath: {}", escape_controls(&change.path, false));
+            let xattrs = xattr_row(&before, &after);
             let rows = [
                 ("Size", before.size.to_string(), after.size.to_string()),
                 ("Perm", before.mode, after.mode),
@@ -236,6 +237,28 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
                     after.hash.unwrap_or_default(),
                 ),
                 ("Enabled", fmt_opt(before.enabled), fmt_opt(after.enabled)),
+                (
+                    "Caps",
+                    before.capabilities.unwrap_or_default(),
+                    after.capabilities.unwrap_or_default(),
+                ),
+                (
+                    "ACL",
+                    before.acl.unwrap_or_default(),
+                    after.acl.unwrap_or_default(),
+                ),
+                (
+                    "DefACL",
+                    before.default_acl.unwrap_or_default(),
+                    after.default_acl.unwrap_or_default(),
+                ),
+                (
+                    "SELinux",
+                    before.selinux.unwrap_or_default(),
+                    after.selinux.unwrap_or_default(),
+                ),
+                xattrs,
+                ("Flags", before.flags.join(","), after.flags.join(",")),
             ];
             for (name, old, new) in rows {
                 if old != new {
@@ -280,6 +303,37 @@ pub fn render_text(verb: &str, node: &str, outcomes: &[ScanOutcome], changes: &[
         let _ = writeln!(out, "\nEntities with problems:\n{}", problems.join("\n"));
     }
     out
+}
+
+/// The extended attributes that differ (other than those with rows of their own), each as
+/// its name and the start of its value's digest (and its decoding, when known), with the count
+/// of those not read.
+fn xattr_row(before: &FileState, after: &FileState) -> (&'static str, String, String) {
+    const OWN_ROWS: [&str; 4] = [
+        "security.capability",
+        "system.posix_acl_access",
+        "system.posix_acl_default",
+        "security.selinux",
+    ];
+    let differing = |one: &FileState, other: &FileState| -> String {
+        let mut shown: Vec<String> = one
+            .xattrs
+            .iter()
+            .filter(|x| !OWN_ROWS.contains(&x.name.as_str()) && !other.xattrs.contains(x))
+            .map(|x| {
+                let digest = x.digest.get(..16).unwrap_or(&x.digest);
+                match &x.decoded {
+                    Some(decoded) => format!("{}={digest}… ({decoded})", x.name),
+                    None => format!("{}={digest}…", x.name),
+                }
+            })
+            .collect();
+        if one.xattrs_not_read != other.xattrs_not_read {
+            shown.push(format!("{} not read", one.xattrs_not_read));
+        }
+        shown.join(", ")
+    };
+    ("XAttrs", differing(before, after), differing(after, before))
 }
 
 fn fmt_opt(value: Option<bool>) -> String {

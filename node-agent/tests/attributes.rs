@@ -68,6 +68,21 @@ impl Host {
         )
     }
 
+    /// `check`'s readable report.
+    fn report(&self) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_kubefim-agent"))
+            .args(["check", "--node-name", "attrs", "--config"])
+            .arg(self.work.path().join("config.yaml"))
+            .arg("--host-root")
+            .arg(self.work.path().join("host"))
+            .arg("--state-dir")
+            .arg(self.state())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     fn init(&self) {
         let (code, changes, log) = self.agent("init");
         assert_eq!(code, Some(0), "{log}");
@@ -126,6 +141,37 @@ fn check_reports_each_attribute_change_by_its_kind_with_its_decoded_value() {
         rewritten.current.as_ref().unwrap().xattrs[0].decoded,
         None,
         "a user xattr's value is never shown"
+    );
+
+    // The readable report shows each value before and after, as AIDE's detailed section does.
+    let report = host.report();
+    let detail = |path: &str| -> String {
+        let start = report
+            .find(&format!("Path: {}", host.srv().join(path).display()))
+            .or_else(|| report.find(&format!("Path: /srv/{path}\n")))
+            .unwrap_or_else(|| panic!("no detail of {path}:\n{report}"));
+        let rest = &report[start..];
+        rest[..rest[1..].find("\nPath: ").map_or(rest.len(), |end| end + 1)].to_string()
+    };
+    for (path, row, value) in [
+        ("tool", "Caps    :", "cap_setuid+ep"),
+        ("labeled", "SELinux :", "system_u:object_r:shadow_t:s0"),
+        ("shared", "ACL     :", "user:1234:rw-"),
+        ("inherits", "DefACL  :", "user:1234:r-x"),
+        ("locked", "Flags   :", "immutable"),
+        ("journal", "Flags   :", "append"),
+        ("signed", "XAttrs  :", "(digest sha256:aaaa"),
+        ("noted", "XAttrs  :", "user.origin="),
+    ] {
+        let detail = detail(path);
+        assert!(
+            detail.contains(row) && detail.contains(value),
+            "{path}: {row} {value} in\n{detail}"
+        );
+    }
+    assert!(
+        !report.contains("rewritten"),
+        "a user xattr's value is never printed"
     );
 }
 
