@@ -86,6 +86,94 @@ pub struct FileChangeSpec {
     /// content does not match the digest dpkg records for coreutils".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unexplained: Option<String>,
+    /// Realtime changes of a workspace with `scan.actors: On`: the process that made the
+    /// change, as fanotify and /proc on the node named it. Each part is absent when it could
+    /// not be learned; the whole is absent when no event named a process (a scheduled scan, an
+    /// event queue overflow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+}
+
+/// The process behind a change.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    /// Its process id in the node's PID namespace.
+    pub pid: u32,
+    /// The path of its executable, as its own mount namespace sees it (a container's path
+    /// inside the container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
+    /// Its name as the kernel keeps it (`comm`, at most 15 bytes): known for a moment after
+    /// it exited, when its executable and command line no longer are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its command line, arguments joined by spaces, cut at 1 KiB (ending in `…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_line: Option<String>,
+    /// Its real user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The user name of `uid` in the node's /etc/passwd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Its real group id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// The user id of its login session (audit loginuid), kept across su and sudo: who logged
+    /// in. Absent for processes no login started (daemons, containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_uid: Option<u32>,
+    /// Its audit session id, when it belongs to a login session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<u32>,
+    /// Its parent's process id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_pid: Option<u32>,
+    /// Its parent's executable (a shell, sshd, containerd-shim...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_executable: Option<String>,
+    /// Its cgroup path (the unified hierarchy's, or the first of cgroup v1's that names a
+    /// container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// The container it runs in, from its cgroup path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ActorContainer>,
+    /// The pod of that container: its uid from the cgroup path, its namespace and name from the
+    /// API server (pods of the agent's own node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<ActorPod>,
+    /// The process had exited before it could be read: only what is given was learned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exited: bool,
+}
+
+/// A container, as its runtime names it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorContainer {
+    /// The container id (64 hex digits).
+    pub id: String,
+    /// containerd, cri-o or docker, as the cgroup path names it; absent where it names the
+    /// container by its id alone (containerd and Docker under the cgroupfs driver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+}
+
+/// A pod.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorPod {
+    /// The pod's uid, as its cgroup path names it.
+    pub uid: String,
+    /// Its namespace; absent when the API server had no pod of that uid on this node (gone,
+    /// or not asked: standalone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Its name; absent as the namespace is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// What explains a change.

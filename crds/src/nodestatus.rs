@@ -143,6 +143,27 @@ pub struct RealtimeStatus {
     /// Why realtime detection is degraded (queue overflow, watch limit); scans go on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub degraded_reason: Option<String>,
+    /// Whether realtime changes name their process: Off (no workspace asks), Active, or
+    /// Unavailable (asked, but fanotify could not be used; `actorsReason` says why).
+    #[serde(default)]
+    pub actors: ActorsState,
+    /// Why actors are Unavailable, or where they cannot be learned while Active (a
+    /// filesystem fanotify cannot mark).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actors_reason: Option<String>,
+    /// fanotify events lost to a queue overflow since the agent started: changes made then
+    /// carry no actor.
+    #[serde(default)]
+    pub actor_events_lost: u64,
+}
+
+/// Whether actors are learned on a node.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ActorsState {
+    #[default]
+    Off,
+    Active,
+    Unavailable,
 }
 
 /// The state of one entity on this node.

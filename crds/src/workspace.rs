@@ -154,6 +154,23 @@ pub struct ScanSpec {
     #[schemars(length(max = 32))]
     #[x_kube(validation = size_rule("scan.maxReadRate"))]
     pub max_read_rate: Option<String>,
+
+    /// Name the process behind each change seen in realtime (its pid, executable, command
+    /// line, user, login session, container and pod), from fanotify and /proc on the node. On
+    /// only where the agent runs with what fanotify needs (the chart's `agent.actors.enabled`:
+    /// CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH and the host's PID namespace); the
+    /// node's FimNodeStatus says whether it is active. Changes found by a scheduled scan carry
+    /// no actor: nothing saw them happen.
+    #[serde(default)]
+    pub actors: ActorsMode,
+}
+
+/// Whether realtime changes name the process that made them.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ActorsMode {
+    #[default]
+    Off,
+    On,
 }
 
 impl Default for ScanSpec {
@@ -165,6 +182,7 @@ impl Default for ScanSpec {
             hash_algorithm: HashAlgorithm::default(),
             max_hash_size: default_max_hash_size(),
             max_read_rate: None,
+            actors: ActorsMode::Off,
         }
     }
 }
