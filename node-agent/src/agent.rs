@@ -64,6 +64,7 @@ impl Agent {
     /// Runs `scan` with a sink that prints each change as a JSON line and counts it.
     fn print_changes(
         &self,
+        actors: Option<&dyn crate::actors::ActorSource>,
         scan: impl FnOnce(&Scanner<'_>, &mut dyn FnMut(Change)) -> Result<ScanOutcome>,
     ) -> Result<ScanOutcome> {
         let scanner = Scanner {
@@ -72,6 +73,7 @@ impl Agent {
             env: &crate::env_var,
             outbox: self.outbox.as_ref(),
             walkers: crate::resources::walk_threads(),
+            actors,
         };
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
@@ -129,8 +131,9 @@ impl Agent {
     }
 
     fn full_scan(&self, workspace: &WorkspaceConfig, source: ChangeSource) -> Result<ScanOutcome> {
-        let outcome =
-            self.print_changes(|scanner, sink| scanner.scan(workspace, ScanMode::Detect, source, sink))?;
+        let outcome = self.print_changes(None, |scanner, sink| {
+            scanner.scan(workspace, ScanMode::Detect, source, sink)
+        })?;
         self.metrics.record_scan(&outcome);
         log_scan(&outcome);
         Ok(outcome)
@@ -169,6 +172,7 @@ impl Agent {
         workspaces: &[WorkspaceConfig],
         watcher: &Mutex<Watcher>,
         signal: Signal,
+        actors: Option<&crate::actors::Actors>,
     ) -> Result<()> {
         let _serial = lock(&self.scan_lock);
         self.wait_for_package_operations();
@@ -200,7 +204,8 @@ impl Agent {
                     }
                 }
             }
-            let outcome = self.print_changes(|scanner, sink| {
+            let actors = actors.map(|a| a as &dyn crate::actors::ActorSource);
+            let outcome = self.print_changes(actors, |scanner, sink| {
                 scanner.scan_targets(ws, &entity, &keys, ChangeSource::Realtime, sink)
             })?;
             self.metrics.record_partial(&outcome);

@@ -36,6 +36,8 @@ pub struct Change {
     pub mount: Option<MountedFilesystem>,
     /// Why no package operation explains it, when the package databases know its path.
     pub unexplained: Option<String>,
+    /// The process that made it (realtime, actors on).
+    pub actor: Option<kubefim_crds::filechange::Actor>,
 }
 
 /// A unified diff, possibly cut short.
@@ -255,6 +257,7 @@ impl Change {
             changed_drop_ins: changed_drop_ins(self.previous.as_ref(), self.current.as_ref()),
             mount: self.mount.clone(),
             unexplained: self.unexplained.clone(),
+            actor: self.actor.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! one owner of where they are kept. `agent` runs scans for every mode, `schedule` is the loop the long-running
 //! modes share, `realtime` owns inotify; `cluster`, `standalone` and `oneshot` are the modes.
 
+pub mod actors;
 pub mod agent;
 pub mod attributes;
 pub mod cluster;
@@ -31,6 +32,7 @@ pub mod services;
 pub mod standalone;
 pub mod stop;
 pub mod store;
+pub mod sys;
 pub mod walk;
 
 use std::{

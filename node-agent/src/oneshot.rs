@@ -193,6 +193,7 @@ pub fn run(command: Command, options: &Options, out: &mut dyn Write, err: &mut d
         env: &crate::env_var,
         outbox: (command == Command::Update).then_some(&policy),
         walkers: crate::resources::walk_threads(),
+        actors: None,
     };
     let mode = match command {
         Command::Init => ScanMode::Init,

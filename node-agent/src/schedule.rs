@@ -220,10 +220,11 @@ pub async fn run_loop(
                 Some(first) = events.recv(), if realtime.is_some() => {
                     let batch = realtime::debounce(first, &mut events).await;
                     let Some(watcher) = realtime.as_ref().map(|r| r.watcher.clone()) else { continue };
+                    let actors = realtime.as_ref().and_then(|r| r.actors.clone());
                     let (task_agent, task_workspaces) = (agent.clone(), workspaces.clone());
                     let scan = crate::resources::on_scan_thread(move || {
                         let signal = lock(&watcher).interpret(&batch);
-                        task_agent.realtime_scan(&task_workspaces, &watcher, signal)
+                        task_agent.realtime_scan(&task_workspaces, &watcher, signal, actors.as_deref())
                     });
                     match scan.await {
                         Ok(Ok(())) => {}

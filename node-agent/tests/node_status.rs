@@ -170,7 +170,9 @@ async fn counts_follow_a_realtime_change_without_waiting_for_a_full_scan() {
         (WorkspaceKey::new("fim", "prod"), "app".to_string()),
         BTreeSet::from([b"srv\0app.conf".to_vec()]),
     );
-    node.agent.realtime_scan(&[prod()], &watcher, signal).unwrap();
+    node.agent
+        .realtime_scan(&[prod()], &watcher, signal, None)
+        .unwrap();
     tokio::time::timeout(Duration::from_secs(1), node.agent.changes_seen.notified())
         .await
         .expect("a realtime change asks for a status refresh");

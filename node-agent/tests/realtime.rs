@@ -528,3 +528,243 @@ fn attribute_changes_are_seen_between_scans_by_their_kind_and_inode_flags_by_the
         judge(mutation, &change.changed_attributes, change.current.as_ref()).unwrap();
     }
 }
+
+/// A work directory whose workspace names the actors of its changes.
+fn work_dir_with_actors() -> tempfile::TempDir {
+    let work = work_dir();
+    let config = CONFIG.replace("scan: {interval: 1h}", "scan: {interval: 1h, actors: On}");
+    assert_ne!(config, CONFIG);
+    fs::write(work.path().join("config.yaml"), config).unwrap();
+    work
+}
+
+/// Runs `script` with sh (as `prefix` says, such as setpriv), waits for it, returns its pid.
+fn shell(prefix: &[&str], script: &str) -> u32 {
+    let (program, args) = match prefix.split_first() {
+        Some((program, args)) => (*program, args.to_vec()),
+        None => ("sh", vec![]),
+    };
+    let mut command = Command::new(program);
+    command.args(args);
+    if !prefix.is_empty() {
+        command.arg("sh");
+    }
+    let mut child = command.args(["-c", script]).spawn().unwrap();
+    let pid = child.id();
+    assert!(child.wait().unwrap().success(), "{script}");
+    pid
+}
+
+#[test]
+fn with_actors_on_a_shells_write_names_its_pid_executable_command_line_and_user() {
+    assert_root("use fanotify");
+    let host = host_with_tree();
+    // Names come from the host root's passwd, not the agent's.
+    fs::create_dir_all(host.path().join("etc")).unwrap();
+    let work = work_dir_with_actors();
+    let agent = Agent::start(host.path(), work.path(), &[]);
+    assert!(
+        agent
+            .startup
+            .iter()
+            .any(|l| l.contains("actors of realtime changes") && l.contains("Active")),
+        "{:#?}",
+        agent.startup
+    );
+    let file = host.path().join("srv/existing");
+    let sh = fs::canonicalize("/bin/sh").unwrap();
+    fs::write(
+        host.path().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nhostnobody:x:65534:65534::/:/bin/false\n",
+    )
+    .unwrap();
+
+    // A shell that stays a moment after its write, as an interactive one does.
+    let script = format!("echo x >> {}; sleep 1", file.display());
+    let pid = shell(&[], &script);
+    let actor = agent
+        .expect("/srv/existing", C::Modified)
+        .actor
+        .expect("an actor");
+    assert_eq!(actor.pid, pid);
+    assert_eq!(actor.executable.as_deref(), sh.to_str());
+    assert_eq!(actor.command_line, Some(format!("sh -c {script}")));
+    assert_eq!(
+        (actor.uid, actor.user.as_deref(), actor.name.as_deref()),
+        (Some(0), Some("root"), Some("sh"))
+    );
+    assert_eq!(actor.parent_pid, Some(std::process::id()), "the test started it");
+    assert_eq!(
+        actor.parent_executable,
+        std::env::current_exe().ok().map(|p| p.display().to_string())
+    );
+    assert!(!actor.exited);
+
+    // Another user's write (nobody, through setpriv).
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
+    agent.expect("/srv/existing", C::Modified);
+    let pid = shell(
+        &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+        &format!("echo y >> {}; sleep 1", file.display()),
+    );
+    let actor = agent
+        .expect("/srv/existing", C::Modified)
+        .actor
+        .expect("an actor");
+    assert_eq!((actor.pid, actor.uid, actor.gid), (pid, Some(65534), Some(65534)));
+    assert_eq!(actor.user.as_deref(), Some("hostnobody"));
+
+    // A shell gone the moment it wrote, and reaped at once: its pid, and that it had exited
+    // before it could be read, unless the agent won the race (then all of it).
+    let pid = shell(&[], &format!("echo z >> {}", file.display()));
+    let actor = agent
+        .expect("/srv/existing", C::Modified)
+        .actor
+        .expect("an actor");
+    assert_eq!(actor.pid, pid);
+    assert!(
+        (actor.executable.as_deref() == sh.to_str() && actor.uid == Some(0)) || actor.exited,
+        "{actor:#?}"
+    );
+}
+
+/// A cgroup made as the kubelet names a pod's container's; removed when dropped.
+struct PodCgroup(std::path::PathBuf);
+
+impl PodCgroup {
+    fn new(relative: &str) -> Self {
+        // cgroup v1's pids hierarchy where there is one (this machine), else the unified one.
+        let base = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.join("cgroup.procs").exists())
+            .expect("a cgroup hierarchy");
+        let path = base.join(relative.trim_start_matches('/'));
+        fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for PodCgroup {
+    fn drop(&mut self) {
+        let mut dir = self.0.as_path();
+        while fs::remove_dir(dir).is_ok() {
+            match dir.parent() {
+                Some(parent) if !parent.ends_with("pids") && parent != Path::new("/sys/fs/cgroup") => {
+                    dir = parent
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+#[test]
+fn a_write_from_a_pod_containers_cgroup_names_the_container_and_the_pod() {
+    assert_root("make cgroups and use fanotify");
+    let host = host_with_tree();
+    let work = work_dir_with_actors();
+    let agent = Agent::start(host.path(), work.path(), &[]);
+    let file = host.path().join("srv/existing");
+    let id = "f00dfeedc0ffee0123456789abcdef0123456789abcdef0123456789abcdef01";
+    let uid = "0b7e3c1a-5d2f-4e6a-9c8b-7a6f5e4d3c2b";
+    for (driver, relative, runtime) in [
+        ("cgroupfs", format!("kubepods/besteffort/pod{uid}/{id}"), None),
+        (
+            "systemd",
+            format!(
+                "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
+                uid.replace('-', "_")
+            ),
+            Some("containerd"),
+        ),
+    ] {
+        let cgroup = PodCgroup::new(&relative);
+        let pid = shell(
+            &[],
+            &format!(
+                "echo $$ > {}/cgroup.procs && echo {driver} >> {} && sleep 1",
+                cgroup.0.display(),
+                file.display()
+            ),
+        );
+        let actor = agent
+            .expect("/srv/existing", C::Modified)
+            .actor
+            .expect("an actor");
+        assert_eq!(actor.pid, pid, "{driver}");
+        let container = actor.container.expect(driver);
+        assert_eq!(
+            (container.id.as_str(), container.runtime.as_deref()),
+            (id, runtime),
+            "{driver}"
+        );
+        let pod = actor.pod.expect(driver);
+        assert_eq!(pod.uid, uid, "{driver}");
+        assert_eq!(
+            (pod.namespace, pod.name),
+            (None, None),
+            "standalone asks no API server"
+        );
+        assert_eq!(
+            actor.cgroup.as_deref(),
+            Some(format!("/{relative}").as_str()),
+            "{driver}"
+        );
+    }
+}
+
+#[test]
+fn a_fanotify_overflow_is_said_and_the_change_is_still_reported_without_an_actor() {
+    assert_root("use fanotify");
+    let host = host_with_tree();
+    let work = work_dir_with_actors();
+    let agent = Agent::start(host.path(), work.path(), &[]);
+    // Unwatched, on the same filesystem: fanotify sees these, inotify does not.
+    let scratch = host.path().join("scratch");
+    fs::create_dir(&scratch).unwrap();
+    agent.signal(rustix::process::Signal::STOP);
+    for n in 0..20_000 {
+        fs::File::create(scratch.join(format!("f{n}"))).unwrap();
+    }
+    fs::write(host.path().join("srv/existing"), "written while events were lost").unwrap();
+    agent.signal(rustix::process::Signal::CONT);
+    let change = agent.expect("/srv/existing", C::Modified);
+    assert_eq!(change.actor, None, "{change:#?}");
+    agent.wait_log("fanotify event queue overflowed");
+    // What comes after the gap is named again.
+    let pid = shell(
+        &[],
+        &format!(
+            "echo after >> {}; sleep 1",
+            host.path().join("srv/existing").display()
+        ),
+    );
+    let actor = agent
+        .expect("/srv/existing", C::Modified)
+        .actor
+        .expect("an actor after the gap");
+    assert_eq!(actor.pid, pid);
+}
+
+#[test]
+fn with_actors_off_changes_carry_none_and_the_log_says_nothing_of_them() {
+    assert_root("use fanotify, were it on");
+    let host = host_with_tree();
+    let work = work_dir();
+    let agent = Agent::start(host.path(), work.path(), &[]);
+    shell(
+        &[],
+        &format!(
+            "echo x >> {}; sleep 1",
+            host.path().join("srv/existing").display()
+        ),
+    );
+    let change = agent.expect("/srv/existing", C::Modified);
+    assert_eq!(change.actor, None);
+    assert!(
+        !agent.startup.iter().any(|l| l.contains("actors")),
+        "{:#?}",
+        agent.startup
+    );
+}

@@ -156,6 +156,7 @@ impl Fold {
             changed_drop_ins: Vec::new(),
             mount: None,
             unexplained: None,
+            actor: None,
         };
         OutboxRecord {
             name: change_name(node, &path, ChangeCategory::Aggregated, &detected_at),

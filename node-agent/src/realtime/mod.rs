@@ -18,11 +18,17 @@ use std::{
     time::Duration,
 };
 
-use kubefim_crds::{WorkspaceConfig, nodestatus::RealtimeStatus};
+use kubefim_crds::{
+    WorkspaceConfig,
+    nodestatus::{ActorsState, RealtimeStatus},
+    workspace::ActorsMode,
+};
 use tokio::sync::mpsc::{Receiver, Sender, error::TrySendError};
 pub use watcher::{MOUNT_EVENT, RawEvent, Signal, WatchedEntity, Watcher, read_events, wait_readable};
 
-use crate::{config::WorkspaceKey, hostfs::HostRoot, lock, metrics::Metrics, mounts, resolve};
+use crate::{
+    actors::Actors, config::WorkspaceKey, hostfs::HostRoot, lock, metrics::Metrics, mounts, resolve,
+};
 
 /// Events are gathered until this long passes without a new one...
 const DEBOUNCE_QUIET: Duration = Duration::from_millis(20);
@@ -37,6 +43,10 @@ pub const PENDING_BATCHES: usize = 16;
 #[derive(Debug)]
 pub struct Session {
     pub watcher: Arc<Mutex<Watcher>>,
+    /// Who makes changes, when a realtime workspace asks for actors and fanotify can be used.
+    pub actors: Option<Arc<Actors>>,
+    /// Why actors were asked for and are not learned.
+    actors_refused: Option<String>,
     stop: Arc<AtomicBool>,
     /// Set while the reader thread runs.
     reading: Arc<AtomicBool>,
@@ -51,16 +61,26 @@ pub struct Session {
 pub struct SessionState {
     watcher: Arc<Mutex<Watcher>>,
     reading: Arc<AtomicBool>,
+    actors: Option<Arc<Actors>>,
+    actors_refused: Option<String>,
 }
 
 impl SessionState {
     /// Active while its reader runs; a reader that failed leaves it inactive, saying why.
     pub fn status(&self) -> RealtimeStatus {
         let watcher = lock(&self.watcher);
+        let (actors, actors_reason, actor_events_lost) = match (&self.actors, &self.actors_refused) {
+            (Some(actors), _) => actors.status(),
+            (None, Some(refused)) => (ActorsState::Unavailable, Some(refused.clone()), 0),
+            (None, None) => (ActorsState::Off, None, 0),
+        };
         RealtimeStatus {
             active: self.reading.load(Ordering::Acquire),
             watches: watcher.watch_count() as u64,
             degraded_reason: watcher.degraded.clone(),
+            actors,
+            actors_reason,
+            actor_events_lost,
         }
     }
 }
@@ -86,13 +106,37 @@ impl Session {
                 return None;
             }
         };
+        let wants_actors = |w: &WorkspaceConfig| w.scan.actors == ActorsMode::On;
+        let (actors, actors_refused) = if workspaces.iter().any(|w| w.scan.realtime && wants_actors(w)) {
+            match Actors::start(root, std::path::PathBuf::from("/proc")) {
+                Ok(actors) => {
+                    watcher.set_actors(actors.clone());
+                    (Some(actors), None)
+                }
+                Err(reason) => {
+                    tracing::error!(%reason, "actors asked for cannot be learned; changes are reported without them");
+                    (None, Some(reason))
+                }
+            }
+        } else {
+            (None, None)
+        };
         for workspace in workspaces.iter().filter(|w| w.scan.realtime) {
             for entity in &workspace.entities {
                 if let Ok(resolved) = resolve::resolve(entity, workspace.scan.hash_algorithm, crate::env_var)
                 {
-                    watcher.add_entity(root, &WorkspaceKey::of(workspace), resolved);
+                    watcher.add_entity(
+                        root,
+                        &WorkspaceKey::of(workspace),
+                        resolved,
+                        wants_actors(workspace),
+                    );
                 }
             }
+        }
+        if let Some(actors) = &actors {
+            let (state, reason, _) = actors.status();
+            tracing::info!(state = ?state, reason = reason.as_deref().unwrap_or(""), "actors of realtime changes");
         }
         publish(metrics, &watcher);
         if let Some(reason) = &watcher.degraded {
@@ -116,6 +160,8 @@ impl Session {
                 let reader = spawn_reader(fd, events, stop.clone(), reading.clone(), failed);
                 Some(Self {
                     watcher,
+                    actors,
+                    actors_refused,
                     stop,
                     reading,
                     reader,
@@ -132,6 +178,9 @@ impl Session {
 
     /// Stops the reader thread and drops the watches.
     pub fn stop(self) {
+        if let Some(actors) = &self.actors {
+            actors.stop();
+        }
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.reader.join();
         if let Some(poller) = self.mount_poller {
@@ -144,6 +193,8 @@ impl Session {
         SessionState {
             watcher: self.watcher.clone(),
             reading: self.reading.clone(),
+            actors: self.actors.clone(),
+            actors_refused: self.actors_refused.clone(),
         }
     }
 }

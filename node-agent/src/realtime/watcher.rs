@@ -73,6 +73,8 @@ struct Watch {
 pub struct WatchedEntity {
     pub workspace: WorkspaceKey,
     pub resolved: ResolvedEntity,
+    /// Its workspace names the actors of changes: its directories are registered with them.
+    pub actors: bool,
 }
 
 /// What the events of one batch ask for.
@@ -94,6 +96,8 @@ pub struct Watcher {
     budget: usize,
     /// Why realtime detection is degraded, if it is.
     pub degraded: Option<String>,
+    /// Where directories watched for entities with actors are registered.
+    actors: Option<std::sync::Arc<crate::actors::Actors>>,
 }
 
 const DIR_EVENTS: WatchFlags = WatchFlags::CREATE
@@ -118,6 +122,7 @@ impl Watcher {
             watches: HashMap::new(),
             budget,
             degraded: None,
+            actors: None,
         })
     }
 
@@ -140,11 +145,23 @@ impl Watcher {
     }
 
     /// Watches an entity: its anchor and every directory of it.
-    pub fn add_entity(&mut self, root: &HostRoot, workspace: &WorkspaceKey, resolved: ResolvedEntity) {
+    /// Registers every directory watched from now on for an entity with actors.
+    pub fn set_actors(&mut self, actors: std::sync::Arc<crate::actors::Actors>) {
+        self.actors = Some(actors);
+    }
+
+    pub fn add_entity(
+        &mut self,
+        root: &HostRoot,
+        workspace: &WorkspaceKey,
+        resolved: ResolvedEntity,
+        actors: bool,
+    ) {
         let index = self.entities.len();
         self.entities.push(WatchedEntity {
             workspace: workspace.clone(),
             resolved,
+            actors,
         });
         let resolved = self.entities[index].resolved.clone();
         if resolved.entity_type == EntityType::LinuxService {
@@ -240,6 +257,11 @@ impl Watcher {
         let path = format!("/proc/self/fd/{}", dir.as_raw_fd());
         match inotify::add_watch(&self.fd, path.as_str(), DIR_EVENTS) {
             Ok(wd) => {
+                if let Some(actors) = &self.actors
+                    && self.entities[entity].actors
+                {
+                    actors.register(&dir, &walk::key_to_path(&components.join(&0u8)));
+                }
                 let dir_key = components.join(&0u8);
                 let watches = self.watches.entry(wd).or_default();
                 if !watches.iter().any(|w| w.entity == entity && w.dir_key == dir_key) {

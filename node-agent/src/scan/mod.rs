@@ -158,6 +158,8 @@ pub struct Scanner<'a> {
     /// Threads that walk an entity's subtrees ahead of the merge-join (0: walk on the scan's
     /// own thread).
     pub walkers: usize,
+    /// Names the process behind each change of a targeted (realtime) rescan, when actors are on.
+    pub actors: Option<&'a dyn crate::actors::ActorSource>,
 }
 
 impl std::fmt::Debug for Scanner<'_> {

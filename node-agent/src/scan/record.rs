@@ -90,6 +90,7 @@ fn emit(
         aggregated: None,
         mount: None,
         unexplained: None,
+        actor: None,
     });
 }
 

@@ -59,6 +59,9 @@ impl Scanner<'_> {
         let mut attribution = attributing::Attribution::open(self.root, &snapshot, ws, package_errors)?;
         self.scan_entity_in(&mut scan, &snapshot, Some(&update), scope, &mut |mut change| {
             super::describe_mount(self.root, &mut change);
+            if let Some(actors) = self.actors {
+                change.actor = actors.actor_of(ws, &change);
+            }
             attribution.push(change, &mut |c| queue.push(c))
         })?;
         outcome.add(scan);

@@ -60,6 +60,7 @@ impl Fixture {
             env: &test_env,
             outbox: None,
             walkers: kubefim_agent::resources::walk_threads(),
+            actors: None,
         }
     }
 

@@ -113,6 +113,7 @@ impl Fold {
             aggregated: Some(self.aggregate),
             mount: None,
             unexplained: None,
+            actor: None,
             ..self.first
         }
     }
