@@ -45,6 +45,8 @@ pub struct Agent {
     /// Notified when a scan queued changes in the outbox: the reporter sends them at once
     /// rather than at its next idle poll.
     pub outbox_filled: Arc<tokio::sync::Notify>,
+    /// In the cluster, the names of the pods actors run in.
+    pub pod_names: Option<Arc<dyn crate::actors::PodNames>>,
 }
 
 impl Agent {
@@ -58,6 +60,7 @@ impl Agent {
             outbox: None,
             changes_seen: Arc::new(tokio::sync::Notify::new()),
             outbox_filled: Arc::new(tokio::sync::Notify::new()),
+            pod_names: None,
         }
     }
 

@@ -167,6 +167,7 @@ pub async fn run_loop(
                     &task_workspaces,
                     max_watches,
                     event_sender,
+                    task_agent.pod_names.clone(),
                 )
             });
             started.await.unwrap_or_else(|join| {

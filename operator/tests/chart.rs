@@ -195,6 +195,58 @@ fn the_crds_ship_in_the_chart_crds_directory() {
     }
 }
 
+/// agent.actors.enabled adds what fanotify and /proc need, and only then: SYS_ADMIN and
+/// SYS_PTRACE, the host's PID namespace and listing pods; still not privileged.
+#[test]
+fn actors_add_sys_admin_sys_ptrace_host_pid_and_pod_listing_only_when_enabled() {
+    let pods_listed = |docs: &[Value]| {
+        docs.iter().filter(|d| kind(d) == "ClusterRole").any(|role| {
+            role["rules"].as_sequence().unwrap().iter().any(|rule| {
+                rule["resources"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == "pods")
+            })
+        })
+    };
+    for (set, enabled) in [(vec![], false), (vec!["agent.actors.enabled=true"], true)] {
+        let docs = template_as("kubefim", "kubefim-system", &set);
+        let daemonset = docs.iter().find(|d| kind(d) == "DaemonSet").unwrap();
+        let pod = &daemonset["spec"]["template"]["spec"];
+        let security = &pod["containers"][0]["securityContext"];
+        let added: Vec<&str> = security["capabilities"]["add"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let expected: &[&str] = if enabled {
+            &["DAC_READ_SEARCH", "SYS_ADMIN", "SYS_PTRACE"]
+        } else {
+            &["DAC_READ_SEARCH"]
+        };
+        assert_eq!(added, expected);
+        assert_eq!(pod["hostPID"].as_bool(), enabled.then_some(true));
+        assert_eq!(security["privileged"], Value::Bool(false));
+        assert_eq!(pods_listed(&docs), enabled);
+        let pod_rule = docs
+            .iter()
+            .filter(|d| kind(d) == "ClusterRole")
+            .flat_map(|role| role["rules"].as_sequence().unwrap().iter())
+            .find(|rule| {
+                rule["resources"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == "pods")
+            });
+        if let Some(rule) = pod_rule {
+            assert_eq!(rule["verbs"], serde_yaml::from_str::<Value>("[list]").unwrap());
+        }
+    }
+}
+
 #[test]
 fn the_agent_daemonset_is_not_privileged_and_adds_only_dac_read_search() {
     let docs = template(None);

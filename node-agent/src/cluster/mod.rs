@@ -11,6 +11,7 @@ mod config_source;
 mod events;
 mod heartbeat;
 mod node_status;
+mod pods;
 mod reporter;
 mod store_access;
 
@@ -144,6 +145,11 @@ pub async fn run(options: Options, shutdown: impl std::future::Future<Output = (
         node: options.node.clone(),
         bound: options.outbox_bound,
     });
+    agent.pod_names = Some(Arc::new(pods::NodePods::new(
+        client.clone(),
+        &options.node,
+        tokio::runtime::Handle::current(),
+    )));
     let agent = Arc::new(agent);
     let access = StoreAccess::start(agent.store.clone())?;
     tracing::info!(node = %options.node, namespace = %options.namespace, store = %agent.store.path().display(),

@@ -94,6 +94,7 @@ impl Session {
         workspaces: &[WorkspaceConfig],
         max_watches: usize,
         events: Sender<Vec<RawEvent>>,
+        pod_names: Option<Arc<dyn crate::actors::PodNames>>,
     ) -> Option<Self> {
         if !workspaces.iter().any(|w| w.scan.realtime) {
             return None;
@@ -110,6 +111,9 @@ impl Session {
         let (actors, actors_refused) = if workspaces.iter().any(|w| w.scan.realtime && wants_actors(w)) {
             match Actors::start(root, std::path::PathBuf::from("/proc")) {
                 Ok(actors) => {
+                    if let Some(pods) = pod_names {
+                        actors.set_pod_names(pods);
+                    }
                     watcher.set_actors(actors.clone());
                     (Some(actors), None)
                 }
