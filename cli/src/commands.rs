@@ -133,6 +133,40 @@ pub fn render_entities(workspace: &FimWorkspace, entities: &[MonitoredEntity], w
     )
 }
 
+/// An actor in one line: pid, what runs, who, where.
+fn actor_line(actor: &kubefim_crds::filechange::Actor) -> String {
+    let mut parts = vec![format!("pid {}", actor.pid)];
+    if let Some(what) = actor.executable.as_deref().or(actor.name.as_deref()) {
+        parts.push(what.to_string());
+    }
+    if let Some(command) = &actor.command_line {
+        parts.push(format!("({command})"));
+    }
+    match (&actor.user, actor.uid) {
+        (Some(user), Some(uid)) => parts.push(format!("user {user} ({uid})")),
+        (None, Some(uid)) => parts.push(format!("uid {uid}")),
+        _ => {}
+    }
+    if let Some(login) = actor.login_uid {
+        parts.push(format!("login uid {login}"));
+    }
+    if let Some(parent) = &actor.parent_executable {
+        parts.push(format!("parent {parent}"));
+    }
+    if let Some(pod) = &actor.pod {
+        parts.push(match (&pod.namespace, &pod.name) {
+            (Some(namespace), Some(name)) => format!("pod {namespace}/{name}"),
+            _ => format!("pod uid {}", pod.uid),
+        });
+    } else if let Some(container) = &actor.container {
+        parts.push(format!("container {}", container.id));
+    }
+    if actor.exited {
+        parts.push("(had exited)".to_string());
+    }
+    parts.join(", ")
+}
+
 /// One change: previous and current attributes side by side, then the diff.
 pub fn render_change(change: &FileChange, width: usize) -> String {
     let spec = &change.spec;
@@ -237,6 +271,9 @@ pub fn render_change(change: &FileChange, width: usize) -> String {
         &rows,
         width,
     ));
+    if let Some(actor) = &spec.actor {
+        let _ = writeln!(out, "\nMade by: {}", actor_line(actor));
+    }
     if let Some(diff) = &spec.content_diff {
         let _ = writeln!(
             out,

@@ -103,6 +103,13 @@ enum Command {
         /// verifiable are listed).
         #[arg(long)]
         unexplained: bool,
+        /// Only changes made by this process (realtime changes of workspaces with
+        /// scan.actors On): a user name, a process name, an executable or its file name.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only changes made from this pod, as NAMESPACE/NAME.
+        #[arg(long)]
+        pod: Option<String>,
         /// Count by node, type, category, entity, workspace, attribution (comma-separated).
         #[arg(long)]
         summarize_by: Option<String>,
@@ -264,6 +271,8 @@ async fn run(cli: Cli, target: &mut Target) -> Result<String, Error> {
             entity,
             path,
             unexplained,
+            actor,
+            pod,
             summarize_by,
             output,
         } => {
@@ -291,6 +300,8 @@ async fn run(cli: Cli, target: &mut Target) -> Result<String, Error> {
                 entity,
                 path: path.map(|p| query::path_glob(&p)).transpose()?,
                 unexplained,
+                actor,
+                pod: pod.map(|p| query::pod_ref(&p)).transpose()?,
             };
             let by = summarize_by
                 .map(|s| {

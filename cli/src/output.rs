@@ -280,11 +280,18 @@ pub fn changes_csv(changes: &[FileChange]) -> Result<String> {
             "toVersion",
             "digestVerified",
             "acceptedRevision",
+            "actorPid",
+            "actorExecutable",
+            "actorCommandLine",
+            "actorUser",
+            "actorContainer",
+            "actorPod",
         ])
         .map_err(Error::Csv)?;
     for change in changes {
         let spec = &change.spec;
         let attribution = spec.attribution.as_ref();
+        let actor = spec.actor.as_ref();
         let attributes: Vec<String> = spec
             .changed_attributes
             .iter()
@@ -318,6 +325,26 @@ pub fn changes_csv(changes: &[FileChange]) -> Result<String> {
                 attribution.and_then(|a| a.to_version.as_deref()).unwrap_or(""),
                 attribution.map_or("", |a| if a.digest_verified { "true" } else { "false" }),
                 attribution.and_then(|a| a.revision.as_deref()).unwrap_or(""),
+                &actor.map_or(String::new(), |a| a.pid.to_string()),
+                actor
+                    .and_then(|a| a.executable.as_deref().or(a.name.as_deref()))
+                    .unwrap_or(""),
+                actor.and_then(|a| a.command_line.as_deref()).unwrap_or(""),
+                &actor.map_or(String::new(), |a| {
+                    a.user
+                        .clone()
+                        .or_else(|| a.uid.map(|u| u.to_string()))
+                        .unwrap_or_default()
+                }),
+                actor
+                    .and_then(|a| a.container.as_ref())
+                    .map_or("", |c| c.id.as_str()),
+                &actor.and_then(|a| a.pod.as_ref()).map_or(String::new(), |p| {
+                    match (&p.namespace, &p.name) {
+                        (Some(namespace), Some(name)) => format!("{namespace}/{name}"),
+                        _ => p.uid.clone(),
+                    }
+                }),
             ])
             .map_err(Error::Csv)?;
     }

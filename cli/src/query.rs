@@ -21,6 +21,30 @@ pub struct ChangeQuery {
     pub path: Option<GlobMatcher>,
     /// Only changes nothing explains (no package operation, no baseline accept).
     pub unexplained: bool,
+    /// Only changes whose actor is this process: its user, its name, its executable or the
+    /// executable's file name.
+    pub actor: Option<String>,
+    /// Only changes whose actor ran in this pod (namespace, name).
+    pub pod: Option<(String, String)>,
+}
+
+/// `--pod NAMESPACE/NAME`, naming a bad value.
+pub fn pod_ref(value: &str) -> Result<(String, String)> {
+    match value.split_once('/') {
+        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((namespace.to_string(), name.to_string()))
+        }
+        _ => Err(Error::Usage(format!("--pod {value:?} is not NAMESPACE/NAME"))),
+    }
+}
+
+/// Whether `actor` is the process `wanted` names.
+fn is_actor(actor: &kubefim_crds::filechange::Actor, wanted: &str) -> bool {
+    let executable = actor.executable.as_deref();
+    actor.user.as_deref() == Some(wanted)
+        || actor.name.as_deref() == Some(wanted)
+        || executable == Some(wanted)
+        || executable.and_then(|e| e.rsplit('/').next()) == Some(wanted)
 }
 
 fn set_requirement(key: &str, values: &[String]) -> Option<String> {
@@ -105,6 +129,19 @@ impl ChangeQuery {
                 .attribution
                 .as_ref()
                 .is_some_and(|a| a.kind != kubefim_crds::AttributionKind::OperationUnverified)
+        {
+            return false;
+        }
+        let actor = change.spec.actor.as_ref();
+        if let Some(wanted) = &self.actor
+            && !actor.is_some_and(|a| is_actor(a, wanted))
+        {
+            return false;
+        }
+        if let Some((namespace, name)) = &self.pod
+            && !actor
+                .and_then(|a| a.pod.as_ref())
+                .is_some_and(|p| p.namespace.as_ref() == Some(namespace) && p.name.as_ref() == Some(name))
         {
             return false;
         }

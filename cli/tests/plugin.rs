@@ -241,6 +241,79 @@ fn details_are_ordered_by_node_then_path() {
     );
 }
 
+/// A change with an actor: a shell of pod team-a/web-0, run by root.
+fn with_actor(mut change: FileChange) -> FileChange {
+    change.spec.actor = Some(
+        serde_json::from_value(json!({
+            "pid": 4242, "executable": "/usr/bin/dash", "name": "sh", "commandLine": "sh -c echo x >> f",
+            "uid": 0, "user": "root",
+            "container": {"id": "ab".repeat(32), "runtime": "containerd"},
+            "pod": {"uid": "0b7e3c1a-5d2f-4e6a-9c8b-7a6f5e4d3c2b", "namespace": "team-a", "name": "web-0"}
+        }))
+        .unwrap(),
+    );
+    change
+}
+
+#[test]
+fn changes_are_filtered_by_actor_and_pod_and_export_and_show_them() {
+    let mut changes = sample();
+    changes[1] = with_actor(changes[1].clone());
+    let pick = |query: ChangeQuery| -> Vec<String> {
+        changes
+            .iter()
+            .filter(|c| query.matches(c, now()))
+            .map(|c| c.metadata.name.clone().unwrap())
+            .collect()
+    };
+    for wanted in ["root", "sh", "dash", "/usr/bin/dash"] {
+        let query = ChangeQuery {
+            actor: Some(wanted.into()),
+            ..Default::default()
+        };
+        assert_eq!(pick(query), ["b"], "--actor {wanted}");
+    }
+    for unwanted in ["bash", "usr", "/usr/bin"] {
+        let query = ChangeQuery {
+            actor: Some(unwanted.into()),
+            ..Default::default()
+        };
+        assert!(pick(query).is_empty(), "--actor {unwanted}");
+    }
+    let pod = |value: &str| ChangeQuery {
+        pod: Some(query::pod_ref(value).unwrap()),
+        ..Default::default()
+    };
+    assert_eq!(pick(pod("team-a/web-0")), ["b"]);
+    assert!(pick(pod("team-a/web-1")).is_empty());
+    for bad in ["web-0", "/web-0", "team-a/", "a/b/c"] {
+        let error = query::pod_ref(bad).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("{bad:?}")) && error.contains("NAMESPACE/NAME"),
+            "{error}"
+        );
+    }
+
+    let text = output::changes_csv(&changes).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(&records[1][column("actorPid")], "4242");
+    assert_eq!(&records[1][column("actorExecutable")], "/usr/bin/dash");
+    assert_eq!(&records[1][column("actorUser")], "root");
+    assert_eq!(&records[1][column("actorPod")], "team-a/web-0");
+    assert_eq!(&records[0][column("actorPid")], "", "no actor, no value");
+
+    let shown = commands::render_change(&changes[1], 120);
+    assert!(
+        shown.contains(
+            "Made by: pid 4242, /usr/bin/dash, (sh -c echo x >> f), user root (0), pod team-a/web-0"
+        ),
+        "{shown}"
+    );
+}
+
 #[test]
 fn csv_export_reads_back_with_a_csv_parser() {
     let mut changes = sample();
