@@ -11,6 +11,7 @@
 #   scripts/bench.sh health     # /healthz, /metrics and heartbeats through a 1M-file scan on 1 CPU (KUBECONFIG, root)
 #   scripts/bench.sh render     # operator: per-node configuration for 5,000 nodes
 #   scripts/bench.sh packages-noise  # reinstall 30 packages of a debootstrapped bookworm: what is explained (root)
+#   scripts/bench.sh actors     # write-to-line latency and agent CPU under 1,000 writes/s, actors off and on (root)
 #
 # Trees are generated under $BENCH_DIR (default /tmp/kubefim-bench) and kept between runs.
 # Every timed command runs with a warm page cache (each tree is read once before timing), so the
@@ -289,6 +290,101 @@ print(f"| kubefim-agent standalone | {pick(0.50):.1f} | {pick(0.99):.1f} | {samp
 PY
 }
 
+# Actors off, then on, in the same invocation: a writer appends to 100 monitored files at
+# 1,000 writes/s for 20 s while a probe file is written 5 times a second and timed to its JSON
+# line; the agent's CPU is read from /proc over the window.
+actors_bench() {
+  local host=$bench_dir/actors-host
+  rm -rf "$host"
+  mkdir -p "$host/srv/app/load" "$host/srv/app/probe"
+  for i in $(seq 0 99); do echo "seed" > "$host/srv/app/load/f$i"; done
+  for mode in Off On; do
+    cat > "$bench_dir/actors-$mode.yaml" <<YAML
+apiVersion: kubefim.dev/v1alpha1
+kind: FimWorkspace
+metadata: {name: actors}
+spec: {recommended: {enabled: false}, scan: {interval: 1h, realtime: true, actors: $mode}}
+---
+apiVersion: kubefim.dev/v1alpha1
+kind: MonitoredEntity
+metadata: {name: app}
+spec: {workspace: actors, type: LinuxFile, path: /srv/app, recursive: true}
+YAML
+  done
+  python3 - "$agent" "$bench_dir" "$host" <<'PY'
+import json, os, shutil, subprocess, sys, threading, time
+agent, bench, host = sys.argv[1:4]
+hz = os.sysconf("SC_CLK_TCK")
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / hz
+
+def run(mode):
+    state = os.path.join(bench, f"actors-state-{mode}")
+    shutil.rmtree(state, ignore_errors=True)
+    proc = subprocess.Popen([agent, "--log-format", "json", "standalone", "--config", os.path.join(bench, f"actors-{mode}.yaml"),
+                             "--host-root", host, "--state-dir", state, "--metrics-addr", "none"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    for line in proc.stderr:
+        if "scan finished" in line:
+            break
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    seen, lock, probes = {}, threading.Lock(), []
+    counts = {"changes": 0, "with_actor": 0}
+    def reader():
+        for line in proc.stdout:
+            change = json.loads(line)
+            with lock:
+                counts["changes"] += 1
+                counts["with_actor"] += "actor" in change
+                seen[change["path"]] = time.monotonic()
+    threading.Thread(target=reader, daemon=True).start()
+    stop = threading.Event()
+    writes = [0]
+    def writer():
+        files = [open(os.path.join(host, f"srv/app/load/f{i}"), "a") for i in range(100)]
+        start = time.monotonic()
+        while not stop.is_set():
+            files[writes[0] % 100].write("x\n"); files[writes[0] % 100].flush()
+            writes[0] += 1
+            time.sleep(max(0, start + writes[0] / 1000 - time.monotonic()))
+    cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+    threading.Thread(target=writer, daemon=True).start()
+    for i in range(100):
+        path = f"/srv/app/probe/p{i}"
+        start = time.monotonic()
+        with open(os.path.join(host, path.lstrip("/")), "w") as f:
+            f.write("probe\n")
+        while True:
+            with lock:
+                if path in seen:
+                    probes.append((seen[path] - start) * 1000)
+                    break
+            if time.monotonic() - start > 10:
+                probes.append(float("inf"))
+                break
+            time.sleep(0.001)
+        time.sleep(max(0, start + 0.2 - time.monotonic()))
+    stop.set()
+    cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0) * 100
+    rate = writes[0] / (time.monotonic() - t0)
+    time.sleep(1)
+    proc.terminate(); proc.wait()
+    probes.sort()
+    pick = lambda q: probes[min(len(probes) - 1, int(q * len(probes)))]
+    return pick(0.5), pick(0.99), cpu, rate, counts["changes"], counts["with_actor"]
+
+rows = {mode: run(mode) for mode in ["Off", "On"]}
+print("\n| actors, 100 monitored files appended to at ~1,000 writes/s for 20 s, a probe written 5 times a second | probe p50 (ms) | probe p99 (ms) | agent CPU (% of one core) | writes/s | changes reported | with an actor |")
+print("|---|---|---|---|---|---|---|")
+for mode, (p50, p99, cpu, rate, changes, with_actor) in rows.items():
+    print(f"| scan.actors: {mode} | {p50:.1f} | {p99:.1f} | {cpu:.1f} | {rate:.0f} | {changes} | {with_actor} |")
+off, on = rows["Off"], rows["On"]
+print(f"| ratio On / Off | {on[0] / off[0]:.2f} | {on[1] / off[1]:.2f} | {on[2] / off[2]:.2f} | | | |")
+PY
+}
+
 # Realtime through a real API server: needs KUBECONFIG (see docs/e2e.md); runs the ignored
 # end-to-end benchmark, which prints its table.
 cluster_realtime_bench() {
@@ -399,6 +495,7 @@ case "$what" in
   health) health_bench ;;
   render) render_bench ;;
   packages-noise) packages_noise_bench ;;
+  actors) actors_bench ;;
   all) scan_bench; idle_bench; realtime_bench; render_bench ;;
   *) echo "usage: scripts/bench.sh [all|scan|compare BIN|idle|realtime|cluster-realtime|cluster-retention|health|render|packages-noise]" >&2; exit 2 ;;
 esac

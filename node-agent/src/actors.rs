@@ -105,9 +105,12 @@ struct Shared {
     directories: Mutex<Directories>,
     recent: Mutex<Recent>,
     lost: AtomicU64,
-    /// When the reader last found the kernel's queue empty, and a condition to wait for it.
+    /// When the read began whose events the reader has last finished with (every event queued
+    /// before it has been read), and a condition to wait for it to move.
     caught_up: Mutex<Instant>,
     caught_up_changed: Condvar,
+    /// Set while the reader waits on an empty queue, all it read processed.
+    idle: AtomicBool,
     stop: AtomicBool,
     reading: AtomicBool,
     failed: Mutex<Option<String>>,
@@ -148,6 +151,7 @@ impl Actors {
             lost: AtomicU64::new(0),
             caught_up: Mutex::new(Instant::now()),
             caught_up_changed: Condvar::new(),
+            idle: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             reading: AtomicBool::new(true),
             failed: Mutex::new(None),
@@ -207,22 +211,24 @@ impl Actors {
             .insert((fsid, handle_type, handle), path.to_string());
     }
 
-    /// Waits (at most [`CATCH_UP`]) until the reader has found the queue empty after now, so
-    /// that the events of what a rescan is about to report have been read.
+    /// Waits (at most [`CATCH_UP`]) until every event queued before now has been read and
+    /// mapped, so that the events of what a rescan is about to report are known: a read begun
+    /// since has been processed, or the reader is idle on a queue with nothing to read.
     fn catch_up(&self) {
         let asked = Instant::now();
         let deadline = asked + CATCH_UP;
         let mut caught_up = lock(&self.shared.caught_up);
         while *caught_up < asked && self.shared.reading.load(Ordering::Acquire) {
+            // The queue first, then the reader: empty and idle means all was processed.
+            if !readable(&self.group) && self.shared.idle.load(Ordering::Acquire) {
+                return;
+            }
             let now = Instant::now();
             if now >= deadline {
                 return;
             }
-            caught_up = match self
-                .shared
-                .caught_up_changed
-                .wait_timeout(caught_up, deadline - now)
-            {
+            let wait = (deadline - now).min(Duration::from_millis(2));
+            caught_up = match self.shared.caught_up_changed.wait_timeout(caught_up, wait) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
@@ -283,6 +289,16 @@ impl ActorSource for Actors {
     }
 }
 
+/// Whether the group has events to read.
+fn readable(group: &OwnedFd) -> bool {
+    let mut poll = [rustix::event::PollFd::new(group, rustix::event::PollFlags::IN)];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::event::poll(&mut poll, Some(&zero)).is_ok_and(|ready| ready > 0)
+}
+
 /// The reader thread: reads events until `stop`, mapping each to a path and reading its
 /// process.
 fn read_events(group: &OwnedFd, shared: &Shared, proc: &std::path::Path, mut users: process::Users) {
@@ -291,11 +307,14 @@ fn read_events(group: &OwnedFd, shared: &Shared, proc: &std::path::Path, mut use
     let mut buffer = vec![0u8; 256 << 10];
     let mut last_overflow_log: Option<Instant> = None;
     while !shared.stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        shared.idle.store(false, Ordering::Release);
         let read = rustix::io::read(group, &mut buffer);
         let len = match read {
             Ok(len) => len,
             Err(rustix::io::Errno::AGAIN) => {
-                *lock(&shared.caught_up) = Instant::now();
+                *lock(&shared.caught_up) = started;
+                shared.idle.store(true, Ordering::Release);
                 shared.caught_up_changed.notify_all();
                 let mut poll = [rustix::event::PollFd::new(group, rustix::event::PollFlags::IN)];
                 let timeout = rustix::event::Timespec {
@@ -361,6 +380,8 @@ fn read_events(group: &OwnedFd, shared: &Shared, proc: &std::path::Path, mut use
             };
             lock(&shared.recent).insert(path, actor);
         }
+        *lock(&shared.caught_up) = started;
+        shared.caught_up_changed.notify_all();
     }
     shared.reading.store(false, Ordering::Release);
     shared.caught_up_changed.notify_all();
