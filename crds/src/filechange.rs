@@ -147,6 +147,11 @@ pub struct Actor {
     /// The process had exited before it could be read: only what is given was learned.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exited: bool,
+    /// The process ran another program (exec) within a second of the change, perhaps before it
+    /// was read: what it ran when it made the change is not known, so its executable, name and
+    /// command line are left out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exec_after_change: bool,
 }
 
 /// A container, as its runtime names it.

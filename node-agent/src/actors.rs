@@ -43,7 +43,11 @@ const MASK: u64 = sys::fan::MODIFY
     | sys::fan::DELETE
     | sys::fan::MOVED_FROM
     | sys::fan::MOVED_TO
+    | sys::fan::OPEN_EXEC
     | sys::fan::ONDIR;
+/// A process that execs within this long of being read for a change may have been read as
+/// the program it became: its executable, name and command line are dropped.
+const EXEC_RACE: Duration = Duration::from_secs(1);
 /// Paths remembered with their last actor, at most...
 pub const RECENT_MAX: usize = 16_384;
 /// ...and for at most this long (a realtime rescan can wait behind a long full scan).
@@ -304,6 +308,8 @@ fn readable(group: &OwnedFd) -> bool {
 fn read_events(group: &OwnedFd, shared: &Shared, proc: &std::path::Path, mut users: process::Users) {
     let own_pid = std::process::id();
     let mut processes: HashMap<u32, (Instant, Actor)> = HashMap::new();
+    // The paths attributed from each reading of a process in the last [`EXEC_RACE`].
+    let mut readings: HashMap<u32, (Instant, Vec<String>)> = HashMap::new();
     let mut buffer = vec![0u8; 256 << 10];
     let mut last_overflow_log: Option<Instant> = None;
     while !shared.stop.load(Ordering::Relaxed) {
@@ -335,7 +341,31 @@ fn read_events(group: &OwnedFd, shared: &Shared, proc: &std::path::Path, mut use
         if !clean {
             tracing::warn!("a malformed fanotify event ended its batch; the rest of it carries no actor");
         }
+        let batch_read = Instant::now();
+        readings.retain(|_, (at, _)| at.elapsed() < EXEC_RACE);
         for event in events {
+            if event.mask & sys::fan::OPEN_EXEC != 0 {
+                // An exec is no change; it may make what was read of its process wrong.
+                if let Ok(pid) = u32::try_from(event.pid) {
+                    processes.remove(&pid);
+                    if let Some((read_at, paths)) = readings.remove(&pid)
+                        && (read_at >= batch_read || read_at.elapsed() < EXEC_RACE)
+                    {
+                        let mut recent = lock(&shared.recent);
+                        for path in paths {
+                            if let Some((_, actor)) = recent.by_path.get_mut(&path)
+                                && actor.pid == pid
+                            {
+                                actor.executable = None;
+                                actor.command_line = None;
+                                actor.name = None;
+                                actor.exec_after_change = true;
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
             if event.overflow() {
                 shared.lost.fetch_add(1, Ordering::Relaxed);
                 // What was learned before the gap may no longer be the last writer of a path.
@@ -367,17 +397,24 @@ fn read_events(group: &OwnedFd, shared: &Shared, proc: &std::path::Path, mut use
                 name if dir == "/" => format!("/{}", String::from_utf8_lossy(name)),
                 name => format!("{dir}/{}", String::from_utf8_lossy(name)),
             };
-            let actor = match processes.get(&pid) {
-                Some((at, actor)) if at.elapsed() < PROCESS_FRESH => actor.clone(),
+            let (read_at, actor) = match processes.get(&pid) {
+                Some((at, actor)) if at.elapsed() < PROCESS_FRESH => (*at, actor.clone()),
                 _ => {
                     if processes.len() >= 4096 {
                         processes.clear();
                     }
                     let actor = process::read(proc, pid, &mut users);
-                    processes.insert(pid, (Instant::now(), actor.clone()));
-                    actor
+                    let now = Instant::now();
+                    processes.insert(pid, (now, actor.clone()));
+                    (now, actor)
                 }
             };
+            if readings.len() < 4096 {
+                let paths = &mut readings.entry(pid).or_insert((read_at, Vec::new())).1;
+                if paths.len() < 1024 {
+                    paths.push(path.clone());
+                }
+            }
             lock(&shared.recent).insert(path, actor);
         }
         *lock(&shared.caught_up) = started;

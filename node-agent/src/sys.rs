@@ -20,6 +20,7 @@ pub mod fan {
 
     pub const MODIFY: u64 = 0x0000_0002;
     pub const ATTRIB: u64 = 0x0000_0004;
+    pub const OPEN_EXEC: u64 = 0x0000_1000;
     pub const MOVED_FROM: u64 = 0x0000_0040;
     pub const MOVED_TO: u64 = 0x0000_0080;
     pub const CREATE: u64 = 0x0000_0100;

@@ -580,7 +580,8 @@ fn with_actors_on_a_shells_write_names_its_pid_executable_command_line_and_user(
     .unwrap();
 
     // A shell that stays a moment after its write, as an interactive one does.
-    let script = format!("echo x >> {}; sleep 1", file.display());
+    // (`; true` keeps sleep from being exec'd in the shell's place.)
+    let script = format!("echo x >> {}; sleep 1; true", file.display());
     let pid = shell(&[], &script);
     let actor = agent
         .expect("/srv/existing", C::Modified)
@@ -605,7 +606,7 @@ fn with_actors_on_a_shells_write_names_its_pid_executable_command_line_and_user(
     agent.expect("/srv/existing", C::Modified);
     let pid = shell(
         &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
-        &format!("echo y >> {}; sleep 1", file.display()),
+        &format!("echo y >> {}; sleep 1; true", file.display()),
     );
     let actor = agent
         .expect("/srv/existing", C::Modified)
@@ -613,6 +614,20 @@ fn with_actors_on_a_shells_write_names_its_pid_executable_command_line_and_user(
         .expect("an actor");
     assert_eq!((actor.pid, actor.uid, actor.gid), (pid, Some(65534), Some(65534)));
     assert_eq!(actor.user.as_deref(), Some("hostnobody"));
+
+    // A shell that becomes another program right after its write: what it ran then is not
+    // known, and is not guessed from what it runs now.
+    let pid = shell(&[], &format!("echo w >> {}; exec sleep 1", file.display()));
+    let actor = agent
+        .expect("/srv/existing", C::Modified)
+        .actor
+        .expect("an actor");
+    assert_eq!((actor.pid, actor.uid), (pid, Some(0)));
+    assert!(actor.exec_after_change, "{actor:#?}");
+    assert_eq!(
+        (actor.executable, actor.name, actor.command_line),
+        (None, None, None)
+    );
 
     // A shell gone the moment it wrote, and reaped at once: its pid, and that it had exited
     // before it could be read, unless the agent won the race (then all of it).
