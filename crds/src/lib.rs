@@ -18,6 +18,7 @@ pub mod nodestatus;
 pub mod sensitive;
 pub mod units;
 pub mod workspace;
+pub mod yaml;
 
 pub use agent_config::{AgentConfig, EntityConfig, WorkspaceConfig};
 pub use catalog::{CatalogItem, RECOMMENDED, TargetOs};
@@ -45,6 +46,12 @@ pub enum Error {
 
     #[error("agent configuration is not valid YAML for kubefim {VERSION}")]
     AgentConfigYaml(#[source] serde_yaml::Error),
+
+    #[error("a CRD could not be written as YAML")]
+    CrdYaml(#[source] serde_yaml::Error),
+
+    #[error("the CRD YAML would not say what the CRD says: {0}")]
+    CrdYamlMeaning(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

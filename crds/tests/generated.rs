@@ -24,12 +24,75 @@ fn committed_crds_match_crdgen_output() {
                 path.display()
             )
         });
-        let generated = serde_yaml::to_string(&crd).unwrap();
+        let generated = kubefim_crds::yaml::crd_yaml(&crd).unwrap();
         assert!(
             committed == generated,
             "{} is out of date: run `cargo run -p kubefim-crds --bin crdgen` and commit the result",
             path.display()
         );
+    }
+}
+
+/// kubectl and Helm read YAML 1.1, where a bare `Off` is `false`: the committed files must mean
+/// to Kubernetes' own reader what crdgen meant (found when the API server refused the chart's
+/// CRDs for `default: Off`). kubectl converts the file offline (`label --local`).
+#[test]
+fn committed_crds_mean_to_kubectl_what_crdgen_means() {
+    for crd in kubefim_crds::crds() {
+        let path = repo_root()
+            .join("charts/kubefim/crds")
+            .join(format!("{}.yaml", crd.spec.names.plural));
+        let output = std::process::Command::new("kubectl")
+            .args(["label", "--local", "-o", "json", "-f"])
+            .arg(&path)
+            .arg("kubefim.dev/read-by=kubectl")
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("kubectl runs (it is on every development and CI machine)");
+        assert!(
+            output.status.success(),
+            "kubectl could not read {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let labels = read["metadata"].as_object_mut().unwrap().remove("labels");
+        assert_eq!(
+            labels,
+            Some(serde_json::json!({"kubefim.dev/read-by": "kubectl"}))
+        );
+        let mut meant = serde_json::to_value(&crd).unwrap();
+        // JSON does not tell 10000 from 10000.0 (schema bounds are f64 in k8s-openapi).
+        numbers_as_f64(&mut read);
+        numbers_as_f64(&mut meant);
+        if read != meant {
+            let read_text = serde_json::to_string_pretty(&read).unwrap();
+            let meant_text = serde_json::to_string_pretty(&meant).unwrap();
+            let first = read_text
+                .lines()
+                .zip(meant_text.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            panic!(
+                "kubectl reads {} differently from crdgen, first at line {first}: kubectl {:?}, crdgen {:?}",
+                path.display(),
+                read_text.lines().nth(first),
+                meant_text.lines().nth(first)
+            );
+        }
+    }
+}
+
+fn numbers_as_f64(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(f) = n.as_f64().and_then(serde_json::Number::from_f64) {
+                *n = f;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(numbers_as_f64),
+        serde_json::Value::Object(map) => map.values_mut().for_each(numbers_as_f64),
+        _ => {}
     }
 }
 

@@ -8,7 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "charts/kubefim/crds".to_string());
     for crd in kubefim_crds::crds() {
-        let yaml = serde_yaml::to_string(&crd)?;
+        let yaml = kubefim_crds::yaml::crd_yaml(&crd)?;
         if target == "-" {
             print!("---\n{yaml}");
             continue;
