@@ -8,7 +8,8 @@
 # deleted agent pod resuming from the node's state with no BaselineReset, and a change made while
 # no agent ran reported after; a helm upgrade rolling the agent without re-baselining; a real
 # Prometheus scraping the agent through the chart's Service, every dashboard query answering;
-# helm uninstall removing every object the chart made. Ends with "N passed, M failed".
+# with actors enabled, a pod writing a monitored file through a hostPath mount named in its
+# FileChange; helm uninstall removing every object the chart made. Ends with "N passed, M failed".
 #
 #   KUBECONFIG=... scripts/e2e-node.sh
 #
@@ -16,6 +17,8 @@
 # KUBEFIM_IMAGE_LOADER: ctr (this machine's containerd, namespace k8s.io), kind (kind load
 #   image-archive), none (the nodes can already pull it); guessed when unset.
 # KUBEFIM_E2E_NODE_WATCH_SECONDS: how long the agent is watched for restarts (default 600).
+# KUBEFIM_E2E_NODE_SHELL_IMAGE: an image with /bin/sh the nodes can run, for the pod that writes
+#   a monitored file through a hostPath mount (default docker.io/library/busybox:1.36).
 # KUBEFIM_E2E_NODE_KEEP=1 leaves the release installed at the end.
 # Changes are written on the node's host: on this machine when the node's address is one of this
 # machine's, in the node's container on kind.
@@ -243,6 +246,57 @@ if command -v prometheus >/dev/null 2>&1; then
 else
   fail "a real Prometheus scrapes the agent (prometheus is not installed: apt-get install prometheus)"
 fi
+
+# ---- actors: the pod behind a change
+shell_image=${KUBEFIM_E2E_NODE_SHELL_IMAGE:-docker.io/library/busybox:1.36}
+# With agent.actors.enabled and the workspace's scan.actors On, a line appended to a monitored
+# file from inside a pod that mounts the host's /etc arrives as a FileChange naming that pod,
+# its container and the shell that wrote it.
+helm upgrade "$release" charts/kubefim -n "$ns" "${helm_values[@]}" --set agent.actors.enabled=true >/dev/null
+kubectl -n $ns patch fimworkspace default --type merge -p '{"spec":{"scan":{"actors":"On"}}}' >/dev/null
+actors_active() { status_json | jq -e '.status.realtime.actors == "Active"' >/dev/null; }
+check "with agent.actors.enabled and scan.actors On, the node's status says actors are Active" wait_for 180 actors_active
+status_json | jq -r '"      actors \(.status.realtime.actors) \(.status.realtime.actorsReason // "")"'
+writer_ns=kubefim-e2e-writer
+kubectl create namespace "$writer_ns" >/dev/null
+kubectl -n "$writer_ns" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: writer}
+spec:
+  nodeName: $node
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 0
+  containers:
+    - name: shell
+      image: $shell_image
+      imagePullPolicy: IfNotPresent
+      command: ["sh", "-c", "sleep 3600"]
+      volumeMounts: [{name: host-etc, mountPath: /host-etc}]
+  volumes: [{name: host-etc, hostPath: {path: /etc, type: Directory}}]
+EOF
+writer_running() { [ "$(kubectl -n "$writer_ns" get pod writer -o jsonpath='{.status.phase}')" = Running ]; }
+named_pod() {
+  wait_for 120 writer_running || { echo "      the writer pod is not Running"; return 1; }
+  local path=/etc/host.conf uid container
+  uid=$(kubectl -n "$writer_ns" get pod writer -o jsonpath='{.metadata.uid}')
+  container=$(kubectl -n "$writer_ns" get pod writer -o jsonpath='{.status.containerStatuses[0].containerID}')
+  on_node "cp $path /tmp/kubefim-e2e-host.conf"
+  local written; written=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  kubectl -n "$writer_ns" exec writer -- sh -c "echo '# kubefim e2e-node actor' >> /host-etc/host.conf"
+  actor() {
+    kubectl -n $ns get filechanges -o json | jq -ce --arg p "$path" --arg after "$written" \
+      '[.items[] | select(.spec.path == $p and .spec.actor != null and .spec.detectedAt[0:19] >= $after[0:19])] | last | .spec.actor'
+  }
+  wait_for 30 actor || { echo "      no FileChange of $path with an actor"; on_node "cat /tmp/kubefim-e2e-host.conf > $path"; return 1; }
+  local seen; seen=$(actor)
+  echo "      actor: $seen"
+  on_node "cat /tmp/kubefim-e2e-host.conf > $path"
+  echo "$seen" | jq -e --arg ns "$writer_ns" --arg uid "$uid" --arg id "${container#*://}" \
+    '.pod.namespace == $ns and .pod.name == "writer" and .pod.uid == $uid and .container.id == $id and .uid == 0' >/dev/null
+}
+check "a line appended to /etc/host.conf from a pod with a hostPath mount names that pod, its container and uid" named_pod
+kubectl delete namespace "$writer_ns" --wait=false >/dev/null
 
 # ---- uninstall
 if [ "${KUBEFIM_E2E_NODE_KEEP:-}" != 1 ]; then
