@@ -683,12 +683,20 @@ fn a_write_from_a_pod_containers_cgroup_names_the_container_and_the_pod() {
     let file = host.path().join("srv/existing");
     let id = "f00dfeedc0ffee0123456789abcdef0123456789abcdef0123456789abcdef01";
     let uid = "0b7e3c1a-5d2f-4e6a-9c8b-7a6f5e4d3c2b";
+    // Under a cgroup root of the test's own: on a machine that is also a node, the kubelet
+    // removes pod cgroups under its /kubepods that belong to no pod it runs (seen on the real
+    // node: the shell's move into the cgroup failed).
+    let root = format!("kubefim-test-{}", std::process::id());
     for (driver, relative, runtime) in [
-        ("cgroupfs", format!("kubepods/besteffort/pod{uid}/{id}"), None),
+        (
+            "cgroupfs",
+            format!("{root}/kubepods/besteffort/pod{uid}/{id}"),
+            None,
+        ),
         (
             "systemd",
             format!(
-                "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
+                "{root}/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
                 uid.replace('-', "_")
             ),
             Some("containerd"),

@@ -95,11 +95,37 @@ pub fn read(proc: &Path, pid: u32, users: &mut Users) -> Actor {
         .parent_pid
         .and_then(|ppid| executable(&proc.join(ppid.to_string())));
     actor.user = actor.uid.and_then(|uid| users.name(uid));
-    // Gone before the reads were done: what was read stands, and says it may be partial.
-    if zombie || !dir.exists() {
+    // Gone, or on its way out, before the reads were done: what was read stands, and says it
+    // may be partial. A process loses its memory (executable, command line) in exit before it
+    // becomes a zombie; only its stat flags say it is exiting then (seen under load: no
+    // executable, no command line, the state still R).
+    if zombie || !dir.exists() || exiting(&dir) {
         actor.exited = true;
     }
     actor
+}
+
+/// PF_EXITING in the kernel's task flags: the process is in exit.
+const PF_EXITING: u64 = 0x4;
+
+/// Whether `dir`'s process is exiting, exited or gone, by its stat line.
+fn exiting(dir: &Path) -> bool {
+    match read_bounded(&dir.join("stat"), SMALL_FILE_MAX) {
+        Ok(stat) => stat_says_exiting(&String::from_utf8_lossy(&stat)),
+        Err(_) => true,
+    }
+}
+
+/// Reads state and flags of a /proc/PID/stat line, after the command name in parentheses
+/// (which may itself hold spaces and parentheses); an unreadable line says nothing.
+fn stat_says_exiting(stat: &str) -> bool {
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first().copied().unwrap_or("");
+    let flags = fields.get(6).and_then(|flags| flags.parse::<u64>().ok());
+    matches!(state, "Z" | "X" | "x") || flags.is_some_and(|flags| flags & PF_EXITING != 0)
 }
 
 fn executable(dir: &Path) -> Option<String> {
@@ -273,6 +299,21 @@ mod tests {
             (actor.executable, actor.command_line, actor.cgroup),
             (None, None, None)
         );
+    }
+
+    #[test]
+    fn a_stat_line_says_exiting_by_its_flags_or_state_whatever_the_name_holds() {
+        // pid (comm) state ppid pgrp session tty_nr tpgid flags ...
+        let running = "42 (sh) R 1 42 42 0 -1 4194560 120 0 0 0";
+        assert!(!stat_says_exiting(running));
+        let in_exit = "42 (sh) R 1 42 42 0 -1 4194564 120 0 0 0";
+        assert!(stat_says_exiting(in_exit));
+        assert!(stat_says_exiting("42 (sh) Z 1 42 42 0 -1 4194820 120 0 0 0"));
+        assert!(!stat_says_exiting("42 (a) R (b) S 1 42 42 0 -1 4194560 1 0 0 0"));
+        assert!(stat_says_exiting("42 (a) R (b) S 1 42 42 0 -1 4194564 1 0 0 0"));
+        assert!(!stat_says_exiting("garbage"));
+        // This process is not exiting.
+        assert!(!exiting(Path::new(&format!("/proc/{}", std::process::id()))));
     }
 
     #[test]
