@@ -288,10 +288,12 @@ named_pod() {
     kubectl -n $ns get filechanges -o json | jq -ce --arg p "$path" --arg after "$written" \
       '[.items[] | select(.spec.path == $p and .spec.actor != null and .spec.detectedAt[0:19] >= $after[0:19])] | last | .spec.actor'
   }
-  wait_for 30 actor || { echo "      no FileChange of $path with an actor"; on_node "cat /tmp/kubefim-e2e-host.conf > $path"; return 1; }
-  local seen; seen=$(actor)
-  echo "      actor: $seen"
+  local found=0 seen
+  wait_for 30 actor || found=1
+  seen=$(actor)
   on_node "cat /tmp/kubefim-e2e-host.conf > $path"
+  [ "$found" = 0 ] || { echo "      no FileChange of $path with an actor"; return 1; }
+  echo "      actor: $seen"
   echo "$seen" | jq -e --arg ns "$writer_ns" --arg uid "$uid" --arg id "${container#*://}" \
     '.pod.namespace == $ns and .pod.name == "writer" and .pod.uid == $uid and .container.id == $id and .uid == 0' >/dev/null
 }

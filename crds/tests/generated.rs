@@ -12,12 +12,19 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Where crdgen writes `crd` in the chart.
+fn committed_crd_path(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> PathBuf {
+    repo_root()
+        .join("charts/kubefim/crds")
+        .join(format!("{}.yaml", crd.spec.names.plural))
+}
+
 #[test]
 fn committed_crds_match_crdgen_output() {
     for crd in kubefim_crds::crds() {
-        let path = repo_root()
-            .join("charts/kubefim/crds")
-            .join(format!("{}.yaml", crd.spec.names.plural));
+        let path = committed_crd_path(&crd);
         let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
                 "{}: {e}; run `cargo run -p kubefim-crds --bin crdgen`",
@@ -39,9 +46,7 @@ fn committed_crds_match_crdgen_output() {
 #[test]
 fn committed_crds_mean_to_kubectl_what_crdgen_means() {
     for crd in kubefim_crds::crds() {
-        let path = repo_root()
-            .join("charts/kubefim/crds")
-            .join(format!("{}.yaml", crd.spec.names.plural));
+        let path = committed_crd_path(&crd);
         let output = std::process::Command::new("kubectl")
             .args(["label", "--local", "-o", "json", "-f"])
             .arg(&path)

@@ -99,7 +99,7 @@ pub fn read(proc: &Path, pid: u32, users: &mut Users) -> Actor {
     // may be partial. A process loses its memory (executable, command line) in exit before it
     // becomes a zombie; only its stat flags say it is exiting then (seen under load: no
     // executable, no command line, the state still R).
-    if zombie || !dir.exists() || exiting(&dir) {
+    if zombie || exiting(&dir) {
         actor.exited = true;
     }
     actor
@@ -108,7 +108,8 @@ pub fn read(proc: &Path, pid: u32, users: &mut Users) -> Actor {
 /// PF_EXITING in the kernel's task flags: the process is in exit.
 const PF_EXITING: u64 = 0x4;
 
-/// Whether `dir`'s process is exiting, exited or gone, by its stat line.
+/// Whether `dir`'s process is exiting, exited or gone (its stat line unreadable), by its stat
+/// line.
 fn exiting(dir: &Path) -> bool {
     match read_bounded(&dir.join("stat"), SMALL_FILE_MAX) {
         Ok(stat) => stat_says_exiting(&String::from_utf8_lossy(&stat)),
